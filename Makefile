@@ -1,0 +1,70 @@
+# One command per task; the same commands locally and in CI (docs/operations.md).
+PYTHON_BIN ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+CONSTRAINTS := requirements/constraints.txt
+# The test configuration's secret (DEBUG is off in tests, so one must be set).
+TEST_ENV := SECRET_KEY=test-only-not-a-secret
+PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/modelvault
+ARGS ?=
+
+.PHONY: install install-dev run serve test test-sqlite test-postgres lint format \
+        migrations-check ci bench lock clean
+
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
+	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-dev: $(VENV)/.installed-dev
+
+# Fresh clone -> install -> migrate -> demo data -> serve on 127.0.0.1:8000 (embedded default).
+run: install
+	DEBUG=true $(PY) manage.py migrate --noinput
+	DEBUG=true $(PY) manage.py seed_demo
+	@echo "Serving on http://127.0.0.1:8000/ (admin console: /admin/)"
+	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
+
+test: install-dev
+	$(TEST_ENV) $(BIN)/pytest $(ARGS)
+
+# CI: the suite on SQLite, then again on PostgreSQL with Redis and a real Celery worker.
+test-sqlite: install-dev
+	$(TEST_ENV) REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 $(BIN)/pytest -m "not postgres and not services" $(ARGS)
+
+test-postgres: install-dev
+	$(TEST_ENV) REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 DATABASE_URL=$(PG_TEST_URL) \
+		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest $(ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install-dev
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrations-check: install-dev
+	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
+
+ci: lint migrations-check test-sqlite test-postgres
+
+# Figures, not pass/fail: prints them and writes bench/results.json. SCALE=N for more models.
+SCALE ?= 1000
+bench: install-dev
+	$(TEST_ENV) $(PY) -m bench.run --scale $(SCALE)
+
+# Re-pin the exact versions CI installs, after changing a range in pyproject.toml.
+lock: install-dev
+	$(PY) -m pip freeze --exclude-editable > $(CONSTRAINTS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache *.egg-info

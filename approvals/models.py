@@ -1,0 +1,1 @@
+# Stage change requests and reviews live here (SPEC 3.4).

@@ -1,0 +1,45 @@
+from registry.models.activity import ActivityChain, ActivityEvent
+from registry.models.artifacts import Artifact, Blob
+from registry.models.catalog import (
+    Branch,
+    Comment,
+    ModelGroupPermission,
+    ModelUserPermission,
+    RegisteredModel,
+    Watch,
+)
+from registry.models.choices import LockLevel, ModelPermission, Role, Stage, Visibility
+from registry.models.orgs import Membership, Organization, Team
+from registry.models.versions import (
+    FREE_METADATA_FIELDS,
+    INGREDIENT_FIELDS,
+    ModelVersion,
+    VersionParent,
+    VersionSequence,
+)
+
+__all__ = [
+    "FREE_METADATA_FIELDS",
+    "INGREDIENT_FIELDS",
+    "ActivityChain",
+    "ActivityEvent",
+    "Artifact",
+    "Blob",
+    "Branch",
+    "Comment",
+    "LockLevel",
+    "Membership",
+    "ModelGroupPermission",
+    "ModelPermission",
+    "ModelUserPermission",
+    "ModelVersion",
+    "Organization",
+    "RegisteredModel",
+    "Role",
+    "Stage",
+    "Team",
+    "VersionParent",
+    "VersionSequence",
+    "Visibility",
+    "Watch",
+]

@@ -1,0 +1,93 @@
+from django.conf import settings
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from registry.errors import Invalid, Locked
+from registry.models.choices import LockLevel
+from registry.models.versions import ModelVersion
+
+
+class Blob(models.Model):
+    """Bytes stored once under their SHA-256, whatever number of artifacts point at them."""
+
+    sha256 = models.CharField(max_length=64, primary_key=True)
+    size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"sha256:{self.sha256[:12]}… ({self.size} bytes)"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            stored = Blob._base_manager.filter(pk=self.pk).values("size").first()
+            if stored is not None and stored["size"] != self.size:
+                raise Invalid("a blob is content-addressed: its size never changes")
+        super().save(*args, **kwargs)
+
+
+def _refuse_for_closed_versions(version_ids, action: str) -> None:
+    closed = (
+        ModelVersion._base_manager.filter(pk__in=version_ids, lock_level=LockLevel.CLOSED)
+        .order_by("number")
+        .first()
+    )
+    if closed is not None:
+        raise Locked(
+            f"version {closed.number} is closed: its artifacts cannot be {action}, not even by "
+            "an admin; register a new version instead"
+        )
+
+
+class ArtifactQuerySet(models.QuerySet):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        _refuse_for_closed_versions({o.version_id for o in objs}, "added")
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def update(self, **kwargs):
+        _refuse_for_closed_versions(self.values("version_id"), "changed")
+        return super().update(**kwargs)
+
+    def delete(self):
+        _refuse_for_closed_versions(self.values("version_id"), "removed")
+        return super().delete()
+
+    delete.queryset_only = True
+
+
+class Artifact(models.Model):
+    version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="artifacts")
+    path = models.CharField(max_length=512)
+    blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="artifacts")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    objects = ArtifactQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["version", "path"], name="artifact_unique_path")
+        ]
+        ordering = ["version", "path"]
+
+    def __str__(self) -> str:
+        return self.path
+
+    def save(self, *args, **kwargs):
+        _refuse_for_closed_versions([self.version_id], "added or changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        _refuse_for_closed_versions([self.version_id], "removed")
+        return super().delete(*args, **kwargs)
+
+    @property
+    def sha256(self) -> str:
+        return self.blob_id
+
+    @property
+    def size(self) -> int:
+        return self.blob.size

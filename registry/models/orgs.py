@@ -1,0 +1,76 @@
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from registry.models.choices import LockLevel, Role
+
+slug_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]{0,62}$",
+    "Use 1-63 lowercase letters, digits or hyphens, starting with a letter or digit.",
+)
+
+
+class Organization(models.Model):
+    slug = models.CharField(max_length=63, unique=True, validators=[slug_validator])
+    name = models.CharField(max_length=200)
+    default_lock_level = models.CharField(
+        max_length=8, choices=LockLevel.choices, default=LockLevel.OPEN
+    )
+    required_approvals = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)]
+    )
+    closed_is_final = models.BooleanField(
+        default=False,
+        help_text="Compliance mode: a closed version can never be lowered, by anyone.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "user"], name="membership_unique_user")
+        ]
+        ordering = ["org", "user__username"]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.org} ({self.role})"
+
+
+class Team(models.Model):
+    """A Django Group that belongs to one organization, so permissions can go to a team."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=100)
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="team")
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["org", "name"], name="team_unique_name")]
+        ordering = ["org", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.org}/{self.name}"
+
+    @staticmethod
+    def group_name(org: Organization, name: str) -> str:
+        # Group names are global in Django; prefixing the org keeps teams of two orgs apart.
+        return f"{org.slug}/{name}"

@@ -1,0 +1,105 @@
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from registry.audit import GENESIS, link_hash
+from registry.models import (
+    ActivityChain,
+    ActivityEvent,
+    ModelVersion,
+    Organization,
+    RegisteredModel,
+)
+
+
+def chain_start(org: Organization) -> ActivityChain:
+    chain, _ = ActivityChain.objects.get_or_create(org=org, defaults={"head": GENESIS})
+    return chain
+
+
+def event_record(
+    *,
+    actor,
+    org: Organization,
+    verb: str,
+    target: RegisteredModel | ModelVersion | Organization | Any,
+    target_type: str | None = None,
+    model: RegisteredModel | None = None,
+    version: ModelVersion | None = None,
+    changes: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> ActivityEvent:
+    """Append one event to the org's hash chain, inside the caller's transaction.
+
+    The chain head row is locked, so concurrent writers queue and links never fork. Callers
+    record events last in their transaction, so this lock is always the last one taken.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("event_record must run inside the service's transaction")
+    chain = ActivityChain.objects.select_for_update().filter(org=org).first()
+    if chain is None:
+        chain_start(org)
+        chain = ActivityChain.objects.select_for_update().get(org=org)
+    if version is not None and model is None:
+        model = version.model
+    event = ActivityEvent(
+        org=org,
+        seq=chain.seq + 1,
+        created_at=timezone.now(),
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=actor.get_username() if getattr(actor, "pk", None) else "",
+        verb=verb,
+        target_type=target_type or _target_type(target),
+        target_id=str(target.pk),
+        target_repr=_target_repr(target)[:300],
+        model=model,
+        version=version,
+        changes=changes or {},
+        data=data or {},
+        prev_hash=chain.head,
+    )
+    event.hash = link_hash(chain.head, _chained_fields(event))
+    event.save(force_insert=True)
+    chain.seq = event.seq
+    chain.head = event.hash
+    chain.save(update_fields=["seq", "head"])
+    return event
+
+
+def _chained_fields(event: ActivityEvent) -> dict[str, Any]:
+    return {
+        "org_id": event.org_id,
+        "seq": event.seq,
+        "created_at": event.created_at,
+        "actor_id": event.actor_id,
+        "actor_name": event.actor_name,
+        "verb": event.verb,
+        "target_type": event.target_type,
+        "target_id": event.target_id,
+        "target_repr": event.target_repr,
+        "model_id": event.model_id,
+        "version_id": event.version_id,
+        "changes": event.changes,
+        "data": event.data,
+    }
+
+
+def _target_type(target: Any) -> str:
+    return {
+        "RegisteredModel": "model",
+        "ModelVersion": "version",
+        "Organization": "org",
+        "Artifact": "artifact",
+        "Comment": "comment",
+        "Membership": "membership",
+        "Team": "team",
+    }.get(type(target).__name__, type(target).__name__.lower())
+
+
+def _target_repr(target: Any) -> str:
+    if isinstance(target, ModelVersion):
+        return f"{target.model.name} v{target.number}"
+    if isinstance(target, RegisteredModel):
+        return target.name
+    return str(target)

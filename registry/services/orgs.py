@@ -1,0 +1,206 @@
+"""Organizations, memberships and teams. Org admins manage their org; superusers create orgs."""
+
+from django.contrib.auth.models import Group
+from django.db import IntegrityError, transaction
+
+from registry.errors import Conflict, Forbidden, Invalid, NotFound
+from registry.models import LockLevel, Membership, Organization, Role, Team
+from registry.models.orgs import slug_validator
+from registry.permissions import require_org
+from registry.services.activity import chain_start, event_record
+
+ORG_SETTINGS = ("name", "default_lock_level", "required_approvals", "closed_is_final")
+
+
+def _clean_settings(changes: dict) -> dict:
+    unknown = sorted(set(changes) - set(ORG_SETTINGS))
+    if unknown:
+        raise Invalid(f"unknown organization settings {unknown}; allowed: {list(ORG_SETTINGS)}")
+    if "name" in changes and not (isinstance(changes["name"], str) and changes["name"].strip()):
+        raise Invalid("name must be a non-empty string")
+    if "default_lock_level" in changes and changes["default_lock_level"] not in LockLevel.values:
+        raise Invalid(f"default_lock_level must be one of {LockLevel.values}")
+    if "required_approvals" in changes:
+        value = changes["required_approvals"]
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20:
+            raise Invalid("required_approvals must be a whole number from 1 to 20")
+    if "closed_is_final" in changes and not isinstance(changes["closed_is_final"], bool):
+        raise Invalid("closed_is_final must be true or false")
+    return changes
+
+
+@transaction.atomic
+def org_create(*, actor, slug: str, name: str, admin=None, **settings) -> Organization:
+    """Superusers (or the system, actor=None, from a management command) create
+    organizations; `admin` (default: the actor) becomes the first org admin."""
+    if actor is not None and not (actor.is_active and actor.is_superuser):
+        raise Forbidden("only a superuser may create an organization")
+    admin = admin or actor
+    if admin is None:
+        raise Invalid("an organization needs a first admin")
+    try:
+        slug_validator(slug)
+    except Exception:
+        raise Invalid(f"organization slug {slug!r}: {slug_validator.message}") from None
+    _clean_settings({"name": name, **settings})
+    if Organization.objects.filter(slug=slug).exists():
+        raise Conflict(f"organization {slug} already exists")
+    org = Organization.objects.create(slug=slug, name=name.strip(), **settings)
+    chain_start(org)
+    Membership.objects.create(org=org, user=admin, role=Role.ADMIN)
+    event_record(
+        actor=actor,
+        org=org,
+        verb="org.created",
+        target=org,
+        changes={field: [None, getattr(org, field)] for field in ORG_SETTINGS},
+        data={"admin": admin.get_username()},
+    )
+    return org
+
+
+@transaction.atomic
+def org_update(*, actor, org: Organization, **changes) -> Organization:
+    """Change org settings (name, default lock level, approvals, compliance mode)."""
+    require_org(actor, org, "admin")
+    _clean_settings(changes)
+    org = Organization.objects.select_for_update().get(pk=org.pk)
+    if org.closed_is_final and changes.get("closed_is_final") is False:
+        # Turning compliance mode off would let closed versions be lowered after all.
+        raise Forbidden("compliance mode cannot be turned off once on")
+    diff = {}
+    for field, value in changes.items():
+        old = getattr(org, field)
+        if old != value:
+            diff[field] = [old, value]
+            setattr(org, field, value)
+    if not diff:
+        return org
+    org.save()
+    event_record(actor=actor, org=org, verb="settings.changed", target=org, changes=diff)
+    return org
+
+
+def _admins_left(org: Organization, without_user_id: int) -> bool:
+    return (
+        Membership.objects.filter(org=org, role=Role.ADMIN)
+        .exclude(user_id=without_user_id)
+        .exists()
+    )
+
+
+@transaction.atomic
+def membership_set(*, actor, org: Organization, user, role: str = Role.MEMBER) -> Membership:
+    """Add a user to an org, or change their role. An org always keeps one admin."""
+    require_org(actor, org, "admin")
+    if role not in Role.values:
+        raise Invalid(f"role must be one of {Role.values}")
+    if not user.is_active:
+        raise Invalid(f"user {user.get_username()} is inactive")
+    membership = Membership.objects.select_for_update().filter(org=org, user=user).first()
+    if membership is None:
+        membership = Membership.objects.create(org=org, user=user, role=role)
+        event_record(
+            actor=actor,
+            org=org,
+            verb="membership.created",
+            target=membership,
+            changes={"user": [None, user.get_username()], "role": [None, role]},
+        )
+        return membership
+    if membership.role == role:
+        return membership
+    if membership.role == Role.ADMIN and not _admins_left(org, user.pk):
+        raise Conflict(f"{user.get_username()} is the last admin of {org.slug}")
+    old = membership.role
+    membership.role = role
+    membership.save()
+    event_record(
+        actor=actor,
+        org=org,
+        verb="membership.updated",
+        target=membership,
+        changes={"role": [old, role]},
+        data={"user": user.get_username()},
+    )
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, actor, org: Organization, user) -> None:
+    require_org(actor, org, "admin")
+    membership = Membership.objects.select_for_update().filter(org=org, user=user).first()
+    if membership is None:
+        raise NotFound(f"{user.get_username()} is not a member of {org.slug}")
+    if membership.role == Role.ADMIN and not _admins_left(org, user.pk):
+        raise Conflict(f"{user.get_username()} is the last admin of {org.slug}")
+    for team in Team.objects.filter(org=org, group__user=user):
+        team.group.user_set.remove(user)
+    event_record(
+        actor=actor,
+        org=org,
+        verb="membership.deleted",
+        target=membership,
+        changes={"user": [user.get_username(), None], "role": [membership.role, None]},
+    )
+    membership.delete()
+
+
+@transaction.atomic
+def team_create(*, actor, org: Organization, name: str) -> Team:
+    require_org(actor, org, "admin")
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise Invalid("team name must be 1-100 characters")
+    name = name.strip()
+    if Team.objects.filter(org=org, name=name).exists():
+        raise Conflict(f"team {name} already exists in {org.slug}")
+    try:
+        with transaction.atomic():
+            group = Group.objects.create(name=Team.group_name(org, name))
+    except IntegrityError:
+        raise Conflict(f"a group named {Team.group_name(org, name)} already exists") from None
+    team = Team.objects.create(org=org, name=name, group=group)
+    event_record(
+        actor=actor, org=org, verb="team.created", target=team, changes={"name": [None, name]}
+    )
+    return team
+
+
+@transaction.atomic
+def team_set_members(*, actor, team: Team, users) -> Team:
+    """Make the team's members exactly `users`, who must all belong to the team's org."""
+    require_org(actor, team.org, "admin")
+    users = list(users)
+    member_ids = set(
+        Membership.objects.filter(org=team.org, user__in=users).values_list("user_id", flat=True)
+    )
+    outsiders = sorted(u.get_username() for u in users if u.pk not in member_ids)
+    if outsiders:
+        raise Invalid(f"not members of {team.org.slug}: {', '.join(outsiders)}")
+    before = sorted(team.group.user_set.values_list("username", flat=True))
+    team.group.user_set.set(users)
+    after = sorted(u.get_username() for u in users)
+    if before != after:
+        event_record(
+            actor=actor,
+            org=team.org,
+            verb="team.updated",
+            target=team,
+            changes={"members": [before, after]},
+        )
+    return team
+
+
+@transaction.atomic
+def team_delete(*, actor, team: Team) -> None:
+    require_org(actor, team.org, "admin")
+    event_record(
+        actor=actor,
+        org=team.org,
+        verb="team.deleted",
+        target=team,
+        changes={"name": [team.name, None]},
+    )
+    group = team.group
+    team.delete()
+    group.delete()

@@ -1,0 +1,268 @@
+"""Registered models: create, update, delete, share (SPEC 2, 3.1)."""
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from guardian.shortcuts import assign_perm, remove_perm
+
+from registry import validation
+from registry.errors import Conflict, Forbidden, Invalid, Locked, NotFound
+from registry.models import (
+    Artifact,
+    Branch,
+    LockLevel,
+    Membership,
+    ModelPermission,
+    ModelVersion,
+    Organization,
+    RegisteredModel,
+    Team,
+    VersionParent,
+    VersionSequence,
+    Visibility,
+    Watch,
+)
+from registry.models.catalog import NAME_PATTERN, closed_versions_of
+from registry.permissions import require, require_org
+from registry.services.activity import event_record
+from registry.services.blobs import blobs_collect_later
+
+EDITABLE = ("name", "description", "readme", "tags", "visibility", "required_approvals", "owner")
+# Who owns governance: sharing, approvals count and ownership are the owner's or an admin's.
+GOVERNANCE = ("visibility", "required_approvals", "owner")
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise Invalid(
+            f"model name {name!r} is invalid: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def _clean(changes: dict, org: Organization) -> dict:
+    unknown = sorted(set(changes) - set(EDITABLE))
+    if unknown:
+        raise Invalid(f"these model fields cannot be set: {unknown}; allowed: {list(EDITABLE)}")
+    if "name" in changes:
+        _check_name(changes["name"])
+    if "description" in changes:
+        validation.short_text(changes["description"], "description", 500)
+    if "readme" in changes:
+        validation.short_text(changes["readme"], "readme", validation.MAX_TEXT)
+    if "tags" in changes:
+        validation.tags(changes["tags"])
+    if "visibility" in changes and changes["visibility"] not in Visibility.values:
+        raise Invalid(f"visibility must be one of {Visibility.values}")
+    if "required_approvals" in changes:
+        value = changes["required_approvals"]
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 20
+        ):
+            raise Invalid("required_approvals must be null or a whole number from 1 to 20")
+    if (
+        changes.get("owner") is not None
+        and not Membership.objects.filter(org=org, user=changes["owner"]).exists()
+    ):
+        raise Invalid(f"the owner must be a member of {org.slug}")
+    return changes
+
+
+def _shown(field: str, value):
+    if field == "owner":
+        return value.get_username() if value is not None else None
+    return value
+
+
+@transaction.atomic
+def model_create(
+    *,
+    actor,
+    org: Organization,
+    name: str,
+    description: str = "",
+    readme: str = "",
+    visibility: str = Visibility.ORGANIZATION,
+    tags: dict | None = None,
+    required_approvals: int | None = None,
+) -> RegisteredModel:
+    """Any member registers a model; its creator receives view, write and approve on it."""
+    require_org(actor, org, "member")
+    fields = _clean(
+        {
+            "name": name,
+            "description": description,
+            "readme": readme,
+            "visibility": visibility,
+            "tags": tags or {},
+            "required_approvals": required_approvals,
+        },
+        org,
+    )
+    if RegisteredModel.objects.filter(org=org, name=name).exists():
+        raise Conflict(f"model {name} already exists in {org.slug}")
+    model = RegisteredModel.objects.create(org=org, owner=actor, created_by=actor, **fields)
+    VersionSequence.objects.create(model=model)
+    Branch.objects.create(model=model, name=Branch.MAIN, protected=True, created_by=actor)
+    for permission in ModelPermission:
+        assign_perm(permission.value, actor, model)
+    event_record(
+        actor=actor,
+        org=org,
+        verb="model.created",
+        target=model,
+        model=model,
+        changes={field: [None, _shown(field, value)] for field, value in fields.items()}
+        | {"owner": [None, actor.get_username()]},
+    )
+    return model
+
+
+@transaction.atomic
+def model_update(*, actor, model: RegisteredModel, **changes) -> RegisteredModel:
+    access = require(actor, model, "write")
+    model = RegisteredModel.objects.select_for_update().select_related("org").get(pk=model.pk)
+    _clean(changes, model.org)
+    governed = sorted(f for f in changes if f in GOVERNANCE and changes[f] != getattr(model, f))
+    if governed and not (access.admin or model.owner_id == actor.pk):
+        raise Forbidden(f"changing {', '.join(governed)} needs the model's owner or an org admin")
+    renamed = "name" in changes and changes["name"] != model.name
+    if renamed and RegisteredModel.objects.filter(org=model.org, name=changes["name"]).exists():
+        raise Conflict(f"model {changes['name']} already exists in {model.org.slug}")
+    diff = {}
+    for field, value in changes.items():
+        old = getattr(model, field)
+        if old != value:
+            diff[field] = [_shown(field, old), _shown(field, value)]
+            setattr(model, field, value)
+    if not diff:
+        return model
+    model.save()
+    event_record(
+        actor=actor, org=model.org, verb="model.updated", target=model, model=model, changes=diff
+    )
+    return model
+
+
+@transaction.atomic
+def model_delete(*, actor, model: RegisteredModel) -> None:
+    """Delete a model and its versions: the owner or an org admin, and only while no
+    version is closed (never deleted) or, for non-admins, at redact."""
+    access = require(actor, model, "write")
+    if not (access.admin or model.owner_id == actor.pk):
+        raise Forbidden("deleting a model needs its owner or an org admin")
+    model = RegisteredModel.objects.select_for_update().select_related("org").get(pk=model.pk)
+    versions = ModelVersion.objects.select_for_update().filter(model=model)
+    held = closed_versions_of(RegisteredModel.objects.filter(pk=model.pk))
+    if held:
+        raise Locked(held)
+    redacted = versions.filter(lock_level=LockLevel.REDACT).order_by("number").first()
+    if redacted is not None and not access.admin:
+        raise Locked(
+            f"version {redacted.number} is at lock level redact: only org admins may delete it"
+        )
+    outside_children = (
+        VersionParent.objects.filter(parent__model=model)
+        .exclude(child__model=model)
+        .select_related("child__model")
+        .first()
+    )
+    if outside_children is not None:
+        child = outside_children.child
+        raise Conflict(
+            f"{child.model.name} v{child.number} descends from this model: delete it first"
+        )
+    blobs = list(Artifact.objects.filter(version__model=model).values_list("blob_id", flat=True))
+    event_record(
+        actor=actor,
+        org=model.org,
+        verb="model.deleted",
+        target=model,
+        model=model,
+        changes={"name": [model.name, None]},
+        data={"versions": versions.count()},
+    )
+    # Links within the model go first, so that RESTRICT sees no lineage left to protect.
+    VersionParent.objects.filter(child__model=model).delete()
+    model.delete()
+    blobs_collect_later(blobs)
+
+
+def _grantee(model: RegisteredModel, user=None, team: Team | None = None):
+    if (user is None) == (team is None):
+        raise Invalid("grant to exactly one of a user or a team")
+    if team is not None:
+        if team.org_id != model.org_id:
+            raise Invalid(f"team {team} does not belong to {model.org.slug}")
+        return team.group, f"team:{team.name}"
+    if not Membership.objects.filter(org=model.org, user=user).exists():
+        raise Invalid(f"{user.get_username()} is not a member of {model.org.slug}")
+    return user, f"user:{user.get_username()}"
+
+
+def _check_sharer(actor, model: RegisteredModel) -> None:
+    access = require(actor, model, "view")
+    if not (access.admin or model.owner_id == actor.pk):
+        raise Forbidden("sharing a model needs its owner or an org admin")
+
+
+def _permission(word: str) -> ModelPermission:
+    try:
+        return ModelPermission.from_word(word)
+    except ValueError:
+        raise Invalid(f"permission must be one of view, write, approve, not {word!r}") from None
+
+
+@transaction.atomic
+def model_grant(*, actor, model: RegisteredModel, permission: str, user=None, team=None) -> None:
+    _check_sharer(actor, model)
+    perm = _permission(permission)
+    grantee, label = _grantee(model, user, team)
+    assign_perm(perm.value, grantee, model)
+    event_record(
+        actor=actor,
+        org=model.org,
+        verb="permission.granted",
+        target=model,
+        model=model,
+        changes={"permission": [None, perm.label]},
+        data={"grantee": label},
+    )
+
+
+@transaction.atomic
+def model_revoke(*, actor, model: RegisteredModel, permission: str, user=None, team=None) -> None:
+    _check_sharer(actor, model)
+    perm = _permission(permission)
+    if team is None and user is None:
+        raise Invalid("revoke from exactly one of a user or a team")
+    grantee = team.group if team is not None else user
+    label = f"team:{team.name}" if team is not None else f"user:{user.get_username()}"
+    remove_perm(perm.value, grantee, model)
+    event_record(
+        actor=actor,
+        org=model.org,
+        verb="permission.revoked",
+        target=model,
+        model=model,
+        changes={"permission": [perm.label, None]},
+        data={"grantee": label},
+    )
+
+
+def model_watch(*, actor, model: RegisteredModel) -> Watch:
+    require(actor, model, "view")
+    watch, _ = Watch.objects.get_or_create(model=model, user=actor)
+    return watch
+
+
+def model_unwatch(*, actor, model: RegisteredModel) -> None:
+    require(actor, model, "view")
+    Watch.objects.filter(model=model, user=actor).delete()
+
+
+def user_by_name(username: str):
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"user {username} not found")
+    return user

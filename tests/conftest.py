@@ -1,0 +1,165 @@
+"""The fixed cast of SPEC 4.4 (the same as seed_demo's), and the service switches.
+
+REQUIRE_SERVICES=1 / REQUIRE_BROWSER=1 (CI sets both) turn a skip for a missing service
+into a failure.
+"""
+
+import os
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from registry.demo import Cast, ensure_cast, ensure_shared_model
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
+
+
+def missing_service(reason: str) -> None:
+    """Skip with `reason`, or fail when the run requires every service."""
+    if REQUIRE_SERVICES:
+        pytest.fail(f"REQUIRE_SERVICES=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings, tmp_path):
+    # Speed-ups and isolation that belong to the tests only.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.ARTIFACT_ROOT = tmp_path / "artifacts"
+    settings.ARTIFACT_TMP_DIR = tmp_path / "artifacts-tmp"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "artifacts"},
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    from django.core.files.storage import storages
+
+    storages._storages = {}  # the artifact storage is built anew from the settings above
+    yield
+    storages._storages = {}
+
+
+@pytest.fixture
+def cast(db) -> Cast:
+    return ensure_cast(passwords=True)
+
+
+@pytest.fixture
+def root(db):
+    return get_user_model().objects.create_superuser("root", "root@example.com", "root-demo")
+
+
+@pytest.fixture
+def acme(cast):
+    return cast.acme
+
+
+@pytest.fixture
+def globex(cast):
+    return cast.globex
+
+
+@pytest.fixture
+def admin(cast):
+    return cast.admin
+
+
+@pytest.fixture
+def alice(cast):
+    return cast.alice
+
+
+@pytest.fixture
+def bob(cast):
+    return cast.bob
+
+
+@pytest.fixture
+def carol(cast):
+    return cast.carol
+
+
+@pytest.fixture
+def mallory(cast):
+    return cast.mallory
+
+
+@pytest.fixture
+def model(cast):
+    """acme/fraud: admin owns it; alice may write and approve, bob approve, carol view."""
+    return ensure_shared_model(cast, "fraud", description="Card fraud scoring")
+
+
+def _client_for(client_class, user):
+    client = client_class()
+    client.force_login(user)
+    return client
+
+
+# These replace pytest-django's admin_user/admin_client, which would make a superuser
+# called "admin": here "admin" is the cast's org admin, and `root` is the superuser.
+@pytest.fixture
+def admin_user(cast):
+    return cast.admin
+
+
+@pytest.fixture
+def admin_client(cast):
+    from django.test import Client
+
+    return _client_for(Client, cast.admin)
+
+
+@pytest.fixture
+def alice_client(cast):
+    from django.test import Client
+
+    return _client_for(Client, cast.alice)
+
+
+@pytest.fixture
+def bob_client(cast):
+    from django.test import Client
+
+    return _client_for(Client, cast.bob)
+
+
+@pytest.fixture
+def carol_client(cast):
+    from django.test import Client
+
+    return _client_for(Client, cast.carol)
+
+
+@pytest.fixture
+def mallory_client(cast):
+    from django.test import Client
+
+    return _client_for(Client, cast.mallory)
+
+
+@pytest.fixture
+def root_client(root):
+    from django.test import Client
+
+    return _client_for(Client, root)
+
+
+@pytest.fixture(autouse=True)
+def _service_markers(request):
+    """`postgres` tests need PostgreSQL (real parallel connections); the SQLite pass of CI
+    deselects them, the PostgreSQL pass runs them."""
+    if request.node.get_closest_marker("postgres") or request.node.get_closest_marker("services"):
+        from django.db import connection
+
+        if connection.vendor != "postgresql":
+            missing_service(
+                "needs PostgreSQL with parallel connections: DATABASE_URL=postgres://... "
+                "(make test-postgres)"
+            )
