@@ -37,8 +37,11 @@ test: install-dev
 	$(TEST_ENV) $(BIN)/pytest $(ARGS)
 
 # CI: the suite on SQLite, then again on PostgreSQL with Redis and a real Celery worker.
+# (An empty DATABASE_URL or CELERY_BROKER_URL is the embedded default: a value exported in
+# the caller's shell must not turn the SQLite pass into a second PostgreSQL pass.)
 test-sqlite: install-dev
-	$(TEST_ENV) REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 $(BIN)/pytest -m "not postgres and not services" $(ARGS)
+	$(TEST_ENV) DATABASE_URL= CELERY_BROKER_URL= REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 \
+		$(BIN)/pytest -m "not postgres and not services" $(ARGS)
 
 test-postgres: install-dev
 	$(TEST_ENV) REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 DATABASE_URL=$(PG_TEST_URL) \

@@ -70,7 +70,12 @@ def model_access(user: UserLike, model: RegisteredModel) -> Access:
     )
     write = ModelPermission.WRITE in codenames
     approve = ModelPermission.APPROVE in codenames
-    view = bool(codenames) or model.visibility == Visibility.ORGANIZATION
+    # As stored, not as the caller's instance says: a model made private a moment ago is
+    # private now.
+    visibility = (
+        RegisteredModel.objects.filter(pk=model.pk).values_list("visibility", flat=True).first()
+    )
+    view = bool(codenames) or visibility == Visibility.ORGANIZATION
     return Access(view=view, write=write, approve=approve)
 
 

@@ -26,6 +26,7 @@ def missing_service(reason: str) -> None:
 def _test_settings(settings, tmp_path):
     # Speed-ups and isolation that belong to the tests only.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     settings.ARTIFACT_TMP_DIR = tmp_path / "artifacts-tmp"

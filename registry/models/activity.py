@@ -68,7 +68,7 @@ class ActivityEvent(models.Model):
             models.Index(fields=["version", "created_at"]),
             models.Index(fields=["org", "created_at"]),
         ]
-        ordering = ["org", "seq"]
+        ordering = ["org_id", "seq"]
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.verb} {self.target_repr}"

@@ -4,7 +4,14 @@ from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid, Locked
 from registry.models.choices import LockLevel
-from registry.models.versions import ModelVersion
+from registry.models.versions import ModelVersion, moved_to
+
+
+class BlobQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        if {"sha256", "size"} & set(kwargs):
+            raise Invalid("a blob is content-addressed: its hash and size never change")
+        return super().update(**kwargs)
 
 
 class Blob(models.Model):
@@ -13,6 +20,8 @@ class Blob(models.Model):
     sha256 = models.CharField(max_length=64, primary_key=True)
     size = models.PositiveBigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = BlobQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"sha256:{self.sha256[:12]}… ({self.size} bytes)"
@@ -46,6 +55,7 @@ class ArtifactQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         _refuse_for_closed_versions(self.values("version_id"), "changed")
+        _refuse_for_closed_versions(moved_to(kwargs, "version"), "added")
         return super().update(**kwargs)
 
     def delete(self):
@@ -71,18 +81,25 @@ class Artifact(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["version", "path"], name="artifact_unique_path")
         ]
-        ordering = ["version", "path"]
+        ordering = ["version_id", "path"]
 
     def __str__(self) -> str:
         return self.path
 
     def save(self, *args, **kwargs):
         _refuse_for_closed_versions([self.version_id], "added or changed")
+        # The stored row too: moving an artifact to another version removes it from this one.
+        _refuse_for_closed_versions(self._stored_version_id(), "changed")
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        _refuse_for_closed_versions([self.version_id], "removed")
+        _refuse_for_closed_versions([self.version_id, *self._stored_version_id()], "removed")
         return super().delete(*args, **kwargs)
+
+    def _stored_version_id(self) -> list:
+        if self.pk is None:
+            return []
+        return list(Artifact._base_manager.filter(pk=self.pk).values_list("version_id", flat=True))
 
     @property
     def sha256(self) -> str:

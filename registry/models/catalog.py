@@ -107,7 +107,7 @@ class RegisteredModel(models.Model):
             ("write_registeredmodel", "Can write (register versions, edit)"),
             ("approve_registeredmodel", "Can approve stage changes"),
         ]
-        ordering = ["org", "name"]
+        ordering = ["org_id", "name"]
 
     def __str__(self) -> str:
         return f"{self.org.slug}/{self.name}"
@@ -151,7 +151,7 @@ class Branch(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model", "name"], name="branch_unique_name")]
-        ordering = ["model", "name"]
+        ordering = ["model_id", "name"]
         verbose_name_plural = "branches"
 
     def __str__(self) -> str:

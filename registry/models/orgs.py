@@ -48,7 +48,7 @@ class Membership(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["org", "user"], name="membership_unique_user")
         ]
-        ordering = ["org", "user__username"]
+        ordering = ["org_id", "user_id"]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.org} ({self.role})"
@@ -65,7 +65,7 @@ class Team(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "name"], name="team_unique_name")]
-        ordering = ["org", "name"]
+        ordering = ["org_id", "name"]
 
     def __str__(self) -> str:
         return f"{self.org}/{self.name}"

@@ -123,7 +123,7 @@ class ModelVersion(models.Model):
             models.Index(fields=["model", "stage"]),
             models.Index(fields=["model", "branch", "number"]),
         ]
-        ordering = ["model", "-number"]
+        ordering = ["model_id", "-number"]
 
     def __str__(self) -> str:
         return f"{self.model.name} v{self.number}"
@@ -169,6 +169,12 @@ class ModelVersion(models.Model):
             )
 
 
+def moved_to(kwargs: dict, field: str) -> list:
+    """The version an update() would move rows to, so that its guard looks there too."""
+    target = kwargs.get(field, kwargs.get(f"{field}_id"))
+    return [] if target is None else [getattr(target, "pk", target)]
+
+
 def _refuse_links_of_closed_children(child_ids) -> None:
     closed = (
         ModelVersion._base_manager.filter(pk__in=child_ids, lock_level=LockLevel.CLOSED)
@@ -187,6 +193,7 @@ class VersionParentQuerySet(models.QuerySet):
 
     def update(self, **kwargs):
         _refuse_links_of_closed_children(self.values("child_id"))
+        _refuse_links_of_closed_children(moved_to(kwargs, "child"))
         return super().update(**kwargs)
 
     def delete(self):
@@ -217,12 +224,20 @@ class VersionParent(models.Model):
         return f"{self.parent_id} -> {self.child_id}"
 
     def save(self, *args, **kwargs):
-        _refuse_links_of_closed_children([self.child_id])
+        # The stored child too: moving a link to another child takes it from this one.
+        _refuse_links_of_closed_children([self.child_id, *self._stored_child_id()])
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        _refuse_links_of_closed_children([self.child_id])
+        _refuse_links_of_closed_children([self.child_id, *self._stored_child_id()])
         return super().delete(*args, **kwargs)
+
+    def _stored_child_id(self) -> list:
+        if self.pk is None:
+            return []
+        return list(
+            VersionParent._base_manager.filter(pk=self.pk).values_list("child_id", flat=True)
+        )
 
 
 class VersionSequence(models.Model):

@@ -37,10 +37,10 @@ def event_record(
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("event_record must run inside the service's transaction")
-    chain = ActivityChain.objects.select_for_update().filter(org=org).first()
+    chain = ActivityChain.objects.select_for_update(no_key=True).filter(org=org).first()
     if chain is None:
         chain_start(org)
-        chain = ActivityChain.objects.select_for_update().get(org=org)
+        chain = ActivityChain.objects.select_for_update(no_key=True).get(org=org)
     if version is not None and model is None:
         model = version.model
     event = ActivityEvent(

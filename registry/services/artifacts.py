@@ -12,7 +12,7 @@ from registry.models import Artifact, ModelVersion
 from registry.permissions import require
 from registry.services.activity import event_record
 from registry.services.blobs import blob_attach, blobs_collect_later
-from registry.services.versions import _locked_version, require_unlocked
+from registry.services.versions import locked_version, require_unlocked
 from registry.storage import remove_blob_bytes, staged_upload
 
 
@@ -45,7 +45,7 @@ def artifact_put(
         placed = False
         try:
             with transaction.atomic():
-                version = _locked_version(fresh)
+                version = locked_version(fresh)
                 _check_may_change(actor, version, "add or replace its artifacts")
                 existing = Artifact.objects.filter(version=version, path=path).first()
                 if existing is not None and existing.blob_id == staged.sha256:
@@ -87,7 +87,7 @@ def artifact_put(
 
 @transaction.atomic
 def artifact_delete(*, actor, version: ModelVersion, path: str) -> None:
-    version = _locked_version(version)
+    version = locked_version(version)
     _check_may_change(actor, version, "remove its artifacts")
     artifact = Artifact.objects.filter(version=version, path=path).first()
     if artifact is None:

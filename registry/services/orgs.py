@@ -64,7 +64,8 @@ def org_update(*, actor, org: Organization, **changes) -> Organization:
     """Change org settings (name, default lock level, approvals, compliance mode)."""
     require_org(actor, org, "admin")
     _clean_settings(changes)
-    org = Organization.objects.select_for_update().get(pk=org.pk)
+    # No-key: events and memberships inserted meanwhile reference this row (key-share).
+    org = Organization.objects.select_for_update(no_key=True).get(pk=org.pk)
     if org.closed_is_final and changes.get("closed_is_final") is False:
         # Turning compliance mode off would let closed versions be lowered after all.
         raise Forbidden("compliance mode cannot be turned off once on")

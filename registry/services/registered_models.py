@@ -121,7 +121,11 @@ def model_create(
 @transaction.atomic
 def model_update(*, actor, model: RegisteredModel, **changes) -> RegisteredModel:
     access = require(actor, model, "write")
-    model = RegisteredModel.objects.select_for_update().select_related("org").get(pk=model.pk)
+    model = (
+        RegisteredModel.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("org")
+        .get(pk=model.pk)
+    )
     _clean(changes, model.org)
     governed = sorted(f for f in changes if f in GOVERNANCE and changes[f] != getattr(model, f))
     if governed and not (access.admin or model.owner_id == actor.pk):
@@ -149,17 +153,27 @@ def model_delete(*, actor, model: RegisteredModel) -> None:
     """Delete a model and its versions: the owner or an org admin, and only while no
     version is closed (never deleted) or, for non-admins, at redact."""
     access = require(actor, model, "write")
+    model = (
+        RegisteredModel.objects.select_for_update(of=("self",))
+        .select_related("org")
+        .get(pk=model.pk)
+    )
     if not (access.admin or model.owner_id == actor.pk):
         raise Forbidden("deleting a model needs its owner or an org admin")
-    model = RegisteredModel.objects.select_for_update().select_related("org").get(pk=model.pk)
-    versions = ModelVersion.objects.select_for_update().filter(model=model)
+    # Lock every version up front: none may be closed or edited while the model goes.
+    levels = dict(
+        ModelVersion.objects.select_for_update(of=("self",))
+        .filter(model=model)
+        .order_by("number")
+        .values_list("number", "lock_level")
+    )
     held = closed_versions_of(RegisteredModel.objects.filter(pk=model.pk))
     if held:
         raise Locked(held)
-    redacted = versions.filter(lock_level=LockLevel.REDACT).order_by("number").first()
-    if redacted is not None and not access.admin:
+    redacted = [number for number, level in levels.items() if level == LockLevel.REDACT]
+    if redacted and not access.admin:
         raise Locked(
-            f"version {redacted.number} is at lock level redact: only org admins may delete it"
+            f"version {redacted[0]} is at lock level redact: only org admins may delete it"
         )
     outside_children = (
         VersionParent.objects.filter(parent__model=model)
@@ -180,7 +194,7 @@ def model_delete(*, actor, model: RegisteredModel) -> None:
         target=model,
         model=model,
         changes={"name": [model.name, None]},
-        data={"versions": versions.count()},
+        data={"versions": len(levels)},
     )
     # Links within the model go first, so that RESTRICT sees no lineage left to protect.
     VersionParent.objects.filter(child__model=model).delete()
@@ -202,7 +216,9 @@ def _grantee(model: RegisteredModel, user=None, team: Team | None = None):
 
 def _check_sharer(actor, model: RegisteredModel) -> None:
     access = require(actor, model, "view")
-    if not (access.admin or model.owner_id == actor.pk):
+    # The owner as stored: the caller's instance may predate a change of owner.
+    owner = RegisteredModel.objects.filter(pk=model.pk).values_list("owner_id", flat=True)
+    if not (access.admin or owner.first() == actor.pk):
         raise Forbidden("sharing a model needs its owner or an org admin")
 
 

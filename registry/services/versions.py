@@ -17,6 +17,7 @@ from registry.models import (
     Branch,
     LockLevel,
     ModelVersion,
+    Organization,
     RegisteredModel,
     VersionParent,
     VersionSequence,
@@ -133,7 +134,8 @@ def version_create(
     in the same transaction, so a version can be born closed with its files."""
     _refuse_not_editable(ingredients)
     access = require(actor, model, "write")
-    org = model.org
+    # The org's settings as stored, not as the caller's (possibly stale) instance holds them.
+    org = Organization.objects.get(pk=model.org_id)
     level = lock_level or org.default_lock_level
     if level not in LockLevel.values:
         raise Invalid(f"lock_level must be one of {LockLevel.values}")
@@ -169,7 +171,8 @@ def _default(field: str) -> Any:
 
 
 def _create_row(actor, model, level, branch_name, label, values, free, parents, staged, placed):
-    branch = Branch.objects.filter(model=model, name=branch_name).first()
+    # Unique per model, so no ordering: Branch's default one joins the model and org tables.
+    branch = Branch.objects.filter(model=model, name=branch_name).order_by().first()
     if branch is None:
         raise Invalid(f"branch {branch_name} does not exist on model {model.name}")
     if label is not None:
@@ -205,13 +208,19 @@ def _create_row(actor, model, level, branch_name, label, values, free, parents, 
                 **free,
             )
     except IntegrityError:
-        raise Conflict(
-            f"label {label} is already used by another version of {model.name}"
-        ) from None
-    VersionParent.objects.bulk_create(
+        # Only a label taken by a concurrent registration is the caller's conflict; any
+        # other integrity error is a defect and stays one.
+        if label is not None and ModelVersion.objects.filter(model=model, label=label).exists():
+            raise Conflict(
+                f"label {label} is already used by another version of {model.name}"
+            ) from None
+        raise
+    # A version may be born closed with its files and parents: these rows are part of its
+    # birth, in its creating transaction, so they bypass the guards that freeze a closed one.
+    VersionParent._base_manager.bulk_create(
         [VersionParent(child=version, parent=parent) for parent in parent_versions]
     )
-    Artifact.objects.bulk_create(
+    Artifact._base_manager.bulk_create(
         [
             Artifact(version=version, path=path, blob=blob, created_by=actor)
             for path, blob in blobs.items()
@@ -240,9 +249,16 @@ def _create_row(actor, model, level, branch_name, label, values, free, parents, 
     return version
 
 
-def _locked_version(version: ModelVersion) -> ModelVersion:
+def locked_version(version: ModelVersion, *, for_delete: bool = False) -> ModelVersion:
+    """The version re-read and row-locked, for a service about to change it.
+
+    Only the version's own row is locked (of="self"), never its model or org. An update
+    takes a no-key lock, so other transactions may still insert rows that reference the
+    version (their foreign-key check takes a key-share lock); a deletion takes the full lock
+    up front, so that it never waits for those while holding the activity chain.
+    """
     fresh = (
-        ModelVersion.objects.select_for_update()
+        ModelVersion.objects.select_for_update(no_key=not for_delete, of=("self",))
         .select_related("model__org", "branch")
         .filter(pk=version.pk)
         .first()
@@ -257,7 +273,7 @@ def version_update(*, actor, version: ModelVersion, **changes: Any) -> ModelVers
     """Edit free metadata (any lock level, write users) and ingredients (lock rules apply);
     a changed ingredient gives a new digest."""
     _refuse_not_editable(changes)
-    version = _locked_version(version)
+    version = locked_version(version)
     access = require(actor, version.model, "write")
     diff: dict[str, list[Any]] = {}
     if "label" in changes and changes["label"] != version.label:
@@ -328,7 +344,7 @@ def version_set_lock_level(*, actor, version: ModelVersion, level: str) -> Model
     mode) a version's lock level."""
     if level not in LockLevel.values:
         raise Invalid(f"lock level must be one of {LockLevel.values}, not {level!r}")
-    version = _locked_version(version)
+    version = locked_version(version)
     access = require(actor, version.model, "write")
     old = version.lock_level
     if level == old:
@@ -357,7 +373,7 @@ def version_set_lock_level(*, actor, version: ModelVersion, level: str) -> Model
 
 @transaction.atomic
 def version_delete(*, actor, version: ModelVersion) -> None:
-    version = _locked_version(version)
+    version = locked_version(version, for_delete=True)
     access = require(actor, version.model, "write")
     require_unlocked(version, access, "delete it")
     child = VersionParent.objects.filter(parent=version).select_related("child__model").first()

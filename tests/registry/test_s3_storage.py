@@ -1,0 +1,186 @@
+"""Artifacts on S3-compatible storage through django-storages (SPEC 3.5, 5).
+
+moto serves S3 in this process (a thread on a free port), so these run on every pass. The
+bucket keeps object versions, so that a second write of the same key would show.
+"""
+
+import hashlib
+import io
+import uuid
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from django.core.files.storage import storages
+from django.core.management import call_command, get_commands
+from django.core.management.base import CommandError
+from moto.server import ThreadedMotoServer
+
+from registry.errors import Invalid
+from registry.models import Artifact, Blob
+from registry.services.artifacts import artifact_delete, artifact_put
+from registry.services.versions import version_create
+from registry.storage import artifact_storage, blob_key
+
+pytestmark = pytest.mark.django_db
+
+CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "region_name": "us-east-1",
+}
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def bucket(s3_endpoint, settings):
+    """A fresh versioned bucket, and the artifact storage switched to it."""
+    name = f"modelvault-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
+    client.create_bucket(Bucket=name)
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artifacts": {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": name,
+                "endpoint_url": s3_endpoint,
+                "access_key": "testing",
+                "secret_key": "testing",
+                "region_name": "us-east-1",
+                "file_overwrite": True,
+                "default_acl": None,
+            },
+        },
+    }
+    storages._storages = {}  # built anew from the settings above
+    return Bucket(client, name)
+
+
+class Bucket:
+    def __init__(self, client, name: str) -> None:
+        self.client = client
+        self.name = name
+
+    def keys(self) -> list[str]:
+        listing = self.client.list_objects_v2(Bucket=self.name)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def writes(self) -> list[str]:
+        """Every version ever written, deleted or not: one entry per PUT."""
+        listing = self.client.list_object_versions(Bucket=self.name)
+        return sorted(item["Key"] for item in listing.get("Versions", []))
+
+    def read(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+
+    def write(self, key: str, body: bytes) -> None:
+        self.client.put_object(Bucket=self.name, Key=key, Body=body)
+
+
+CONTENT = b"weights on object storage\n" * 5000
+SHA256 = hashlib.sha256(CONTENT).hexdigest()
+
+
+def test_it_stores_an_artifact_under_its_content_address(bucket, model, alice):
+    version = version_create(actor=alice, model=model)
+
+    artifact = artifact_put(
+        actor=alice,
+        version=version,
+        path="model.bin",
+        source=io.BytesIO(CONTENT),
+        expected_sha256=SHA256,
+    )
+
+    assert "S3Storage" in type(artifact_storage()).__name__
+    key = f"blobs/{SHA256[:2]}/{SHA256[2:4]}/{SHA256}"
+    assert blob_key(SHA256) == key
+    assert bucket.keys() == [key]
+    assert bucket.read(key) == CONTENT
+    assert artifact.blob_id == SHA256
+
+
+def test_it_writes_the_same_content_once(bucket, model, alice):
+    first = version_create(actor=alice, model=model, artifacts={"a.bin": io.BytesIO(CONTENT)})
+    second = version_create(actor=alice, model=model)
+
+    artifact_put(actor=alice, version=second, path="b.bin", source=io.BytesIO(CONTENT))
+    artifact_put(actor=alice, version=first, path="copy.bin", source=io.BytesIO(CONTENT))
+
+    assert bucket.writes() == [blob_key(SHA256)]
+    assert Blob.objects.count() == 1
+    assert Artifact.objects.filter(blob_id=SHA256).count() == 3
+
+
+def test_it_stores_nothing_on_a_checksum_mismatch(bucket, model, alice, settings):
+    version = version_create(actor=alice, model=model)
+
+    with pytest.raises(Invalid, match="checksum mismatch"):
+        artifact_put(
+            actor=alice,
+            version=version,
+            path="model.bin",
+            source=io.BytesIO(CONTENT),
+            expected_sha256="0" * 64,
+        )
+
+    assert bucket.writes() == []
+    assert not Blob.objects.exists()
+    assert not Artifact.objects.exists()
+    assert list(settings.ARTIFACT_TMP_DIR.iterdir()) == []
+
+
+def test_it_removes_the_object_once_no_artifact_uses_it(
+    bucket, model, alice, django_capture_on_commit_callbacks
+):
+    shared = version_create(actor=alice, model=model, artifacts={"a.bin": io.BytesIO(CONTENT)})
+    other = version_create(actor=alice, model=model, artifacts={"a.bin": io.BytesIO(CONTENT)})
+
+    # Collection is queued after commit (and runs eagerly in the tests).
+    with django_capture_on_commit_callbacks(execute=True) as queued:
+        artifact_delete(actor=alice, version=shared, path="a.bin")
+    assert len(queued) == 1
+    assert bucket.keys() == [blob_key(SHA256)]  # still used by the other version
+
+    with django_capture_on_commit_callbacks(execute=True):
+        artifact_delete(actor=alice, version=other, path="a.bin")
+    assert bucket.keys() == []
+    assert not Blob.objects.exists()
+
+
+@pytest.fixture
+def verify_artifacts():
+    if "verify_artifacts" not in get_commands():
+        pytest.skip("manage.py verify_artifacts does not exist yet")
+
+
+@pytest.mark.usefixtures("verify_artifacts")
+def test_it_verifies_artifacts_on_object_storage(bucket, model, alice, capsys):
+    version_create(actor=alice, model=model, artifacts={"model.bin": io.BytesIO(CONTENT)})
+    call_command("verify_artifacts")
+    assert "1 intact, 0 corrupt, 0 missing" in capsys.readouterr().out
+
+    bucket.write(blob_key(SHA256), b"flipped bits")
+    with pytest.raises(CommandError, match="1 corrupt"):
+        call_command("verify_artifacts")
+    assert f"corrupt blob sha256:{SHA256}" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("verify_artifacts")
+def test_it_finds_orphaned_bytes_on_object_storage(bucket, model, alice, capsys):
+    orphan = hashlib.sha256(b"left behind").hexdigest()
+    bucket.write(blob_key(orphan), b"left behind")
+
+    call_command("verify_artifacts")
+
+    assert f"orphaned bytes sha256:{orphan}" in capsys.readouterr().err

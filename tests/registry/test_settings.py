@@ -1,0 +1,179 @@
+"""Settings come from the environment (SPEC 5, STYLE Settings).
+
+Each case loads config/settings.py in a fresh Python process whose environment holds only
+what the case sets, so that nothing from the test run's own environment leaks in.
+"""
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+BASE_DIR = Path(settings.BASE_DIR)
+
+# Loads the settings (no app loading) and prints the named values as JSON.
+READ_SETTINGS = """
+import json, sys
+from django.conf import settings
+print(json.dumps({name: getattr(settings, name) for name in sys.argv[1:]}, default=str))
+"""
+
+
+def run(args: list[str], env: dict[str, str], var_dir: Path) -> subprocess.CompletedProcess:
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(var_dir.parent),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "VAR_DIR": str(var_dir),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, *args],
+        env=clean,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def read_settings(env: dict[str, str], var_dir: Path, *names: str) -> dict:
+    done = run(["-c", READ_SETTINGS, *names], env, var_dir)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def refusal(env: dict[str, str], var_dir: Path) -> str:
+    """The error that loading the settings stops with."""
+    done = run(["-c", READ_SETTINGS, "DEBUG"], env, var_dir)
+    assert done.returncode != 0, f"the settings loaded: {done.stdout}"
+    assert "ImproperlyConfigured" in done.stderr
+    return done.stderr.strip().splitlines()[-1]
+
+
+@pytest.fixture
+def var_dir(tmp_path) -> Path:
+    return tmp_path / "var"
+
+
+SECRET = {"SECRET_KEY": "a-test-key-that-is-not-used-anywhere-else"}
+
+
+@pytest.mark.parametrize("debug", [None, "false", "0"])
+def test_it_requires_a_secret_key_when_debug_is_off(var_dir, debug):
+    env = {} if debug is None else {"DEBUG": debug}
+
+    assert "SECRET_KEY must be set when DEBUG is off" in refusal(env, var_dir)
+    assert not (var_dir / "secret_key").exists()
+
+
+def test_it_keeps_a_generated_key_under_var_dir_when_debug_is_on(var_dir):
+    first = read_settings({"DEBUG": "true"}, var_dir, "SECRET_KEY", "DEBUG")
+
+    key_file = var_dir / "secret_key"
+    assert first["DEBUG"] is True
+    assert len(first["SECRET_KEY"]) >= 50
+    assert key_file.read_text() == first["SECRET_KEY"]
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    # Sessions survive a restart: the next process reads the same key.
+    assert read_settings({"DEBUG": "TRUE"}, var_dir, "SECRET_KEY") == {
+        "SECRET_KEY": first["SECRET_KEY"]
+    }
+
+
+@pytest.mark.parametrize("value", ["yes", "maybe", "on", "no"])
+def test_it_refuses_a_boolean_other_than_true_or_false(var_dir, value):
+    message = refusal({**SECRET, "DEBUG": value}, var_dir)
+
+    assert f"DEBUG must be true or false, not '{value}'" in message
+
+
+def test_it_refuses_a_number_that_is_not_whole(var_dir):
+    message = refusal({**SECRET, "ARTIFACT_MAX_SIZE": "10GB"}, var_dir)
+
+    assert "ARTIFACT_MAX_SIZE must be a whole number, not '10GB'" in message
+
+
+def test_it_selects_postgresql_from_database_url(var_dir):
+    env = {**SECRET, "DATABASE_URL": "postgres://mv:s3cret@db.example.com:5433/modelvault"}
+
+    database = read_settings(env, var_dir, "DATABASES")["DATABASES"]["default"]
+
+    assert database["ENGINE"] == "django.db.backends.postgresql"
+    assert (database["NAME"], database["USER"], database["PASSWORD"]) == (
+        "modelvault",
+        "mv",
+        "s3cret",
+    )
+    assert (database["HOST"], database["PORT"]) == ("db.example.com", 5433)
+
+
+def test_it_runs_tasks_eagerly_only_without_a_broker(var_dir):
+    names = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER")
+
+    assert read_settings(SECRET, var_dir, *names) == {
+        "CELERY_BROKER_URL": "memory://",
+        "CELERY_TASK_ALWAYS_EAGER": True,
+    }
+    broker = {**SECRET, "CELERY_BROKER_URL": "redis://redis.example.com:6379/0"}
+    assert read_settings(broker, var_dir, *names)["CELERY_TASK_ALWAYS_EAGER"] is False
+
+
+def test_it_refuses_s3_storage_without_a_bucket(var_dir):
+    message = refusal({**SECRET, "ARTIFACT_STORAGE": "s3"}, var_dir)
+
+    assert "ARTIFACT_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME" in message
+
+
+def test_it_refuses_an_unknown_artifact_storage(var_dir):
+    message = refusal({**SECRET, "ARTIFACT_STORAGE": "bogus"}, var_dir)
+
+    assert "ARTIFACT_STORAGE must be filesystem or s3, not 'bogus'" in message
+
+
+def test_it_selects_s3_storage_with_a_bucket(var_dir):
+    env = {
+        **SECRET,
+        "ARTIFACT_STORAGE": "s3",
+        "AWS_STORAGE_BUCKET_NAME": "models",
+        "AWS_S3_ENDPOINT_URL": "http://minio.example.com:9000",
+    }
+
+    artifacts = read_settings(env, var_dir, "STORAGES")["STORAGES"]["artifacts"]
+
+    assert artifacts["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert artifacts["OPTIONS"]["bucket_name"] == "models"
+    assert artifacts["OPTIONS"]["endpoint_url"] == "http://minio.example.com:9000"
+    # Content-addressed keys: a second write of a key must replace, never rename.
+    assert artifacts["OPTIONS"]["file_overwrite"] is True
+
+
+def test_it_keeps_everything_of_the_embedded_default_under_var_dir(var_dir):
+    values = read_settings(
+        SECRET, var_dir, "DATABASES", "ARTIFACT_ROOT", "ARTIFACT_TMP_DIR", "STORAGES"
+    )
+
+    database = values["DATABASES"]["default"]
+    assert database["ENGINE"] == "django.db.backends.sqlite3"
+    assert database["NAME"] == str(var_dir.resolve() / "modelvault.sqlite3")
+    assert values["ARTIFACT_ROOT"] == str(var_dir.resolve() / "artifacts")
+    assert values["STORAGES"]["artifacts"]["OPTIONS"]["location"] == values["ARTIFACT_ROOT"]
+    assert values["ARTIFACT_TMP_DIR"] == str(var_dir.resolve() / "tmp")
+    assert var_dir.is_dir()
+
+
+def test_it_passes_the_deployment_checks_under_production_settings(var_dir):
+    env = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "models.example.com",
+    }
+
+    done = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, var_dir)
+
+    assert done.returncode == 0, done.stderr
+    assert "System check identified no issues" in done.stdout

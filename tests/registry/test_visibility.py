@@ -1,0 +1,243 @@
+"""Who sees what (SPEC 3.1): not viewable is NotFound everywhere, viewable but not allowed is
+Forbidden, and the visible_to querysets leave out what a user may not view."""
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+
+from registry.errors import Forbidden, NotFound
+from registry.models import ActivityEvent, ModelVersion, RegisteredModel, Visibility
+from registry.permissions import get_model_for_user, get_org_for_user, get_version_for_user
+from registry.services.artifacts import artifact_delete, artifact_put
+from registry.services.comments import comment_add
+from registry.services.orgs import membership_remove, team_create, team_set_members
+from registry.services.registered_models import (
+    model_create,
+    model_delete,
+    model_grant,
+    model_revoke,
+    model_update,
+    model_watch,
+)
+from registry.services.versions import (
+    version_create,
+    version_delete,
+    version_set_lock_level,
+    version_update,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def secret(acme, admin):
+    """A private acme model with one version and one artifact; nobody but admin granted."""
+    model = model_create(actor=admin, org=acme, name="secret", visibility=Visibility.PRIVATE)
+    version_create(actor=admin, model=model, artifacts={"model.bin": [b"secret"]})
+    return model
+
+
+@pytest.fixture
+def inactive_alice(alice):
+    alice.is_active = False
+    alice.save()
+    return alice
+
+
+def visible_names(user) -> list[str]:
+    return sorted(str(m) for m in RegisteredModel.objects.visible_to(user))
+
+
+def visible_versions(user) -> list[str]:
+    return sorted(str(v) for v in ModelVersion.objects.visible_to(user).select_related("model"))
+
+
+# --- fetch helpers --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["carol", "bob", "alice", "mallory", "inactive_alice", "anonymous"])
+def test_it_answers_not_found_from_every_fetch_helper_to_those_who_cannot_view(
+    request, secret, who
+):
+    user = AnonymousUser() if who == "anonymous" else request.getfixturevalue(who)
+    with pytest.raises(NotFound, match="model secret not found"):
+        get_model_for_user(user, "acme", "secret")
+    with pytest.raises(NotFound, match="model secret not found"):
+        get_version_for_user(user, "acme", "secret", 1)
+    # The same answer as for a model that does not exist at all.
+    with pytest.raises(NotFound, match="model nothing not found"):
+        get_model_for_user(user, "acme", "nothing")
+
+
+@pytest.mark.parametrize("who", ["mallory", "inactive_alice", "anonymous"])
+def test_it_answers_not_found_for_an_org_to_non_members(request, acme, model, who):
+    user = AnonymousUser() if who == "anonymous" else request.getfixturevalue(who)
+    with pytest.raises(NotFound, match="organization acme not found"):
+        get_org_for_user(user, "acme")
+    with pytest.raises(NotFound, match="organization acme not found"):
+        get_org_for_user(user, acme, need="admin")
+    with pytest.raises(NotFound, match="model fraud not found"):
+        get_model_for_user(user, "acme", "fraud")
+    with pytest.raises(NotFound, match="model fraud not found"):
+        get_version_for_user(user, acme, "fraud", 1)
+
+
+def test_it_finds_what_a_user_may_view(acme, model, admin, carol, root):
+    version_create(actor=admin, model=model)
+    assert get_org_for_user(carol, "acme") == acme
+    assert get_model_for_user(carol, "acme", "fraud") == model
+    assert get_version_for_user(carol, acme, "fraud", 1).number == 1
+    assert get_org_for_user(root, "acme", need="admin") == acme
+    with pytest.raises(NotFound, match="version 2 of model fraud not found"):
+        get_version_for_user(carol, "acme", "fraud", 2)
+    with pytest.raises(NotFound, match="organization nowhere not found"):
+        get_org_for_user(root, "nowhere")
+
+
+def test_it_answers_forbidden_when_viewable_but_not_allowed(acme, model, admin, carol, bob):
+    version_create(actor=admin, model=model)
+    with pytest.raises(Forbidden, match="needs an org admin of acme"):
+        get_org_for_user(carol, "acme", need="admin")
+    with pytest.raises(Forbidden, match="do not have write permission on model fraud"):
+        get_model_for_user(carol, "acme", "fraud", need="write")
+    with pytest.raises(Forbidden, match="do not have approve permission on model fraud"):
+        get_version_for_user(carol, "acme", "fraud", 1, need="approve")
+    with pytest.raises(Forbidden, match="do not have write permission on model fraud"):
+        get_version_for_user(bob, "acme", "fraud", 1, need="write")
+    assert get_version_for_user(bob, "acme", "fraud", 1, need="approve").number == 1
+    with pytest.raises(Forbidden, match="do not have write permission on model fraud"):
+        version_update(actor=carol, version=model.versions.get(), description="x")
+
+
+# --- services -------------------------------------------------------------------------------
+
+
+def _service_calls(model, version, outsider_grantee):
+    return {
+        "model_update": lambda u: model_update(actor=u, model=model, description="x"),
+        "model_delete": lambda u: model_delete(actor=u, model=model),
+        "model_grant": lambda u: model_grant(
+            actor=u, model=model, permission="view", user=outsider_grantee
+        ),
+        "model_revoke": lambda u: model_revoke(
+            actor=u, model=model, permission="view", user=outsider_grantee
+        ),
+        "model_watch": lambda u: model_watch(actor=u, model=model),
+        "comment_add": lambda u: comment_add(actor=u, model=model, body="hello"),
+        "version_create": lambda u: version_create(actor=u, model=model),
+        "version_update": lambda u: version_update(actor=u, version=version, description="x"),
+        "version_set_lock_level": lambda u: version_set_lock_level(
+            actor=u, version=version, level="closed"
+        ),
+        "version_delete": lambda u: version_delete(actor=u, version=version),
+        "artifact_put": lambda u: artifact_put(
+            actor=u, version=version, path="x.bin", source=[b"x"]
+        ),
+        "artifact_delete": lambda u: artifact_delete(actor=u, version=version, path="model.bin"),
+    }
+
+
+@pytest.mark.parametrize("who", ["carol", "mallory", "inactive_alice", "anonymous"])
+def test_it_answers_not_found_from_every_service_to_those_who_cannot_view(
+    request, subtests, secret, carol, who
+):
+    user = AnonymousUser() if who == "anonymous" else request.getfixturevalue(who)
+    version = secret.versions.get()
+    events = ActivityEvent.objects.count()
+    for service, call in _service_calls(secret, version, carol).items():
+        with subtests.test(service=service):
+            with pytest.raises(NotFound, match="not found"):
+                call(user)
+            assert ActivityEvent.objects.count() == events
+            assert version.artifacts.count() == 1
+            assert RegisteredModel.objects.filter(pk=secret.pk).exists()
+
+
+# --- visible_to -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def catalog(model, secret, admin, mallory, globex):
+    """acme/fraud (organization-wide), acme/secret (private), globex/rockets."""
+    version_create(actor=admin, model=model)
+    rockets = model_create(actor=mallory, org=globex, name="rockets")
+    version_create(actor=mallory, model=rockets)
+    return model, secret, rockets
+
+
+def test_it_leaves_private_models_out_for_members_without_a_grant(catalog, carol, bob):
+    for user in (carol, bob):
+        assert visible_names(user) == ["acme/fraud"]
+        assert visible_versions(user) == ["fraud v1"]
+
+
+def test_it_shows_a_private_model_to_a_granted_user(catalog, admin, carol, bob):
+    _, secret, _ = catalog
+    model_grant(actor=admin, model=secret, permission="view", user=carol)
+    # Any of the three permissions lets a member view the model.
+    model_grant(actor=admin, model=secret, permission="approve", user=bob)
+    for user in (carol, bob):
+        assert visible_names(user) == ["acme/fraud", "acme/secret"]
+        assert visible_versions(user) == ["fraud v1", "secret v1"]
+        assert get_model_for_user(user, "acme", "secret") == secret
+    model_revoke(actor=admin, model=secret, permission="view", user=carol)
+    assert visible_names(carol) == ["acme/fraud"]
+    with pytest.raises(NotFound):
+        get_model_for_user(carol, "acme", "secret")
+
+
+def test_it_shows_a_private_model_to_members_of_a_granted_team(catalog, acme, admin, carol, bob):
+    _, secret, _ = catalog
+    team = team_create(actor=admin, org=acme, name="risk")
+    team_set_members(actor=admin, team=team, users=[carol])
+    model_grant(actor=admin, model=secret, permission="write", team=team)
+
+    assert visible_names(carol) == ["acme/fraud", "acme/secret"]
+    assert visible_versions(carol) == ["fraud v1", "secret v1"]
+    assert visible_names(bob) == ["acme/fraud"]
+    # The team's grant is a real one: carol may write through it.
+    version = version_create(actor=carol, model=secret)
+    assert version.number == 2
+
+    team_set_members(actor=admin, team=team, users=[bob])
+    assert visible_names(carol) == ["acme/fraud"]
+    assert visible_names(bob) == ["acme/fraud", "acme/secret"]
+    with pytest.raises(NotFound):
+        get_version_for_user(carol, "acme", "secret", 1)
+
+
+def test_it_shows_org_admins_and_superusers_everything_they_govern(catalog, admin, mallory, root):
+    assert visible_names(admin) == ["acme/fraud", "acme/secret"]
+    assert visible_names(mallory) == ["globex/rockets"]
+    assert visible_versions(mallory) == ["rockets v1"]
+    assert visible_names(root) == ["acme/fraud", "acme/secret", "globex/rockets"]
+
+
+def test_it_shows_nothing_of_another_org_even_with_a_stale_grant(catalog, acme, admin, alice):
+    _, secret, _ = catalog
+    model_grant(actor=admin, model=secret, permission="view", user=alice)
+    assert "acme/secret" in visible_names(alice)
+    membership_remove(actor=admin, org=acme, user=alice)
+    # The guardian rows remain; without a membership they give nothing.
+    assert visible_names(alice) == []
+    assert visible_versions(alice) == []
+    with pytest.raises(NotFound):
+        get_model_for_user(alice, "acme", "fraud")
+
+
+def test_it_shows_nothing_to_inactive_or_anonymous_users(catalog, alice, root):
+    for user in (alice, root):
+        user.is_active = False
+        user.save()
+        assert visible_names(user) == []
+        assert visible_versions(user) == []
+    assert visible_names(AnonymousUser()) == []
+    assert visible_versions(AnonymousUser()) == []
+
+
+@pytest.mark.django_db
+def test_it_judges_visibility_as_stored_not_as_a_stale_instance_says(cast, model, carol):
+    stale = RegisteredModel.objects.get(pk=model.pk)
+    model_update(actor=cast.admin, model=model, visibility="private")
+    assert stale.visibility == "organization"
+    with pytest.raises(NotFound):
+        comment_add(actor=carol, model=stale, body="still here?")
