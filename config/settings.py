@@ -218,7 +218,7 @@ STORAGES = {
 _broker = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = not _broker
 # Eager tasks never reach a broker; naming the in-memory one keeps kombu from guessing.
-CELERY_BROKER_URL = _broker or "memory://"
+CELERY_BROKER_URL = _broker or "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 from django.core.files.storage import storages
-from django.core.management import call_command, get_commands
+from django.core.management import call_command
 from django.core.management.base import CommandError
 from moto.server import ThreadedMotoServer
 
@@ -158,13 +158,6 @@ def test_it_removes_the_object_once_no_artifact_uses_it(
     assert not Blob.objects.exists()
 
 
-@pytest.fixture
-def verify_artifacts():
-    if "verify_artifacts" not in get_commands():
-        pytest.skip("manage.py verify_artifacts does not exist yet")
-
-
-@pytest.mark.usefixtures("verify_artifacts")
 def test_it_verifies_artifacts_on_object_storage(bucket, model, alice, capsys):
     version_create(actor=alice, model=model, artifacts={"model.bin": io.BytesIO(CONTENT)})
     call_command("verify_artifacts")
@@ -176,7 +169,6 @@ def test_it_verifies_artifacts_on_object_storage(bucket, model, alice, capsys):
     assert f"corrupt blob sha256:{SHA256}" in capsys.readouterr().err
 
 
-@pytest.mark.usefixtures("verify_artifacts")
 def test_it_finds_orphaned_bytes_on_object_storage(bucket, model, alice, capsys):
     orphan = hashlib.sha256(b"left behind").hexdigest()
     bucket.write(blob_key(orphan), b"left behind")

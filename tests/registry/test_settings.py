@@ -117,7 +117,7 @@ def test_it_runs_tasks_eagerly_only_without_a_broker(var_dir):
     names = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER")
 
     assert read_settings(SECRET, var_dir, *names) == {
-        "CELERY_BROKER_URL": "memory://",
+        "CELERY_BROKER_URL": "memory://localhost/",
         "CELERY_TASK_ALWAYS_EAGER": True,
     }
     broker = {**SECRET, "CELERY_BROKER_URL": "redis://redis.example.com:6379/0"}

@@ -1,0 +1,1 @@
+"""Benchmarks (make bench): figures against targets, never pass/fail."""
