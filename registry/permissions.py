@@ -9,7 +9,7 @@ from typing import Literal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from registry.errors import Forbidden, NotFound
+from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import (
     Membership,
     ModelGroupPermission,
@@ -143,5 +143,32 @@ def get_version_for_user(
     )
     if version is None:
         raise NotFound(f"version {number} of model {model} not found")
+    require(user, registered, need)
+    return version
+
+
+def get_version_by_ref(
+    user: UserLike,
+    org: str | Organization,
+    ref: str,
+    number: int | None = None,
+    need: Need = "view",
+) -> ModelVersion:
+    """A version named as `model@alias` (`fraud@champion`), or as `model` with its number."""
+    name, at, alias = ref.partition("@")
+    if not at:
+        if number is None:
+            raise Invalid(f"name a version as {ref}@<alias> or give its number")
+        return get_version_for_user(user, org, name, number, need)
+    if number is not None:
+        raise Invalid("name a version by an alias or by a number, not both")
+    registered = get_model_for_user(user, org, name, "view")
+    version = (
+        ModelVersion.objects.select_related("model__org", "branch")
+        .filter(model=registered, aliases__name=alias)
+        .first()
+    )
+    if version is None:
+        raise NotFound(f"alias {alias} of model {name} not found")
     require(user, registered, need)
     return version

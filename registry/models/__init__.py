@@ -1,4 +1,5 @@
 from registry.models.activity import ActivityChain, ActivityEvent
+from registry.models.aliases import Alias
 from registry.models.artifacts import Artifact, Blob
 from registry.models.catalog import (
     Branch,
@@ -23,6 +24,7 @@ __all__ = [
     "INGREDIENT_FIELDS",
     "ActivityChain",
     "ActivityEvent",
+    "Alias",
     "Artifact",
     "Blob",
     "Branch",

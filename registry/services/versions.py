@@ -13,6 +13,7 @@ from registry.errors import Conflict, Forbidden, Invalid, Locked, NotFound
 from registry.models import (
     FREE_METADATA_FIELDS,
     INGREDIENT_FIELDS,
+    Alias,
     Artifact,
     Branch,
     LockLevel,
@@ -25,6 +26,7 @@ from registry.models import (
 from registry.models.versions import SEMVER_PATTERN
 from registry.permissions import Access, model_access, require
 from registry.services.activity import event_record
+from registry.services.aliases import alias_change, lock_model_transitions
 from registry.services.blobs import blob_attach, blobs_collect_later
 from registry.storage import StagedUpload, remove_blob_bytes, staged_upload
 
@@ -373,6 +375,9 @@ def version_set_lock_level(*, actor, version: ModelVersion, level: str) -> Model
 
 @transaction.atomic
 def version_delete(*, actor, version: ModelVersion) -> None:
+    """Delete a version (lock rules apply). Unprotected aliases on it are removed with their
+    own events; a protected alias must be moved first, as it would be to move it anywhere."""
+    lock_model_transitions(version.model)  # first, as every stage and alias change does
     version = locked_version(version, for_delete=True)
     access = require(actor, version.model, "write")
     require_unlocked(version, access, "delete it")
@@ -382,6 +387,16 @@ def version_delete(*, actor, version: ModelVersion) -> None:
             f"{child.child.model.name} v{child.child.number} descends from version "
             f"{version.number}: it cannot be deleted"
         )
+    aliases = list(Alias.objects.filter(version=version).order_by("name"))
+    protected = [alias.name for alias in aliases if alias.protected]
+    if protected:
+        raise Conflict(
+            f"protected alias {', '.join(protected)} points at version {version.number}: move "
+            "it first (an org admin, or an approved request)"
+        )
+    for alias in aliases:
+        _, event = alias_change(actor=actor, model=version.model, name=alias.name, version=None)
+        event_record(**event)
     blobs = list(version.artifacts.values_list("blob_id", flat=True))
     event_record(
         actor=actor,

@@ -3,8 +3,10 @@ import io
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from approvals.services import request_approve, request_create
 from registry.demo import CAST, demo_password, ensure_cast, ensure_shared_model
-from registry.models import LockLevel, RegisteredModel, Visibility
+from registry.models import LockLevel, RegisteredModel, Stage, Visibility
+from registry.services.aliases import alias_protect, alias_set
 from registry.services.comments import comment_add
 from registry.services.registered_models import model_create, model_grant
 from registry.services.versions import version_create, version_set_lock_level
@@ -41,6 +43,7 @@ class Command(BaseCommand):
             readme=README,
             tags={"team": "risk", "task": "classification"},
         )
+        versions = []
         for number, (auc, level) in enumerate(
             [
                 (0.81, LockLevel.CLOSED),
@@ -71,7 +74,40 @@ class Command(BaseCommand):
             )
             if level != LockLevel.OPEN:
                 version_set_lock_level(actor=cast.alice, version=version, level=level)
+            versions.append(version)
         comment_add(actor=cast.bob, model=model, body="AUC keeps improving; v4 looks promising.")
+        self._stages(cast, model, *versions)
+
+    def _stages(self, cast, model, v1, v2, v3, v4) -> None:
+        """Every stage through the real workflow (alice asks, bob or admin approves), the
+        aliases, and one request left pending for bob."""
+
+        def move(version, stage, reviewer, comment, **options):
+            request = request_create(
+                actor=cast.alice, version=version, to_stage=stage, comment=comment, **options
+            )
+            request_approve(actor=reviewer, request=request, comment="Approved.")
+
+        move(v1, Stage.PRODUCTION, cast.bob, "First model for the fraud team.")
+        move(v2, Stage.STAGING, cast.bob, "Retrained with six months of data.")
+        move(
+            v2,
+            Stage.PRODUCTION,
+            cast.admin,
+            "Beats v1 on every metric in staging.",
+            archive_existing=True,
+        )
+        move(v3, Stage.STAGING, cast.bob, "Shadow traffic this week.")
+        move(v4, Stage.DEVELOPMENT, cast.bob, "Feature work in progress.")
+        alias_set(actor=cast.admin, model=model, name="champion", version=v2)
+        alias_protect(actor=cast.admin, model=model, name="champion")
+        alias_set(actor=cast.alice, model=model, name="challenger", version=v3)
+        request_create(
+            actor=cast.alice,
+            version=v4,
+            to_stage=Stage.STAGING,
+            comment="AUC 0.91 offline; ready for shadow traffic.",
+        )
 
     def _churn(self, cast) -> None:
         if RegisteredModel.objects.filter(org=cast.acme, name="churn-predictor").exists():

@@ -1,0 +1,453 @@
+"""Stage changes through peer review (SPEC 3.3, 3.4), and protected aliases through the same
+workflow: request, approve or reject, apply, cancel.
+
+Lock order, the same in every service here, so that no two transactions wait on each other
+in a cycle: the model's transition lock (registry.services.aliases.lock_model_transitions),
+then the request row, then the version rows that change, then the activity chain head
+(event_record, always last).
+"""
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from approvals.models import (
+    Decision,
+    RequestKind,
+    RequestStatus,
+    Review,
+    StageChangeRequest,
+    stage_moves_back,
+    stage_skips,
+)
+from registry.errors import Conflict, Forbidden, Invalid, NotFound
+from registry.models import Alias, ModelVersion, RegisteredModel, Stage
+from registry.permissions import Access, require
+from registry.services.activity import event_record
+from registry.services.aliases import (
+    alias_change,
+    clean_alias_name,
+    clean_comment,
+    lock_model_transitions,
+    version_of,
+)
+
+
+def _fresh_version(version: ModelVersion) -> ModelVersion:
+    fresh = (
+        ModelVersion.objects.select_related("model__org", "branch").filter(pk=version.pk).first()
+    )
+    if fresh is None:
+        raise NotFound(f"version {version.number} not found")
+    return fresh
+
+
+def _describe(request: StageChangeRequest) -> dict[str, Any]:
+    """What every event about a request carries, so the log reads without the request row."""
+    data: dict[str, Any] = {
+        "request": request.pk,
+        "kind": request.kind,
+        "number": request.version.number,
+    }
+    if request.kind == RequestKind.STAGE:
+        data.update(
+            from_stage=request.from_stage,
+            to_stage=request.to_stage,
+            archive_existing=request.archive_existing,
+            skips=request.skips,
+            moves_back=request.moves_back,
+        )
+    else:
+        data.update(
+            alias=request.alias_name,
+            from_number=request.alias_from.number if request.alias_from else None,
+        )
+    return data
+
+
+def _request_event(
+    actor, request: StageChangeRequest, verb: str, changes: dict | None = None, **data: Any
+) -> dict[str, Any]:
+    return {
+        "actor": actor,
+        "org": request.model.org,
+        "verb": verb,
+        "target": request,
+        "target_type": "stage_request",
+        "model": request.model,
+        "version": request.version,
+        "changes": changes or {},
+        "data": {**_describe(request), **data},
+    }
+
+
+def _insert(request: StageChangeRequest, what: str) -> StageChangeRequest:
+    # The partial unique constraints are the backstop if two requests race past the check.
+    try:
+        with transaction.atomic():
+            request.save(force_insert=True)
+    except IntegrityError:
+        raise Conflict(f"{what} already has a pending request") from None
+    return request
+
+
+@transaction.atomic
+def request_create(
+    *,
+    actor,
+    version: ModelVersion,
+    to_stage: str,
+    comment: str = "",
+    archive_existing: bool = False,
+) -> StageChangeRequest:
+    """Request a version's stage change (write permission). At most one pending request per
+    version; `archive_existing` only for production; only versions on a protected branch
+    enter production. Records whether the change skips a step or moves back."""
+    version = _fresh_version(version)
+    model = version.model
+    require(actor, model, "write")
+    if to_stage not in Stage.values:
+        raise Invalid(f"stage must be one of {Stage.values}, not {to_stage!r}")
+    if not isinstance(archive_existing, bool):
+        raise Invalid("archive_existing must be true or false")
+    if archive_existing and to_stage != Stage.PRODUCTION:
+        raise Invalid("archive_existing applies only to a request for production")
+    comment = clean_comment(comment)
+    lock_model_transitions(model)
+    version = _fresh_version(version)
+    where = f"version {version.number} of {model.name}"
+    if version.stage == to_stage:
+        raise Invalid(f"{where} is already in {to_stage}")
+    if to_stage == Stage.PRODUCTION and not version.branch.protected:
+        raise Invalid(
+            f"{where} is on branch {version.branch.name}, which is not protected: only "
+            "versions on a protected branch may enter production; promote it to main first"
+        )
+    pending = StageChangeRequest.objects.pending().filter(version=version, kind=RequestKind.STAGE)
+    pending = pending.first()
+    if pending is not None:
+        raise Conflict(
+            f"{where} already has a pending request (#{pending.pk}, {pending.from_stage} → "
+            f"{pending.to_stage}): cancel it or wait for its review before asking again"
+        )
+    request = _insert(
+        StageChangeRequest(
+            kind=RequestKind.STAGE,
+            model=model,
+            version=version,
+            from_stage=version.stage,
+            to_stage=to_stage,
+            archive_existing=archive_existing,
+            skips=stage_skips(version.stage, to_stage),
+            moves_back=stage_moves_back(version.stage, to_stage),
+            comment=comment,
+            requester=actor,
+            required_approvals=model.effective_required_approvals,
+        ),
+        where,
+    )
+    event_record(
+        **_request_event(
+            actor,
+            request,
+            "stage.requested",
+            {"status": [None, RequestStatus.PENDING]},
+            comment=comment,
+            required_approvals=request.required_approvals,
+        )
+    )
+    return request
+
+
+@transaction.atomic
+def alias_request_create(
+    *,
+    actor,
+    model: RegisteredModel,
+    name: str,
+    version: ModelVersion | None,
+    comment: str = "",
+) -> StageChangeRequest:
+    """Request that alias `name` point at `version` (None: be removed), for review like a
+    stage change: the way a writer moves a protected alias. One pending request per alias."""
+    require(actor, model, "write")
+    name = clean_alias_name(name)
+    comment = clean_comment(comment)
+    if version is not None:
+        version = version_of(model, version)
+    lock_model_transitions(model)
+    current = Alias.objects.select_related("version").filter(model=model, name=name).first()
+    if version is None:
+        if current is None:
+            raise NotFound(f"alias {name} of model {model.name} not found")
+        kind, target = RequestKind.ALIAS_REMOVE, current.version
+    else:
+        if current is not None and current.version_id == version.pk:
+            raise Invalid(f"alias {name} already points at version {version.number}")
+        kind, target = RequestKind.ALIAS_MOVE, version
+    pending = StageChangeRequest.objects.pending().filter(model=model, alias_name=name)
+    pending = pending.exclude(kind=RequestKind.STAGE).first()
+    if pending is not None:
+        raise Conflict(
+            f"alias {name} of {model.name} already has a pending request (#{pending.pk}): "
+            "cancel it or wait for its review before asking again"
+        )
+    request = _insert(
+        StageChangeRequest(
+            kind=kind,
+            model=model,
+            version=target,
+            alias_name=name,
+            alias_from=current.version if current is not None else None,
+            comment=comment,
+            requester=actor,
+            required_approvals=model.effective_required_approvals,
+        ),
+        f"alias {name} of {model.name}",
+    )
+    event_record(
+        **_request_event(
+            actor,
+            request,
+            "stage.requested",
+            {"status": [None, RequestStatus.PENDING]},
+            comment=comment,
+            required_approvals=request.required_approvals,
+        )
+    )
+    return request
+
+
+def _locked_request(
+    actor, request: StageChangeRequest, need: str
+) -> tuple[StageChangeRequest, Access]:
+    """The request re-read under the model's transition lock and its own row lock, after
+    checking that the actor may view the model (else NotFound) and `need` it (else
+    Forbidden)."""
+    found = StageChangeRequest.objects.select_related("model__org").filter(pk=request.pk).first()
+    if found is None:
+        raise NotFound(f"request #{request.pk} not found")
+    access = require(actor, found.model, need)
+    lock_model_transitions(found.model)
+    locked = (
+        StageChangeRequest.objects.select_for_update(of=("self",))
+        .select_related("model__org", "version__branch", "alias_from", "requester")
+        .filter(pk=request.pk)
+        .first()
+    )
+    if locked is None:
+        raise NotFound(f"request #{request.pk} not found")
+    return locked, access
+
+
+def _require_pending(request: StageChangeRequest, action: str) -> None:
+    if request.status != RequestStatus.PENDING:
+        raise Conflict(
+            f"request #{request.pk} is {request.status}: only a pending request can be {action}"
+        )
+
+
+def _close(request: StageChangeRequest, status: str) -> None:
+    """Move a request out of pending. The conditional update decides, on any backend: of two
+    transactions that get here for one request, exactly one changes the row."""
+    now = timezone.now()
+    won = StageChangeRequest.objects.filter(pk=request.pk, status=RequestStatus.PENDING).update(
+        status=status, decided_at=now
+    )
+    if won != 1:
+        raise Conflict(f"request #{request.pk} is no longer pending")
+    request.status, request.decided_at = status, now
+    # The same values again, through save(), so that simple-history records the change.
+    request.save(update_fields=["status", "decided_at"])
+
+
+def _refuse_stale(request: StageChangeRequest) -> None:
+    """A request decided on a state that has changed since must be asked again."""
+    version = request.version
+    if request.kind == RequestKind.STAGE:
+        if version.stage != request.from_stage:
+            raise Conflict(
+                f"version {version.number} is now in {version.stage}, not {request.from_stage} "
+                f"as when request #{request.pk} was made: the request is stale; cancel it and "
+                "request again"
+            )
+        if request.to_stage == Stage.PRODUCTION and not version.branch.protected:
+            raise Conflict(
+                f"version {version.number} is no longer on a protected branch: it cannot "
+                "enter production"
+            )
+        return
+    current = (
+        Alias.objects.filter(model_id=request.model_id, name=request.alias_name)
+        .values_list("version_id", flat=True)
+        .first()
+    )
+    if current != request.alias_from_id:
+        raise Conflict(
+            f"alias {request.alias_name} has changed since request #{request.pk} was made: "
+            "the request is stale; cancel it and request again"
+        )
+
+
+def request_approve(*, actor, request: StageChangeRequest, comment: str = "") -> StageChangeRequest:
+    """Approve (approve permission; never one's own request; each reviewer once). The
+    approval that reaches the required number applies the change in the same transaction.
+
+    Two reviewers approving at once yield one transition: the model's transition lock and
+    the request's row lock make them queue (PostgreSQL), and the conditional update out of
+    pending lets only one apply (any backend); the other gets Conflict.
+    """
+    return _review(actor=actor, request=request, decision=Decision.APPROVE, comment=comment)
+
+
+def request_reject(*, actor, request: StageChangeRequest, comment: str = "") -> StageChangeRequest:
+    """Reject (approve permission; never one's own request): a rejection closes the request."""
+    return _review(actor=actor, request=request, decision=Decision.REJECT, comment=comment)
+
+
+@transaction.atomic
+def _review(*, actor, request: StageChangeRequest, decision: str, comment: str):
+    comment = clean_comment(comment)
+    request, _ = _locked_request(actor, request, "approve")
+    if request.requester_id is not None and request.requester_id == actor.pk:
+        raise Forbidden("you cannot review your own request; cancel it if it is no longer wanted")
+    _require_pending(request, "reviewed")
+    if Review.objects.filter(request=request, reviewer=actor).exists():
+        raise Conflict(f"you have already reviewed request #{request.pk}")
+    _refuse_stale(request)
+    try:
+        with transaction.atomic():
+            Review.objects.create(
+                request=request, reviewer=actor, decision=decision, comment=comment
+            )
+    except IntegrityError:
+        raise Conflict(f"you have already reviewed request #{request.pk}") from None
+    events: list[dict[str, Any]] = []
+    if decision == Decision.REJECT:
+        _close(request, RequestStatus.REJECTED)
+        events.append(
+            _request_event(
+                actor,
+                request,
+                "stage.rejected",
+                {"status": [RequestStatus.PENDING, RequestStatus.REJECTED]},
+                comment=comment,
+            )
+        )
+    else:
+        approvals = Review.objects.filter(request=request, decision=Decision.APPROVE).count()
+        applies = approvals >= request.required_approvals
+        events.append(
+            _request_event(
+                actor,
+                request,
+                "stage.approved",
+                {"approvals": [approvals - 1, approvals]},
+                comment=comment,
+                required_approvals=request.required_approvals,
+            )
+        )
+        if applies:
+            _close(request, RequestStatus.APPROVED)
+            events.extend(_apply(actor, request))
+    for event in events:
+        event_record(**event)
+    return request
+
+
+def _lock_versions(**filters: Any):
+    return (
+        ModelVersion.objects.select_for_update(of=("self",))
+        .select_related("model__org")
+        .filter(**filters)
+        .order_by("number")
+    )
+
+
+def _move_stage(actor, request: StageChangeRequest, version: ModelVersion, stage: str, **data):
+    old = version.stage
+    version.stage = stage
+    version.save(update_fields=["stage", "updated_at"])
+    return {
+        "actor": actor,
+        "org": version.model.org,
+        "verb": "stage.applied",
+        "target": version,
+        "version": version,
+        "changes": {"stage": [old, stage]},
+        "data": {"request": request.pk, "number": version.number, **data},
+    }
+
+
+def _apply(actor, request: StageChangeRequest) -> list[dict[str, Any]]:
+    """The change takes effect: rows change here, the caller records the events returned."""
+    if request.kind != RequestKind.STAGE:
+        target = request.version if request.kind == RequestKind.ALIAS_MOVE else None
+        _, event = alias_change(
+            actor=actor,
+            model=request.model,
+            name=request.alias_name,
+            version=target,
+            data={"request": request.pk, "comment": request.comment},
+        )
+        return [event]
+    version = _lock_versions(pk=request.version_id).get()
+    events = [_move_stage(actor, request, version, request.to_stage, comment=request.comment)]
+    moved = [version]
+    if request.archive_existing:
+        others = _lock_versions(model_id=request.model_id, stage=Stage.PRODUCTION)
+        for other in others.exclude(pk=version.pk):
+            events.append(
+                _move_stage(
+                    actor,
+                    request,
+                    other,
+                    Stage.ARCHIVED,
+                    archived_for=version.number,
+                    comment=request.comment,
+                )
+            )
+            moved.append(other)
+    # Requests decided on the old stage of a version that moved no longer make sense.
+    stale = (
+        StageChangeRequest.objects.select_for_update(of=("self",))
+        .select_related("model__org", "version")
+        .filter(kind=RequestKind.STAGE, status=RequestStatus.PENDING, version__in=moved)
+        .exclude(pk=request.pk)
+        .order_by("pk")
+    )
+    for other in stale:
+        _close(other, RequestStatus.SUPERSEDED)
+        events.append(
+            _request_event(
+                actor,
+                other,
+                "stage.superseded",
+                {"status": [RequestStatus.PENDING, RequestStatus.SUPERSEDED]},
+                superseded_by=request.pk,
+                comment=request.comment,
+            )
+        )
+    return events
+
+
+@transaction.atomic
+def request_cancel(*, actor, request: StageChangeRequest, comment: str = "") -> StageChangeRequest:
+    """Cancel a pending request: its requester, or an org admin."""
+    comment = clean_comment(comment)
+    request, access = _locked_request(actor, request, "view")
+    if request.requester_id != actor.pk and not access.admin:
+        raise Forbidden(f"only the requester or an org admin may cancel request #{request.pk}")
+    _require_pending(request, "cancelled")
+    _close(request, RequestStatus.CANCELLED)
+    event_record(
+        **_request_event(
+            actor,
+            request,
+            "stage.cancelled",
+            {"status": [RequestStatus.PENDING, RequestStatus.CANCELLED]},
+            comment=comment,
+        )
+    )
+    return request

@@ -1,0 +1,190 @@
+"""Aliases: movable named pointers to versions (SPEC 2).
+
+Anyone with `write` sets, moves and removes an alias; a protected one only an org admin,
+or an approved request (approvals.services.alias_request_create), which applies the move
+through `alias_change` below. Every change is an `alias.set|moved|removed` event.
+"""
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from registry.errors import Conflict, Forbidden, Invalid, NotFound
+from registry.models import Alias, ModelVersion, RegisteredModel, VersionSequence
+from registry.models.catalog import NAME_PATTERN
+from registry.permissions import require
+from registry.services.activity import event_record
+
+MAX_COMMENT = 20_000
+
+
+def clean_alias_name(name: Any) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise Invalid(
+            f"alias name {name!r} is invalid: use 1-128 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    if name.isdigit():
+        raise Invalid(f"alias name {name!r} is a number, which would read as a version number")
+    return name
+
+
+def clean_comment(comment: Any) -> str:
+    if comment is None:
+        return ""
+    if not isinstance(comment, str):
+        raise Invalid("a comment must be text")
+    if len(comment) > MAX_COMMENT:
+        raise Invalid(f"a comment is at most {MAX_COMMENT} characters")
+    return comment.strip()
+
+
+def lock_model_transitions(model: RegisteredModel) -> None:
+    """Serialize the stage and alias changes of one model, inside the caller's transaction.
+
+    The lock is the model's VersionSequence row: every approval, alias change and request
+    takes it first, so that they queue instead of deciding on a stale read. The model row
+    is not used because the core services lock it after a version row, and this lock is
+    taken before version rows.
+    """
+    held = VersionSequence.objects.select_for_update().filter(pk=model.pk).values_list("pk")
+    if not list(held):
+        raise NotFound(f"model {model.name} not found")
+
+
+def version_of(model: RegisteredModel, version: ModelVersion) -> ModelVersion:
+    """The version as stored, refusing one of another model."""
+    if not isinstance(version, ModelVersion):
+        raise Invalid("an alias points at a version")
+    fresh = ModelVersion.objects.select_related("model__org").filter(pk=version.pk).first()
+    if fresh is None:
+        raise NotFound(f"version {version.number} of model {model.name} not found")
+    if fresh.model_id != model.pk:
+        raise Invalid(
+            f"{fresh.model.name} v{fresh.number} is not a version of {model.name}: an alias "
+            "points at a version of its own model"
+        )
+    return fresh
+
+
+def alias_change(
+    *,
+    actor,
+    model: RegisteredModel,
+    name: str,
+    version: ModelVersion | None,
+    data: dict[str, Any] | None = None,
+) -> tuple[Alias | None, dict[str, Any]]:
+    """Point `name` at `version` (None: remove it) and return the alias and the event to
+    record. For callers that hold lock_model_transitions and have authorised the change."""
+    alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
+    old = alias.version.number if alias is not None else None
+    if version is None:
+        if alias is None:
+            raise NotFound(f"alias {name} of model {model.name} not found")
+        removed = Alias(
+            pk=alias.pk, model=model, name=name, version=alias.version, protected=alias.protected
+        )
+        alias.delete()
+        verb, target, alias, event_version = "alias.removed", removed, None, removed.version
+    else:
+        if alias is None:
+            try:
+                with transaction.atomic():
+                    alias = Alias.objects.create(
+                        model=model, name=name, version=version, created_by=actor
+                    )
+            except IntegrityError:
+                raise Conflict(f"alias {name} of model {model.name} was just set") from None
+            verb = "alias.set"
+        else:
+            alias.version = version
+            alias.save()
+            verb = "alias.moved"
+        target, event_version = alias, version
+    event = {
+        "actor": actor,
+        "org": model.org,
+        "verb": verb,
+        "target": target,
+        "target_type": "alias",
+        "model": model,
+        "version": event_version,
+        "changes": {"version": [old, None if version is None else version.number]},
+        "data": {"alias": name, "protected": target.protected, **(data or {})},
+    }
+    return alias, event
+
+
+def _check_protection(actor, model: RegisteredModel, alias: Alias | None, admin: bool) -> None:
+    if alias is not None and alias.protected and not admin:
+        raise Forbidden(
+            f"alias {alias.name} of {model.name} is protected: request the change for review, "
+            "or ask an org admin"
+        )
+
+
+@transaction.atomic
+def alias_set(
+    *, actor, model: RegisteredModel, name: str, version: ModelVersion, comment: str = ""
+) -> Alias:
+    """Create an alias or move it to `version` (write permission). A protected alias moves
+    only by an org admin; others are told to request the move."""
+    access = require(actor, model, "write")
+    name = clean_alias_name(name)
+    comment = clean_comment(comment)
+    version = version_of(model, version)
+    lock_model_transitions(model)
+    current = Alias.objects.filter(model=model, name=name).first()
+    _check_protection(actor, model, current, access.admin)
+    if current is not None and current.version_id == version.pk:
+        return current
+    alias, event = alias_change(
+        actor=actor, model=model, name=name, version=version, data={"comment": comment}
+    )
+    event_record(**event)
+    return alias
+
+
+@transaction.atomic
+def alias_remove(*, actor, model: RegisteredModel, name: str, comment: str = "") -> None:
+    """Remove an alias (write permission; a protected one only an org admin)."""
+    access = require(actor, model, "write")
+    comment = clean_comment(comment)
+    lock_model_transitions(model)
+    current = Alias.objects.filter(model=model, name=name).first()
+    if current is None:
+        raise NotFound(f"alias {name} of model {model.name} not found")
+    _check_protection(actor, model, current, access.admin)
+    _, event = alias_change(
+        actor=actor, model=model, name=name, version=None, data={"comment": comment}
+    )
+    event_record(**event)
+
+
+@transaction.atomic
+def alias_protect(*, actor, model: RegisteredModel, name: str, protected: bool = True) -> Alias:
+    """Protect (or release) an alias: org admins only."""
+    require(actor, model, "admin")
+    if not isinstance(protected, bool):
+        raise Invalid("protected must be true or false")
+    lock_model_transitions(model)
+    alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
+    if alias is None:
+        raise NotFound(f"alias {name} of model {model.name} not found")
+    if alias.protected == protected:
+        return alias
+    alias.protected = protected
+    alias.save()
+    event_record(
+        actor=actor,
+        org=model.org,
+        verb="alias.protected" if protected else "alias.unprotected",
+        target=alias,
+        target_type="alias",
+        model=model,
+        version=alias.version,
+        changes={"protected": [not protected, protected]},
+        data={"alias": name},
+    )
+    return alias
