@@ -22,11 +22,50 @@ def missing_service(reason: str) -> None:
     pytest.skip(reason)
 
 
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# No browser download ever: Debian's Chromium, with its network chatter switched off.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium through Playwright; skips without it unless REQUIRE_BROWSER=1."""
+    if not os.path.exists(CHROMIUM):
+        reason = f"needs Chromium at {CHROMIUM} (apt-get install chromium)"
+        if REQUIRE_BROWSER:
+            pytest.fail(f"REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls
+    # are still synchronous, so Django's async guard is told so.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def pytest_configure(config):
+    from django.conf import settings
+
+    # Before any server starts (the live server builds its middleware once per session):
+    # test clients and the browser speak plain HTTP.
+    settings.SECURE_SSL_REDIRECT = False
+    settings.SECURE_HSTS_SECONDS = 0
+
+
 @pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     # Speed-ups and isolation that belong to the tests only.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.SECURE_SSL_REDIRECT = False  # the test client speaks plain HTTP
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     settings.ARTIFACT_TMP_DIR = tmp_path / "artifacts-tmp"
