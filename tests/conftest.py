@@ -8,6 +8,7 @@ import os
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from registry.demo import Cast, ensure_cast, ensure_shared_model
 
@@ -136,8 +137,8 @@ def model(cast):
     return ensure_shared_model(cast, "fraud", description="Card fraud scoring")
 
 
-def _client_for(client_class, user):
-    client = client_class()
+def logged_in(user) -> Client:
+    client = Client()
     client.force_login(user)
     return client
 
@@ -150,45 +151,33 @@ def admin_user(cast):
 
 
 @pytest.fixture
-def admin_client(cast):
-    from django.test import Client
-
-    return _client_for(Client, cast.admin)
+def admin_client(cast) -> Client:
+    return logged_in(cast.admin)
 
 
 @pytest.fixture
-def alice_client(cast):
-    from django.test import Client
-
-    return _client_for(Client, cast.alice)
+def alice_client(cast) -> Client:
+    return logged_in(cast.alice)
 
 
 @pytest.fixture
-def bob_client(cast):
-    from django.test import Client
-
-    return _client_for(Client, cast.bob)
+def bob_client(cast) -> Client:
+    return logged_in(cast.bob)
 
 
 @pytest.fixture
-def carol_client(cast):
-    from django.test import Client
-
-    return _client_for(Client, cast.carol)
+def carol_client(cast) -> Client:
+    return logged_in(cast.carol)
 
 
 @pytest.fixture
-def mallory_client(cast):
-    from django.test import Client
-
-    return _client_for(Client, cast.mallory)
+def mallory_client(cast) -> Client:
+    return logged_in(cast.mallory)
 
 
 @pytest.fixture
-def root_client(root):
-    from django.test import Client
-
-    return _client_for(Client, root)
+def root_client(root) -> Client:
+    return logged_in(root)
 
 
 @pytest.fixture(autouse=True)
