@@ -18,8 +18,8 @@ $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install -q -c $(CONSTRAINTS) -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]'
+$(VENV)/.installed-dev: $(VENV)/.installed client/pyproject.toml
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[dev]' -e ./client
 	touch $@
 
 install: $(VENV)/.installed

@@ -9,9 +9,21 @@ MAX_KEY = 250
 MAX_TEXT = 100_000
 
 
+def storable(field: str, text: str) -> str:
+    """Refuse what no database stores as text: NUL, and lone surrogates (not UTF-8)."""
+    if "\x00" in text:
+        raise Invalid(f"{field} must not contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid(f"{field} must be valid Unicode text (it holds a lone surrogate)") from None
+    return text
+
+
 def _check_key(field: str, key: Any) -> None:
     if not isinstance(key, str) or not key or len(key) > MAX_KEY:
         raise Invalid(f"{field}: keys must be non-empty strings of at most {MAX_KEY} characters")
+    storable(f"{field} key", key)
 
 
 def _check_text(field: str, value: Any, limit: int = MAX_TEXT) -> None:
@@ -19,6 +31,7 @@ def _check_text(field: str, value: Any, limit: int = MAX_TEXT) -> None:
         raise Invalid(f"{field} must be a string")
     if len(value) > limit:
         raise Invalid(f"{field} is longer than {limit} characters")
+    storable(field, value)
 
 
 def _check_json(field: str, value: Any, depth: int = 0) -> None:
@@ -30,11 +43,14 @@ def _check_json(field: str, value: Any, depth: int = 0) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise Invalid(f"{field}: keys must be strings")
+            storable(f"{field} key", key)
             _check_json(field, item, depth + 1)
     elif isinstance(value, list):
         for item in value:
             _check_json(field, item, depth + 1)
-    elif value is not None and not isinstance(value, (str, int, float, bool)):
+    elif isinstance(value, str):
+        storable(field, value)
+    elif value is not None and not isinstance(value, (int, float, bool)):
         raise Invalid(f"{field} holds a {type(value).__name__}, which is not JSON")
 
 
@@ -45,6 +61,7 @@ def tags(value: Any, field: str = "tags") -> dict[str, str]:
         _check_key(field, key)
         if not isinstance(item, str) or len(item) > 5000:
             raise Invalid(f"{field}.{key} must be a string of at most 5000 characters")
+        storable(f"{field}.{key}", item)
     return dict(value)
 
 

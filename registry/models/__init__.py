@@ -11,6 +11,7 @@ from registry.models.catalog import (
 )
 from registry.models.choices import LockLevel, ModelPermission, Role, Stage, Visibility
 from registry.models.orgs import Membership, Organization, Team
+from registry.models.tokens import ApiToken
 from registry.models.versions import (
     FREE_METADATA_FIELDS,
     INGREDIENT_FIELDS,
@@ -25,6 +26,7 @@ __all__ = [
     "ActivityChain",
     "ActivityEvent",
     "Alias",
+    "ApiToken",
     "Artifact",
     "Blob",
     "Branch",

@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from registry import validation
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.models import Alias, ModelVersion, RegisteredModel, VersionSequence
 from registry.models.catalog import NAME_PATTERN
@@ -36,7 +37,7 @@ def clean_comment(comment: Any) -> str:
         raise Invalid("a comment must be text")
     if len(comment) > MAX_COMMENT:
         raise Invalid(f"a comment is at most {MAX_COMMENT} characters")
-    return comment.strip()
+    return validation.storable("comment", comment).strip()
 
 
 def lock_model_transitions(model: RegisteredModel) -> None:

@@ -1,5 +1,6 @@
 from django.db import transaction
 
+from registry import validation
 from registry.errors import Invalid
 from registry.models import Comment, ModelVersion, RegisteredModel
 from registry.permissions import require
@@ -16,10 +17,9 @@ def comment_add(
     require(actor, model, "view")
     if version is not None and version.model_id != model.pk:
         raise Invalid("the version does not belong to this model")
-    if not isinstance(body, str) or not body.strip():
+    validation.short_text(body, "comment", MAX_COMMENT)
+    if not body.strip():
         raise Invalid("a comment needs some text")
-    if len(body) > MAX_COMMENT:
-        raise Invalid(f"a comment is at most {MAX_COMMENT} characters")
     comment = Comment.objects.create(model=model, version=version, author=actor, body=body)
     event_record(
         actor=actor,

@@ -3,6 +3,7 @@
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
+from registry import validation
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.models import LockLevel, Membership, Organization, Role, Team
 from registry.models.orgs import slug_validator
@@ -18,6 +19,8 @@ def _clean_settings(changes: dict) -> dict:
         raise Invalid(f"unknown organization settings {unknown}; allowed: {list(ORG_SETTINGS)}")
     if "name" in changes and not (isinstance(changes["name"], str) and changes["name"].strip()):
         raise Invalid("name must be a non-empty string")
+    if "name" in changes:
+        validation.short_text(changes["name"], "name", 200)
     if "default_lock_level" in changes and changes["default_lock_level"] not in LockLevel.values:
         raise Invalid(f"default_lock_level must be one of {LockLevel.values}")
     if "required_approvals" in changes:
@@ -152,7 +155,7 @@ def team_create(*, actor, org: Organization, name: str) -> Team:
     require_org(actor, org, "admin")
     if not isinstance(name, str) or not name.strip() or len(name) > 100:
         raise Invalid("team name must be 1-100 characters")
-    name = name.strip()
+    name = validation.short_text(name.strip(), "team name", 100)
     if Team.objects.filter(org=org, name=name).exists():
         raise Conflict(f"team {name} already exists in {org.slug}")
     try:

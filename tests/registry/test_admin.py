@@ -768,3 +768,20 @@ def test_it_lists_versions_in_few_queries(admin_client, version_at, django_asser
         response = admin_client.get(admin_url("modelversion_changelist"))
 
     assert len(response.context["cl"].result_list) == 6
+
+
+def test_it_lets_superusers_revoke_api_tokens_and_nobody_else_see_them(
+    root_client, admin_client, alice
+):
+    from registry.models import ApiToken
+    from registry.services.tokens import token_create
+
+    token, _ = token_create(actor=alice, user=alice, name="ci")
+    changelist = reverse("admin:registry_apitoken_changelist")
+    assert admin_client.get(changelist).status_code == 403
+    page = root_client.get(changelist)
+    assert page.status_code == 200
+    assert token.hashed not in page.content.decode()
+    response = root_client.post(changelist, {"action": "revoke", "_selected_action": [token.pk]})
+    assert response.status_code == 302
+    assert ApiToken.objects.get(pk=token.pk).revoked_at is not None

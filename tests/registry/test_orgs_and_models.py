@@ -437,3 +437,29 @@ def test_it_checks_ownership_as_stored_not_as_the_callers_instance(acme, admin, 
         model_delete(actor=alice, model=churn)
     assert RegisteredModel.objects.filter(pk=churn.pk).exists()
     assert not model_access(carol, churn).write
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("text", ["nul\x00byte", "lone\ud800surrogate"])
+def test_it_refuses_text_no_database_can_store_on_every_service(cast, model, alice, text):
+    """PostgreSQL refuses NUL in text; a lone surrogate is not UTF-8. Each is a clear Invalid
+    from the domain, whatever the surface, never a database error."""
+    from approvals.services import request_create
+    from registry.services.comments import comment_add
+    from registry.services.orgs import team_create
+    from registry.services.versions import version_create
+
+    calls = [
+        lambda: comment_add(actor=alice, model=model, body=text),
+        lambda: model_update(actor=alice, model=model, description=text),
+        lambda: model_update(actor=alice, model=model, tags={"team": text}),
+        lambda: version_create(actor=alice, model=model, params={"opt": text}),
+        lambda: version_create(actor=alice, model=model, metrics={text: 1.0}),
+        lambda: team_create(actor=cast.admin, org=cast.acme, name=text),
+    ]
+    for call in calls:
+        with pytest.raises(Invalid, match="NUL|surrogate"):
+            call()
+    version = version_create(actor=alice, model=model)
+    with pytest.raises(Invalid, match="NUL|surrogate"):
+        request_create(actor=alice, version=version, to_stage="staging", comment=text)

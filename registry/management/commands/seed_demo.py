@@ -1,4 +1,5 @@
 import io
+import json
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -9,6 +10,7 @@ from registry.models import LockLevel, RegisteredModel, Stage, Visibility
 from registry.services.aliases import alias_protect, alias_set
 from registry.services.comments import comment_add
 from registry.services.registered_models import model_create, model_grant
+from registry.services.tokens import token_create
 from registry.services.versions import version_create, version_set_lock_level
 
 README = """# Card fraud scoring
@@ -23,15 +25,33 @@ Gradient-boosted trees over card transactions. Scores are calibrated probabiliti
 class Command(BaseCommand):
     help = "Create the demo organizations, users and models (idempotent)."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--tokens",
+            metavar="FILE",
+            help='write a new API token of each demo user to FILE as JSON {"username": token}',
+        )
+
     def handle(self, *args, **options):
         with transaction.atomic():
             cast = ensure_cast()
             self._fraud(cast)
             self._churn(cast)
             self._globex(cast)
+        if options["tokens"]:
+            self._tokens(cast, options["tokens"])
         self.stdout.write("Demo organizations: acme, globex. Logins (embedded default only):")
         for username, (org, role, _) in CAST.items():
             self.stdout.write(f"  {username:8} / {demo_password(username):14} {org} {role}")
+
+    def _tokens(self, cast, path: str) -> None:
+        tokens = {}
+        for username in CAST:
+            user = getattr(cast, username)
+            tokens[username] = token_create(actor=user, user=user, name="demo")[1]
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(tokens, out, indent=2)
+        self.stdout.write(f"API tokens of the demo users written to {path}")
 
     def _fraud(self, cast) -> None:
         if RegisteredModel.objects.filter(org=cast.acme, name="fraud-detector").exists():

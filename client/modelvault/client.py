@@ -1,0 +1,456 @@
+"""The Modelvault client: registered models, versions, artifacts and stage requests over the
+REST API of SPEC 4.2.
+
+    client = Client("http://127.0.0.1:8000", token="...", org="acme")
+    model = client.create_registered_model("fraud", description="Card fraud scoring")
+    version = model.create_version(Redact(), label="1.0.0", artifacts={"model.pkl": "out/m.pkl"})
+    request = version.change_stage(Staging("Undergoing final testing."))
+"""
+
+import contextlib
+import hashlib
+import os
+import secrets
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from modelvault.errors import ChecksumMismatch, ModelvaultError, error_from_response
+from modelvault.lock import LockLevel, lock_word
+from modelvault.stage_change import StageChange
+
+Progress = Callable[[int, int | None], None]
+CHUNK = 1024 * 1024
+API_PREFIX = "/api/v1"
+
+
+def _q(segment: str | int) -> str:
+    return quote(str(segment), safe="")
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = CHUNK) -> tuple[str, int]:
+    """The hex SHA-256 and size of a local file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def _checksum_word(value: str | None) -> str | None:
+    if not value:
+        return None
+    value = value.strip().strip('"').lower()
+    return value.removeprefix("sha256:") or None
+
+
+def _safe_relative(path: str) -> PurePosixPath:
+    relative = PurePosixPath(path)
+    if relative.is_absolute() or not relative.parts or ".." in relative.parts or "\\" in path:
+        raise ModelvaultError(f"refusing to write the artifact path {path!r} outside dest_dir")
+    return relative
+
+
+class Client:
+    """A session with one Modelvault server, for one organization.
+
+    `url`, `token` and `org` fall back to MODELVAULT_URL, MODELVAULT_TOKEN and
+    MODELVAULT_ORG. `transport` lets tests hand in an httpx transport.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        org: str | None = None,
+        *,
+        timeout: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        url = url or os.environ.get("MODELVAULT_URL")
+        if not url:
+            raise ModelvaultError("no server: pass url= or set MODELVAULT_URL")
+        token = token or os.environ.get("MODELVAULT_TOKEN")
+        self.org = org or os.environ.get("MODELVAULT_ORG")
+        self.url = url.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "modelvault-client/0.1"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=self.url + API_PREFIX,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r}, org={self.org!r})"
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    def _org_path(self) -> str:
+        if not self.org:
+            raise ModelvaultError("no organization: pass org= or set MODELVAULT_ORG")
+        return f"/orgs/{_q(self.org)}"
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a request; a refusal raises the typed error carrying the server's message."""
+        response = self._http.request(method, path.lstrip("/"), **kwargs)
+        check(response)
+        return response
+
+    def json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.request(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ModelvaultError(
+                f"the server answered {method} {path} with something that is not JSON"
+            ) from None
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[Any]:
+        """Every item of a list, following `next` cursors."""
+        params = dict(params or {})
+        while True:
+            page = self.json("GET", path, params=params)
+            yield from page.get("items", [])
+            cursor = page.get("next")
+            if not cursor:
+                return
+            params["cursor"] = cursor
+
+    @contextlib.contextmanager
+    def stream(self, method: str, path: str, **kwargs: Any):
+        with self._http.stream(method, path.lstrip("/"), **kwargs) as response:
+            if not response.is_success:
+                response.read()
+                check(response)
+            yield response
+
+    # --- models ----------------------------------------------------------------------------
+
+    def create_registered_model(
+        self, name: str | None = None, description: str = "", **fields: Any
+    ) -> "RegisteredModel":
+        """Register a model; without a name, one like `model-1a2b3c4d` is made."""
+        name = name or f"model-{secrets.token_hex(4)}"
+        body = {"name": name, "description": description, **fields}
+        data = self.json("POST", f"{self._org_path()}/models", json=body)
+        return RegisteredModel(self, data)
+
+    def get_registered_model(self, name: str) -> "RegisteredModel":
+        return RegisteredModel(self, self.json("GET", f"{self._org_path()}/models/{_q(name)}"))
+
+    def list_registered_models(self, query: str | None = None) -> list["RegisteredModel"]:
+        params = {"q": query} if query else {}
+        return [
+            RegisteredModel(self, d) for d in self.paginate(f"{self._org_path()}/models", params)
+        ]
+
+    def search_versions(self, query: str) -> list["ModelVersion"]:
+        """Versions of any model of the org matching `query` (docs/query-language.md)."""
+        found = self.paginate(f"{self._org_path()}/versions", {"q": query})
+        return [ModelVersion(self, d) for d in found]
+
+    def get_stage_request(self, request_id: int) -> "StageRequest":
+        return StageRequest(self, self.json("GET", f"/stage-requests/{_q(request_id)}"))
+
+    def pending_approvals(self) -> list["StageRequest"]:
+        """The pending requests of this org that the caller may review."""
+        found = self.paginate(f"{self._org_path()}/approvals/pending")
+        return [StageRequest(self, d) for d in found]
+
+
+def check(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    if response.is_redirect:
+        raise ModelvaultError(
+            f"the server redirected to {response.headers.get('Location')}: check the URL",
+            status=response.status_code,
+        )
+    raise error_from_response(response)
+
+
+class RegisteredModel:
+    def __init__(self, client: Client, data: dict[str, Any]):
+        self.client = client
+        self.data = data
+        self.versions = Versions(self)
+
+    def __repr__(self) -> str:
+        return f"RegisteredModel({self.name!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def path(self) -> str:
+        return f"{self.client._org_path()}/models/{_q(self.name)}"
+
+    def refresh(self) -> "RegisteredModel":
+        self.data = self.client.json("GET", self.path)
+        return self
+
+    def create_version(
+        self,
+        lock_level: LockLevel | type[LockLevel] | str | None = None,
+        *,
+        label: str | None = None,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, Any] | None = None,
+        artifacts: dict[str, str | os.PathLike] | None = None,
+        progress: Progress | None = None,
+        **fields: Any,
+    ) -> "ModelVersion":
+        """Register a version, then upload `artifacts` ({path in the version: local file}).
+
+        With artifacts and a lock level, the version is registered at the org's default
+        level, the files uploaded, and only then the level raised: a redact or closed
+        version refuses new artifacts. Other fields (tags, description, framework, flavor,
+        environment, datasets, code_version, branch, ...) pass through as the API names them.
+        """
+        body: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        for key, value in (("label", label), ("params", params), ("metrics", metrics)):
+            if value is not None:
+                body[key] = value
+        level = lock_word(lock_level) if lock_level is not None else None
+        if level is not None and not artifacts:
+            body["lock_level"] = level
+        data = self.client.json("POST", f"{self.path}/versions", json=body)
+        version = ModelVersion(self.client, data)
+        for path, local in (artifacts or {}).items():
+            version.upload_artifact(path, local, progress=progress)
+        if level is not None and artifacts:
+            version.set_lock_level(level)
+        elif artifacts:
+            version.refresh()
+        return version
+
+    def get_version(self, number: int) -> "ModelVersion":
+        return ModelVersion(self.client, self.client.json("GET", f"{self.path}/versions/{number}"))
+
+
+class Versions:
+    """`model.versions`: find, get and list a model's versions."""
+
+    def __init__(self, model: RegisteredModel):
+        self.model = model
+
+    def find(self, query: str) -> list["ModelVersion"]:
+        """The versions matching `query`, newest first (docs/query-language.md)."""
+        found = self.model.client.paginate(f"{self.model.path}/versions", {"q": query})
+        return [ModelVersion(self.model.client, d) for d in found]
+
+    def list(self) -> list["ModelVersion"]:
+        found = self.model.client.paginate(f"{self.model.path}/versions")
+        return [ModelVersion(self.model.client, d) for d in found]
+
+    def get(self, number: int) -> "ModelVersion":
+        return self.model.get_version(number)
+
+    def __iter__(self) -> Iterator["ModelVersion"]:
+        return iter(self.list())
+
+
+class ModelVersion:
+    def __init__(self, client: Client, data: dict[str, Any]):
+        self.client = client
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"ModelVersion({self.model!r}, {self.number})"
+
+    def __getattr__(self, name: str) -> Any:
+        # The version JSON's fields (label, digest, params, metrics, ...) as attributes.
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def model(self) -> str:
+        return self.data["model"]
+
+    @property
+    def number(self) -> int:
+        return self.data["number"]
+
+    @property
+    def path(self) -> str:
+        return f"{self.client._org_path()}/models/{_q(self.model)}/versions/{self.number}"
+
+    @property
+    def stage(self) -> str:
+        """The stage as the server holds it now (read on every access)."""
+        return self.refresh().data["stage"]
+
+    @property
+    def lock_level(self) -> str:
+        return self.data["lock_level"]
+
+    def refresh(self) -> "ModelVersion":
+        self.data = self.client.json("GET", self.path)
+        return self
+
+    def set_lock_level(self, level: LockLevel | type[LockLevel] | str) -> "ModelVersion":
+        self.data = self.client.json("PUT", f"{self.path}/lock", json={"level": lock_word(level)})
+        return self
+
+    def change_stage(self, change: StageChange, **options: Any) -> "StageRequest":
+        """Request a stage change (reviewers approve it); returns the pending request."""
+        if isinstance(change, type) and issubclass(change, StageChange):
+            change = change()
+        if not isinstance(change, StageChange):
+            raise TypeError(
+                "change_stage takes Development(), Staging(), Production() or Archived()"
+            )
+        body = {**change.payload(), **options}
+        return StageRequest(
+            self.client, self.client.json("POST", f"{self.path}/stage-requests", json=body)
+        )
+
+    def stage_requests(self) -> list["StageRequest"]:
+        found = self.client.paginate(f"{self.path}/stage-requests")
+        return [StageRequest(self.client, d) for d in found]
+
+    def upload_artifact(
+        self, path: str, local_file: str | os.PathLike, *, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Stream a local file to the artifact `path`, with its SHA-256 for the server to
+        verify (read twice: once to hash, once to send)."""
+        sha256, size = file_sha256(local_file)
+
+        def chunks() -> Iterator[bytes]:
+            done = 0
+            if progress:
+                progress(0, size)
+            with Path(local_file).open("rb") as handle:
+                while block := handle.read(CHUNK):
+                    done += len(block)
+                    yield block
+                    if progress:
+                        progress(done, size)
+
+        headers = {
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(size),
+            "X-Checksum-Sha256": sha256,
+        }
+        url = f"{self.path}/artifacts/{quote(path, safe='/')}"
+        return self.client.json("PUT", url, content=chunks(), headers=headers)
+
+    def list_artifacts(self) -> list[dict[str, Any]]:
+        """The artifacts as the server lists them now (`.artifacts` is as last read)."""
+        return list(self.client.paginate(f"{self.path}/artifacts"))
+
+    def download_artifact(
+        self, path: str, dest_dir: str | os.PathLike = ".", *, progress: Progress | None = None
+    ) -> Path:
+        """Stream the artifact to `dest_dir/path` and verify its SHA-256; on a mismatch the
+        file is deleted and ChecksumMismatch raised."""
+        target = Path(dest_dir) / _safe_relative(path)
+        url = f"{self.path}/artifacts/{quote(path, safe='/')}"
+        with self.client.stream("GET", url) as response:
+            headers = response.headers
+            expected = _checksum_word(headers.get("X-Checksum-Sha256")) or _checksum_word(
+                headers.get("ETag")
+            )
+            if not expected:
+                raise ModelvaultError(f"the server sent no checksum for {path}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            total = response.headers.get("Content-Length")
+            total_size = int(total) if total and total.isdigit() else None
+            digest, done = hashlib.sha256(), 0
+            part: Path | None = None
+            try:
+                with tempfile.NamedTemporaryFile(
+                    dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
+                ) as handle:
+                    part = Path(handle.name)
+                    if progress:
+                        progress(0, total_size)
+                    for block in response.iter_bytes(CHUNK):
+                        handle.write(block)
+                        digest.update(block)
+                        done += len(block)
+                        if progress:
+                            progress(done, total_size)
+                actual = digest.hexdigest()
+                if actual != expected:
+                    raise ChecksumMismatch(
+                        f"{path}: the download's SHA-256 is {actual}, the server's {expected}; "
+                        "the file was not kept",
+                        expected=expected,
+                        actual=actual,
+                    )
+                os.replace(part, target)
+            except BaseException:
+                if part is not None:
+                    part.unlink(missing_ok=True)
+                raise
+        return target
+
+
+class StageRequest:
+    def __init__(self, client: Client, data: dict[str, Any]):
+        self.client = client
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"StageRequest({self.id}, {self.data.get('to_stage')!r}, {self.status!r})"
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["data"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def id(self) -> int:
+        return self.data["id"]
+
+    @property
+    def status(self) -> str:
+        return self.data["status"]
+
+    def _review(self, action: str, comment: str) -> "StageRequest":
+        path = f"/stage-requests/{_q(self.id)}/{action}"
+        self.data = self.client.json("POST", path, json={"comment": comment})
+        return self
+
+    def approve(self, comment: str = "") -> "StageRequest":
+        return self._review("approve", comment)
+
+    def reject(self, comment: str = "") -> "StageRequest":
+        return self._review("reject", comment)
+
+    def cancel(self, comment: str = "") -> "StageRequest":
+        return self._review("cancel", comment)
+
+    def refresh(self) -> "StageRequest":
+        self.data = self.client.json("GET", f"/stage-requests/{_q(self.id)}")
+        return self

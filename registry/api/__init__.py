@@ -1,0 +1,69 @@
+"""The REST API (SPEC 4.2) under /api/v1, with its OpenAPI document at /api/v1/docs.
+
+The API only parses, fetches with authorisation, calls one service and renders: every rule
+lives in the domain layer. Failures become the error JSON in one place (errors.py); wrong
+methods and unknown paths answer in that JSON too.
+"""
+
+import functools
+
+from django.http import HttpResponseNotAllowed
+from django.urls import re_path
+from django.views.decorators.csrf import csrf_exempt
+from ninja import NinjaAPI
+
+from registry.api import activity, approvals, artifacts, catalog, errors, schemas, search
+from registry.api.auth import AUTH
+
+
+def _guarded(view):
+    """Refuse text no database can store in the path or query (400, not a 500 from the
+    database driver), and answer a wrong method in the error JSON."""
+
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        texts = [request.path, *(v for _, values in request.GET.lists() for v in values)]
+        if any(schemas.unstorable(text) for text in [*texts, *request.GET]):
+            return errors.error_response(400, "the URL contains a NUL character")
+        response = view(request, *args, **kwargs)
+        if isinstance(response, HttpResponseNotAllowed):
+            allowed = response["Allow"]
+            response = errors.error_response(
+                405, f"{request.method} is not allowed here; allowed: {allowed}"
+            )
+            response["Allow"] = allowed
+        return response
+
+    return wrapper
+
+
+@csrf_exempt
+def unknown_path(request, rest: str = ""):
+    return errors.error_response(404, f"no API endpoint at {request.path}")
+
+
+class RegistryAPI(NinjaAPI):
+    @property
+    def urls(self):
+        patterns, app_name, namespace = super().urls
+        for pattern in patterns:
+            if hasattr(pattern, "callback"):
+                pattern.callback = _guarded(pattern.callback)
+        return [*patterns, re_path(r"^(?P<rest>.*)$", unknown_path)], app_name, namespace
+
+
+api = RegistryAPI(
+    title="Modelvault API",
+    version="1",
+    description='The model registry over HTTP. Errors: {"error": {code, message, details}}.',
+    urls_namespace="api",
+    docs_url="/docs",
+    auth=AUTH,
+)
+errors.install(api)
+# Artifacts first: their {path:path} routes must not be shadowed by a shorter match.
+api.add_router("", artifacts.router)
+api.add_router("", catalog.router)
+api.add_router("", approvals.router)
+api.add_router("", search.router)
+api.add_router("", activity.router)

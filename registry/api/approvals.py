@@ -1,0 +1,87 @@
+"""Stage change requests and their reviews (SPEC 3.4) over HTTP."""
+
+from django.http import HttpRequest
+from ninja import Router, Status
+
+from approvals.models import RequestKind, StageChangeRequest
+from approvals.services import request_approve, request_cancel, request_create, request_reject
+from registry.api import schemas as s
+from registry.api.pagination import paginate
+from registry.api.render import request_json, requests_qs
+from registry.errors import NotFound
+from registry.permissions import get_org_for_user, get_version_for_user
+
+router = Router(tags=["approvals"])
+E = s.ERRORS
+VERSION = "/orgs/{org}/models/{model}/versions/{number}"
+
+
+def _request_for_user(user, request_id: s.Number) -> StageChangeRequest:
+    found = requests_qs().visible_to(user).filter(pk=request_id).first()
+    if found is None:
+        raise NotFound(f"request #{request_id} not found")
+    return found
+
+
+@router.get(VERSION + "/stage-requests", response={200: s.StageRequestPage, **E})
+def list_stage_requests(
+    request: HttpRequest,
+    org: str,
+    model: str,
+    number: s.Number,
+    cursor: str | None = None,
+    limit: s.Limit | None = None,
+):
+    version = get_version_for_user(request.auth, org, model, number)
+    requests = requests_qs().filter(version=version, kind=RequestKind.STAGE)
+    return paginate(requests, keys=["-id"], cursor=cursor, limit=limit, render=request_json)
+
+
+@router.post(VERSION + "/stage-requests", response={201: s.StageRequestOut, **E})
+def create_stage_request(
+    request: HttpRequest, org: str, model: str, number: s.Number, payload: s.StageRequestIn
+):
+    version = get_version_for_user(request.auth, org, model, number, "write")
+    created = request_create(
+        actor=request.auth,
+        version=version,
+        to_stage=payload.stage,
+        comment=payload.comment,
+        archive_existing=payload.archive_existing,
+    )
+    return Status(201, request_json(created))
+
+
+@router.get("/stage-requests/{request_id}", response={200: s.StageRequestOut, **E})
+def get_stage_request(request: HttpRequest, request_id: s.Number):
+    return request_json(_request_for_user(request.auth, request_id))
+
+
+@router.post("/stage-requests/{request_id}/approve", response={200: s.StageRequestOut, **E})
+def approve_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
+    found = _request_for_user(request.auth, request_id)
+    done = request_approve(actor=request.auth, request=found, comment=payload.comment)
+    return request_json(done)
+
+
+@router.post("/stage-requests/{request_id}/reject", response={200: s.StageRequestOut, **E})
+def reject_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
+    found = _request_for_user(request.auth, request_id)
+    done = request_reject(actor=request.auth, request=found, comment=payload.comment)
+    return request_json(done)
+
+
+@router.post("/stage-requests/{request_id}/cancel", response={200: s.StageRequestOut, **E})
+def cancel_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
+    found = _request_for_user(request.auth, request_id)
+    done = request_cancel(actor=request.auth, request=found, comment=payload.comment)
+    return request_json(done)
+
+
+@router.get("/orgs/{org}/approvals/pending", response={200: s.StageRequestPage, **E})
+def pending_approvals(
+    request: HttpRequest, org: str, cursor: str | None = None, limit: s.Limit | None = None
+):
+    found = get_org_for_user(request.auth, org)
+    queue = requests_qs().reviewable_by(request.auth).filter(model__org=found)
+    return paginate(queue, keys=["-id"], cursor=cursor, limit=limit, render=request_json)

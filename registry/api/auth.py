@@ -1,0 +1,28 @@
+"""Who is calling: a personal token (Authorization: Bearer) or the browser session, whose
+unsafe requests must carry the CSRF token."""
+
+from typing import Any
+
+from django.http import HttpRequest
+from ninja.security import HttpBearer, SessionAuth
+
+from registry.services.tokens import token_authenticate
+
+
+class BearerToken(HttpBearer):
+    def authenticate(self, request: HttpRequest, token: str) -> Any:
+        user = token_authenticate(token)
+        if user is not None:
+            request.user = user
+        return user
+
+
+class Session(SessionAuth):
+    def _get_key(self, request: HttpRequest) -> str | None:
+        # No session, no CSRF question: the caller is simply not authenticated (401).
+        if not request.user.is_authenticated:
+            return None
+        return super()._get_key(request)
+
+
+AUTH = [BearerToken(), Session(csrf=True)]

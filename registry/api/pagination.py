@@ -1,0 +1,78 @@
+"""Cursor pagination: an opaque cursor holding the sort key of the last row served, so a
+page costs the same whatever its depth and rows inserted meanwhile are not skipped."""
+
+import base64
+import json
+from collections.abc import Callable, Sequence
+from functools import reduce
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from registry.errors import Invalid
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def _encode(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, size: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError):
+        raise Invalid("the cursor is not one this API gave out") from None
+    if (
+        not isinstance(values, list)
+        or len(values) != size
+        or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
+    ):
+        raise Invalid("the cursor is not one this API gave out")
+    return values
+
+
+def _value(row: Any, key: str) -> Any:
+    value = reduce(getattr, key.lstrip("-").split("__"), row)
+    return value if isinstance(value, (int, str)) else str(value)
+
+
+def _after(keys: Sequence[str], values: list[Any]) -> Q:
+    """Rows strictly after `values` in the order `keys` (each ascending, or '-' descending)."""
+    condition = Q(pk__in=[])
+    for i, key in enumerate(keys):
+        step = Q(**{f"{k.lstrip('-')}": v for k, v in zip(keys[:i], values[:i], strict=True)})
+        field = key.lstrip("-")
+        lookup = "lt" if key.startswith("-") else "gt"
+        condition |= step & Q(**{f"{field}__{lookup}": values[i]})
+    return condition
+
+
+def clean_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if limit < 1:
+        raise Invalid("limit must be at least 1")
+    return min(limit, MAX_LIMIT)
+
+
+def paginate(
+    queryset: QuerySet,
+    *,
+    keys: Sequence[str],
+    cursor: str | None,
+    limit: int | None,
+    render: Callable[[Any], Any],
+) -> dict[str, Any]:
+    """{"items": [...], "next": cursor or None}; `keys` must order rows uniquely."""
+    limit = clean_limit(limit)
+    queryset = queryset.order_by(*keys)
+    if cursor:
+        queryset = queryset.filter(_after(keys, _decode(cursor, len(keys))))
+    rows = list(queryset[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode([_value(rows[-1], k) for k in keys]) if more else None
+    return {"items": [render(row) for row in rows], "next": next_cursor}

@@ -1,0 +1,51 @@
+"""Finding versions: by query (SPEC 3.9) across the models of an org, and by digest."""
+
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from ninja import Router
+
+from registry import query
+from registry.api import schemas as s
+from registry.api.pagination import paginate
+from registry.api.render import version_json, versions_qs
+from registry.permissions import get_org_for_user
+
+router = Router(tags=["search"])
+E = s.ERRORS
+
+
+def filter_versions(versions: QuerySet, q: str) -> QuerySet:
+    """`versions` narrowed by a query of the shared language (registry.query). The caller
+    has already restricted them to what the user may view."""
+    return query.search_versions(versions, q)
+
+
+@router.get("/orgs/{org}/versions", response={200: s.VersionPage, **E})
+def search_versions(
+    request: HttpRequest,
+    org: str,
+    q: str | None = None,
+    cursor: str | None = None,
+    limit: s.Limit | None = None,
+):
+    found = get_org_for_user(request.auth, org)
+    versions = versions_qs().visible_to(request.auth).filter(model__org=found)
+    if q:
+        versions = filter_versions(versions, q)
+    return paginate(
+        versions, keys=["model__name", "-number"], cursor=cursor, limit=limit, render=version_json
+    )
+
+
+@router.get("/versions/by-digest/{digest}", response={200: s.VersionPage, **E})
+def versions_by_digest(
+    request: HttpRequest, digest: str, cursor: str | None = None, limit: s.Limit | None = None
+):
+    versions = versions_qs().visible_to(request.auth).by_digest(digest)
+    return paginate(
+        versions,
+        keys=["model__org__slug", "model__name", "-number"],
+        cursor=cursor,
+        limit=limit,
+        render=version_json,
+    )

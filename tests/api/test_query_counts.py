@@ -1,0 +1,52 @@
+"""List endpoints cost the same number of queries whatever their number of rows (the
+same bound at 5 and 50 rows; most of it is the authorising fetch of the version)."""
+
+import io
+
+import pytest
+
+from approvals.services import request_approve, request_create
+from registry.services.artifacts import artifact_put
+from registry.services.comments import comment_add
+
+V1 = "/orgs/acme/models/fraud/versions/1"
+
+
+def _comments(version, alice, bob, rows):
+    for i in range(rows):
+        comment_add(actor=alice, model=version.model, version=version, body=f"comment {i}")
+        comment_add(actor=bob, model=version.model, body=f"on the model {i}")
+
+
+def _artifacts(version, alice, bob, rows):
+    for i in range(rows):
+        artifact_put(
+            actor=alice, version=version, path=f"part-{i:03}.bin", source=io.BytesIO(b"%d" % i)
+        )
+
+
+def _requests(version, alice, bob, rows):
+    stages = ["development", "staging"]
+    for i in range(rows):
+        request = request_create(actor=alice, version=version, to_stage=stages[i % 2])
+        request_approve(actor=bob, request=request, comment=f"ok {i}")
+
+
+@pytest.mark.parametrize("rows", [5, 50])
+@pytest.mark.parametrize(
+    ("path", "build"),
+    [
+        (f"{V1}/comments", _comments),
+        ("/orgs/acme/models/fraud/comments", _comments),
+        (f"{V1}/artifacts", _artifacts),
+        (f"{V1}/stage-requests", _requests),
+    ],
+)
+def test_it_lists_in_a_fixed_number_of_queries(
+    api, version, alice, bob, carol_token, rows, path, build, django_assert_max_num_queries
+):
+    build(version, alice, bob, rows)
+    with django_assert_max_num_queries(16):
+        response = api("GET", path, carol_token, limit=200)
+    assert response.status_code == 200
+    assert len(response.json()["items"]) >= rows
