@@ -9,7 +9,7 @@ TEST_ENV := SECRET_KEY=test-only-not-a-secret
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/modelvault
 ARGS ?=
 
-.PHONY: install install-dev run serve test test-sqlite test-postgres lint format \
+.PHONY: install install-dev run serve worker test test-sqlite test-postgres lint format \
         migrations-check ci bench lock clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
@@ -32,6 +32,11 @@ run: install
 	DEBUG=true $(PY) manage.py seed_demo
 	@echo "Serving on http://127.0.0.1:8000/ (admin console: /admin/)"
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
+
+# A Celery worker with beat (the outbox sweep) against CELERY_BROKER_URL (docs/notifications.md).
+worker: install
+	@test -n "$$CELERY_BROKER_URL" || { echo "set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"; exit 2; }
+	$(BIN)/celery -A config worker -B --loglevel=INFO
 
 test: install-dev
 	$(TEST_ENV) $(BIN)/pytest $(ARGS)

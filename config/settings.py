@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "registry",
     "approvals",
     "catalog",
+    "notifications",
 ]
 
 MIDDLEWARE = [
@@ -228,6 +229,24 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+
+# Notifications (docs/notifications.md): the outbox sweep and webhook delivery.
+NOTIFY_SWEEP_AFTER = env_int("NOTIFY_SWEEP_AFTER", 120)
+NOTIFY_SWEEP_EVERY = env_int("NOTIFY_SWEEP_EVERY", 60)
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", False)
+WEBHOOK_TIMEOUT = env_int("WEBHOOK_TIMEOUT", 10)
+WEBHOOK_MAX_FAILURES = env_int("WEBHOOK_MAX_FAILURES", 10)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 8)
+WEBHOOK_RETRY_BASE = env_int("WEBHOOK_RETRY_BASE", 30)
+CELERY_BEAT_SCHEDULE_FILENAME = env_str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule")
+)
+CELERY_BEAT_SCHEDULE = {
+    "notifications-sweep": {
+        "task": "notifications.tasks.sweep_outbox",
+        "schedule": float(NOTIFY_SWEEP_EVERY),
+    },
+}
 
 # E-mail: files in VAR_DIR/mail unless EMAIL_HOST names an SMTP server.
 EMAIL_HOST = env_str("EMAIL_HOST")

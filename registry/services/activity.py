@@ -64,6 +64,12 @@ def event_record(
     chain.seq = event.seq
     chain.head = event.hash
     chain.save(update_fields=["seq", "head"])
+    # The outbox: after commit the event is handed to Celery (notifications.tasks); if the
+    # broker is down the hook logs it and the periodic sweep dispatches the event later.
+    from notifications.tasks import enqueue_event
+
+    event_id = event.pk
+    transaction.on_commit(lambda: enqueue_event(event_id), robust=True)
     return event
 
 

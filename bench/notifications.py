@@ -1,0 +1,188 @@
+"""Notification benchmark (issue 6): activity events dispatched per second.
+
+With a broker (`BENCH_CELERY_BROKER_URL`, or the settings' broker when tasks are not eager) a
+Celery worker subprocess (solo pool, one process) on the bench's database drains the outbox;
+without one, the dispatch runs eagerly in this process. The figure says which.
+
+Each event has two deliveries: an e-mail to a watcher (file backend) and nothing else, so the
+figure measures fan-out, the delivery rows, rendering and sending one message. The events are
+written first with the after-commit enqueue switched off, then the sweep enqueues them all at
+once and the clock runs until every one is dispatched and its e-mail sent.
+
+`run(results)` expects django.setup() done, migrations applied and the demo cast created, on
+a throwaway database.
+"""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+EVENTS = int(os.environ.get("BENCH_NOTIFY_EVENTS", "500"))
+TIMEOUT = int(os.environ.get("BENCH_NOTIFY_TIMEOUT", "300"))
+
+TITLES = {"notify_dispatch": "notification dispatch"}
+TARGETS = {"notify_dispatch": "figure only"}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def describe(name: str, figure: dict[str, Any]) -> str:
+    return (
+        f"{figure['events_per_second']:.0f} events/s ({figure['mode']}, "
+        f"{figure['events']} events, {figure['emails']} e-mails)"
+    )
+
+
+def _broker() -> str:
+    from django.conf import settings
+
+    url = os.environ.get("BENCH_CELERY_BROKER_URL", "")
+    if not url and not settings.CELERY_TASK_ALWAYS_EAGER:
+        url = settings.CELERY_BROKER_URL
+    if not url:
+        return ""
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        log(f"  broker {url} does not answer ({exc}): eager mode")
+        return ""
+    return url
+
+
+def _make_events(cast) -> list[int]:
+    """EVENTS version.created events on a model carol watches, none of them enqueued."""
+    from notifications import tasks
+    from registry.demo import ensure_shared_model
+    from registry.models import ActivityEvent
+    from registry.services.registered_models import model_watch
+    from registry.services.versions import version_create
+
+    model = ensure_shared_model(cast, f"bench-notify-{uuid.uuid4().hex[:6]}")
+    model_watch(actor=cast.carol, model=model)
+    real = tasks.enqueue_event
+    tasks.enqueue_event = lambda event_id: False  # as if the broker were down
+    try:
+        for _ in range(EVENTS):
+            version_create(actor=cast.alice, model=model)
+    finally:
+        tasks.enqueue_event = real
+    return list(
+        ActivityEvent.objects.filter(model=model, verb="version.created").values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def _start_worker(broker: str, queue: str, log_path: str) -> subprocess.Popen:
+    from django.conf import settings
+
+    env = {
+        **os.environ,
+        "CELERY_BROKER_URL": broker,
+        "VAR_DIR": str(settings.VAR_DIR),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool=solo",
+            f"--queues={queue}",
+            f"--hostname={queue}@%h",
+            "--loglevel=WARNING",
+            f"--logfile={log_path}",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
+        cwd=settings.BASE_DIR,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    time.sleep(3)  # connected and consuming; the clock starts at the sweep anyway
+    return process
+
+
+def _forget_connections(celery_app) -> None:
+    celery_app._pool = None
+    amqp = celery_app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+
+
+def bench_dispatch(cast) -> dict[str, Any]:
+    from django.conf import settings
+
+    from config.celery import app as celery_app
+    from notifications.models import Delivery, DeliveryStatus, Dispatch
+    from notifications.tasks import sweep
+
+    events = _make_events(cast)
+    broker = _broker()
+    process = None
+    saved = (settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL)
+    queue = f"bench-notify-{uuid.uuid4().hex[:8]}"
+    try:
+        if broker:
+            settings.CELERY_TASK_ALWAYS_EAGER = False
+            settings.CELERY_BROKER_URL = broker
+            settings.CELERY_TASK_DEFAULT_QUEUE = queue
+            os.environ["CELERY_BROKER_URL"] = broker
+            _forget_connections(celery_app)
+            process = _start_worker(
+                broker,
+                queue,
+                os.environ.get("BENCH_WORKER_LOG", str(settings.VAR_DIR / "bench-worker.log")),
+            )
+        started = time.perf_counter()
+        counts = sweep(older_than=0)
+        log(f"  swept: {counts}")
+        deadline = time.monotonic() + TIMEOUT
+        sent = Delivery.objects.filter(event_id__in=events, status=DeliveryStatus.SENT)
+        while Dispatch.objects.filter(event_id__in=events).count() < len(
+            events
+        ) or sent.count() < len(events):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"dispatch did not finish within {TIMEOUT} s")
+            time.sleep(0.05)
+        elapsed = time.perf_counter() - started
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+        settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL = saved
+        os.environ.pop("CELERY_BROKER_URL", None)
+        _forget_connections(celery_app)
+    return {
+        "mode": "one Celery worker, Redis" if broker else "eager (no broker)",
+        "events": len(events),
+        "emails": sent.count(),
+        "seconds": round(elapsed, 2),
+        "events_per_second": round(len(events) / elapsed, 1),
+        "target": TARGETS["notify_dispatch"],
+        "met": None,
+    }
+
+
+def run(results: dict) -> None:
+    """Add the notification figure to `results`."""
+    from registry.demo import ensure_cast
+
+    cast = ensure_cast(passwords=False)
+    log(f"notification dispatch, {EVENTS} events ...")
+    results["notify_dispatch"] = bench_dispatch(cast)
+    log(f"  {TITLES['notify_dispatch']}: {describe('notify_dispatch', results['notify_dispatch'])}")

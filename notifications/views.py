@@ -1,0 +1,191 @@
+"""Preferences, watch buttons, and webhook management (the model's Settings tab includes
+templates/notifications/includes/_webhooks.html, which posts here)."""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from notifications.forms import PreferencesForm, WebhookForm, WebhookUpdateForm
+from notifications.models import Delivery, Webhook
+from notifications.services import (
+    can_manage_webhook,
+    delivery_replay,
+    preferences_of,
+    preferences_set,
+    webhook_create,
+    webhook_delete,
+    webhook_update,
+)
+from registry.errors import Forbidden, Invalid, NotFound
+from registry.models import Organization, RegisteredModel
+from registry.permissions import get_model_for_user, get_org_for_user, model_access, require_org
+from registry.services.registered_models import model_unwatch, model_watch
+
+DELIVERY_LOG = 50
+
+
+def _back(request: HttpRequest, fallback: str) -> HttpResponse:
+    target = request.POST.get("next") or request.headers.get("Referer") or fallback
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = fallback
+    return redirect(target)
+
+
+def _model(request: HttpRequest, org: str, model: str, need="view") -> RegisteredModel:
+    try:
+        return get_model_for_user(request.user, org, model, need)
+    except NotFound as exc:
+        raise Http404(str(exc)) from None
+    except Forbidden as exc:
+        raise PermissionDenied(str(exc)) from None
+
+
+def get_webhook_for_user(user, pk: int) -> Webhook:
+    """404 unless the user may see the webhook's model (or org), 403 unless they manage it."""
+    webhook = Webhook.objects.select_related("org", "model").filter(pk=pk).first()
+    if webhook is None:
+        raise Http404("webhook not found")
+    if webhook.model_id is not None:
+        if not model_access(user, webhook.model).view:
+            raise Http404("webhook not found")
+    else:
+        try:
+            require_org(user, webhook.org, "member")
+        except NotFound:
+            raise Http404("webhook not found") from None
+    if not can_manage_webhook(user, webhook):
+        raise PermissionDenied("you may not manage this webhook")
+    return webhook
+
+
+@login_required
+def edit_preferences(request: HttpRequest) -> HttpResponse:
+    current = preferences_of(request.user)
+    form = PreferencesForm(request.POST or None, current=current)
+    if request.method == "POST" and form.is_valid():
+        preferences_set(actor=request.user, enabled=form.cleaned_data)
+        messages.success(request, "Your notification preferences are saved.")
+        return redirect("notifications:preferences")
+    return render(request, "notifications/preferences.html", {"form": form})
+
+
+@login_required
+@require_POST
+def watch_model(request: HttpRequest, org: str, model: str) -> HttpResponse:
+    registered = _model(request, org, model)
+    model_watch(actor=request.user, model=registered)
+    messages.success(request, f"You now watch {registered.name}.")
+    return _back(request, "/")
+
+
+@login_required
+@require_POST
+def unwatch_model(request: HttpRequest, org: str, model: str) -> HttpResponse:
+    registered = _model(request, org, model)
+    model_unwatch(actor=request.user, model=registered)
+    messages.success(request, f"You no longer watch {registered.name}.")
+    return _back(request, "/")
+
+
+def _create(request, org: Organization, model: RegisteredModel | None, fallback: str):
+    form = WebhookForm(request.POST)
+    if form.is_valid():
+        try:
+            webhook = webhook_create(
+                actor=request.user,
+                org=org,
+                model=model,
+                url=form.cleaned_data["url"],
+                events=form.cleaned_data["events"],
+            )
+        except Forbidden as exc:
+            raise PermissionDenied(str(exc)) from None
+        except Invalid as exc:
+            messages.error(request, str(exc))
+            return _back(request, fallback)
+        messages.success(request, f"Webhook #{webhook.pk} created: its secret is on its page.")
+        return redirect("notifications:webhook", pk=webhook.pk)
+    messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+    return _back(request, fallback)
+
+
+@login_required
+@require_POST
+def create_model_webhook(request: HttpRequest, org: str, model: str) -> HttpResponse:
+    registered = _model(request, org, model, "write")
+    return _create(request, registered.org, registered, "/")
+
+
+@login_required
+def list_org_webhooks(request: HttpRequest, org: str) -> HttpResponse:
+    try:
+        organization = get_org_for_user(request.user, org, "admin")
+    except NotFound as exc:
+        raise Http404(str(exc)) from None
+    except Forbidden as exc:
+        raise PermissionDenied(str(exc)) from None
+    if request.method == "POST":
+        return _create(request, organization, None, request.path)
+    webhooks = Webhook.objects.filter(org=organization).select_related("model")
+    return render(
+        request,
+        "notifications/org_webhooks.html",
+        {"org": organization, "webhooks": webhooks, "form": WebhookForm()},
+    )
+
+
+@login_required
+def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
+    webhook = get_webhook_for_user(request.user, pk)
+    form = WebhookUpdateForm(request.POST or None, instance=webhook)
+    if request.method == "POST" and form.is_valid():
+        try:
+            webhook_update(
+                actor=request.user,
+                webhook=webhook,
+                url=form.cleaned_data["url"],
+                events=form.cleaned_data["events"],
+                active=form.cleaned_data["active"],
+            )
+        except Invalid as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "Webhook saved.")
+            return redirect("notifications:webhook", pk=webhook.pk)
+    deliveries = Delivery.objects.filter(webhook=webhook).select_related("event")[:DELIVERY_LOG]
+    return render(
+        request,
+        "notifications/webhook.html",
+        {"webhook": webhook, "form": form, "deliveries": deliveries},
+    )
+
+
+@login_required
+@require_POST
+def delete_webhook(request: HttpRequest, pk: int) -> HttpResponse:
+    webhook = get_webhook_for_user(request.user, pk)
+    webhook_delete(actor=request.user, webhook=webhook)
+    messages.success(request, f"Webhook #{pk} deleted.")
+    return redirect("notifications:preferences")
+
+
+@login_required
+@require_POST
+def replay_delivery(request: HttpRequest, pk: int) -> HttpResponse:
+    delivery = Delivery.objects.filter(pk=pk, webhook__isnull=False).first()
+    if delivery is None:
+        raise Http404("delivery not found")
+    get_webhook_for_user(request.user, delivery.webhook_id)
+    try:
+        delivery_replay(actor=request.user, delivery=delivery)
+    except Invalid as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Delivery #{pk} is queued again.")
+    return redirect("notifications:webhook", pk=delivery.webhook_id)

@@ -1,0 +1,170 @@
+"""Recipients, preferences, idempotency and e-mail content, in eager mode (any database)."""
+
+import pytest
+from django.core import mail
+
+from approvals.services import request_approve, request_create
+from notifications.emails import clean_subject
+from notifications.models import Delivery, DeliveryStatus, Dispatch, Kind
+from notifications.services import event_dispatch, outbox_sweep, preferences_set
+from notifications.tasks import dispatch_event, sweep
+from registry.models import ActivityEvent, Stage, Visibility, Watch
+from registry.services.registered_models import model_update, model_watch
+from registry.services.versions import version_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """Run a service and its after-commit hooks (eager Celery: the dispatch runs here)."""
+
+    def run(call, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return call(*args, **kwargs)
+
+    return run
+
+
+def recipients() -> list[str]:
+    return sorted(address for message in mail.outbox for address in message.to)
+
+
+def test_it_emails_reviewers_but_not_the_requester_of_a_stage_request(
+    committed, model, alice, bob, carol, admin
+):
+    version = version_create(actor=alice, model=model)
+    mail.outbox.clear()
+    committed(request_create, actor=alice, version=version, to_stage=Stage.STAGING)
+    assert recipients() == sorted([admin.email, bob.email])
+    assert "Review requested: fraud v1 to staging" in mail.outbox[0].subject
+
+
+def test_it_emails_the_requester_and_watchers_when_a_request_is_approved(
+    committed, model, alice, bob, carol
+):
+    model_watch(actor=carol, model=model)
+    version = version_create(actor=alice, model=model)
+    request = request_create(actor=alice, version=version, to_stage=Stage.STAGING)
+    mail.outbox.clear()
+    committed(request_approve, actor=bob, request=request, comment="fine")
+    by_subject = {(m.to[0], m.subject) for m in mail.outbox}
+    assert by_subject == {
+        (alice.email, "[Modelvault] Your request for fraud v1 was approved"),
+        (alice.email, "[Modelvault] fraud v1 moved to staging"),
+        (carol.email, "[Modelvault] fraud v1 moved to staging"),
+    }
+
+
+def test_it_emails_watchers_of_a_new_version_with_text_html_and_a_site_link(
+    committed, settings, model, alice, carol
+):
+    settings.SITE_URL = "https://mv.example"
+    model_watch(actor=carol, model=model)
+    committed(version_create, actor=alice, model=model)
+    assert recipients() == [carol.email]
+    message = mail.outbox[0]
+    html = message.alternatives[0][0]
+    assert message.alternatives[0][1] == "text/html"
+    assert "New version 1 of fraud" in message.body
+    assert "https://mv.example/" in message.body
+    assert 'href="https://mv.example/' in html
+
+
+def test_it_tells_no_one_who_can_no_longer_view_the_model(committed, model, alice, admin, carol):
+    model_watch(actor=carol, model=model)
+    model_update(actor=admin, model=model, visibility=Visibility.PRIVATE)
+    committed(version_create, actor=alice, model=model)
+    assert carol.email not in recipients()
+
+
+def test_it_tells_no_outsider_even_with_a_stale_watch_row(committed, model, alice, mallory):
+    Watch.objects.create(model=model, user=mallory)
+    committed(version_create, actor=alice, model=model)
+    assert mallory.email not in recipients()
+
+
+def test_it_respects_an_opt_out_per_kind(committed, model, alice, bob, carol):
+    model_watch(actor=carol, model=model)
+    preferences_set(actor=carol, enabled={Kind.VERSION_CREATED: False})
+    committed(version_create, actor=alice, model=model)
+    assert carol.email not in recipients()
+    version = version_create(actor=alice, model=model)
+    request = request_create(actor=alice, version=version, to_stage=Stage.STAGING)
+    mail.outbox.clear()
+    committed(request_approve, actor=bob, request=request)
+    assert carol.email in recipients()  # stage changes are another kind
+
+
+def test_it_sends_once_however_often_an_event_is_dispatched(model, alice, carol):
+    model_watch(actor=carol, model=model)
+    version_create(actor=alice, model=model)  # no commit hooks here: dispatched by hand
+    event = ActivityEvent.objects.get(verb="version.created")
+    dispatch_event.delay(event.pk)
+    dispatch_event.delay(event.pk)
+    event_dispatch(event_id=event.pk)
+    assert recipients() == [carol.email]
+    delivery = Delivery.objects.get(event=event)
+    assert (delivery.status, delivery.attempts, delivery.user) == (DeliveryStatus.SENT, 1, carol)
+    assert Dispatch.objects.filter(event=event).count() == 1
+
+
+def test_it_sweeps_events_whose_dispatch_never_ran(settings, model, alice, carol):
+    model_watch(actor=carol, model=model)
+    version_create(actor=alice, model=model)  # hooks discarded: as if the broker was down
+    assert outbox_sweep(older_than=3600)[0] == []
+    pending, _ = outbox_sweep(older_than=0)
+    assert len(pending) == ActivityEvent.objects.count()
+    counts = sweep(older_than=0)
+    assert counts["events_enqueued"] == counts["events"] == len(pending)
+    assert recipients() == [carol.email]
+    assert outbox_sweep(older_than=0) == ([], [])
+    sweep(older_than=0)
+    assert len(mail.outbox) == 1
+
+
+def test_it_escapes_a_comment_with_crlf_and_html_and_adds_no_header(committed, model, alice, bob):
+    version = version_create(actor=alice, model=model)
+    mail.outbox.clear()
+    comment = "ship it\r\nBcc: victim@example.com\r\n\r\n<script>alert(1)</script><b>x</b>"
+    committed(request_create, actor=alice, version=version, to_stage=Stage.STAGING, comment=comment)
+    message = next(m for m in mail.outbox if m.to == [bob.email])
+    raw = message.message()
+    assert raw["Bcc"] is None
+    assert message.bcc == []
+    header_block = raw.as_string().split("\n\n", 1)[0]
+    assert "victim@example.com" not in header_block
+    html = message.alternatives[0][0]
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;" in html
+    assert "<script>" not in html
+
+
+def test_it_keeps_a_subject_on_one_bounded_line():
+    subject = clean_subject("a\r\nBcc: x@example.com\u2028" + "y" * 500)
+    assert "\n" not in subject and "\r" not in subject and "\u2028" not in subject
+    assert subject.startswith("a Bcc: x@example.com y")
+    assert len(subject) == 150
+
+
+def test_it_survives_a_dispatch_that_raises(committed, monkeypatch, model, alice, caplog):
+    def broken(**kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("notifications.tasks.event_dispatch", broken)
+    version = committed(version_create, actor=alice, model=model)
+    assert version.pk
+    assert "could not dispatch event" in caplog.text
+
+
+def test_it_sweeps_from_the_command_line(model, alice, carol):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    model_watch(actor=carol, model=model)
+    version_create(actor=alice, model=model)
+    out = StringIO()
+    call_command("dispatch_pending", older_than=0, stdout=out)
+    events = ActivityEvent.objects.count()
+    assert f"enqueued {events} of {events} events and 0 of 0 deliveries" in out.getvalue()
+    assert recipients() == [carol.email]

@@ -1,0 +1,180 @@
+"""Webhooks against a local receiver, in eager mode: signing, retries, auto-disable, the
+SSRF guard at send time, replay, and who may manage them."""
+
+import logging
+
+import pytest
+
+from approvals.services import request_approve, request_create
+from notifications.models import Delivery, DeliveryStatus, Webhook
+from notifications.services import delivery_replay, delivery_send, webhook_create, webhook_delete
+from notifications.signing import verify
+from notifications.ssrf import Target, literal_address
+from registry.errors import Forbidden, Invalid, NotFound
+from registry.models import ActivityEvent, Stage
+from registry.services.versions import version_create
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def allow_private(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    settings.WEBHOOK_MAX_FAILURES = 3
+    settings.WEBHOOK_RETRY_BASE = 1
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    def run(call, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return call(*args, **kwargs)
+
+    return run
+
+
+@pytest.fixture
+def hook(allow_private, receiver, model, alice):
+    return webhook_create(
+        actor=alice, org=model.org, model=model, url=receiver.url, events=["stage.applied"]
+    )
+
+
+def promote(committed, model, alice, bob):
+    version = version_create(actor=alice, model=model)
+    request = request_create(actor=alice, version=version, to_stage=Stage.STAGING)
+    committed(request_approve, actor=bob, request=request)
+    return version
+
+
+def test_it_posts_signed_json_of_the_chosen_events(committed, hook, receiver, model, alice, bob):
+    version = promote(committed, model, alice, bob)
+    assert len(receiver.hits) == 1
+    hit = receiver.hits[0]
+    headers = {k.lower(): v for k, v in hit.headers.items()}
+    assert verify(
+        hook.secret, headers["x-modelvault-timestamp"], hit.body, headers["x-modelvault-signature"]
+    )
+    assert headers["x-modelvault-event"] == "stage.applied"
+    payload = hit.payload
+    event = ActivityEvent.objects.get(verb="stage.applied")
+    assert (payload["id"], payload["event"], payload["model"], payload["version"]) == (
+        event.pk,
+        "stage.applied",
+        "fraud",
+        version.number,
+    )
+    assert payload["changes"] == {"stage": ["unassigned", "staging"]}
+    delivery = Delivery.objects.get(webhook=hook)
+    assert (delivery.status, delivery.attempts, delivery.response_code) == ("sent", 1, 200)
+    assert delivery.latency_ms is not None
+
+
+def test_it_retries_a_failed_delivery_after_a_backoff(committed, hook, receiver, model, alice, bob):
+    receiver.statuses = [500, 200]
+    promote(committed, model, alice, bob)
+    delivery = Delivery.objects.get(webhook=hook)
+    assert (delivery.status, delivery.attempts, delivery.response_code) == ("pending", 1, 500)
+    assert delivery.next_attempt_at is not None and delivery.last_error == "HTTP 500"
+    assert delivery_send(delivery_id=delivery.pk).sent
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts, delivery.response_code) == ("sent", 2, 200)
+    hook.refresh_from_db()
+    assert hook.consecutive_failures == 0
+
+
+def test_it_disables_a_webhook_after_consecutive_failures(
+    committed, hook, receiver, model, alice, bob, caplog
+):
+    receiver.statuses = [500]
+    promote(committed, model, alice, bob)
+    delivery = Delivery.objects.get(webhook=hook)
+    with caplog.at_level(logging.WARNING, logger="notifications.services"):
+        delivery_send(delivery_id=delivery.pk)
+        delivery_send(delivery_id=delivery.pk)
+    hook.refresh_from_db()
+    delivery.refresh_from_db()
+    assert not hook.active and hook.disabled_at is not None
+    assert "disabled after 3 consecutive failures" in hook.disabled_reason
+    assert delivery.status == DeliveryStatus.FAILED
+    assert "disabled after 3 consecutive failures" in delivery.last_error
+    assert "disabled after 3 consecutive failures" in caplog.text
+    assert len(receiver.hits) == 3
+    promote(committed, model, alice, bob)  # a disabled webhook receives nothing more
+    assert len(receiver.hits) == 3
+
+
+def test_it_refuses_a_private_target_at_send_time_too(
+    committed, settings, hook, receiver, model, alice, bob
+):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    promote(committed, model, alice, bob)
+    assert receiver.hits == []
+    delivery = Delivery.objects.get(webhook=hook)
+    assert delivery.status == "pending" and "127.0.0.1 is a loopback address" in delivery.last_error
+
+
+def test_it_follows_no_redirect(
+    committed, settings, monkeypatch, hook, receiver, model, alice, bob
+):
+    # The receiver passes the guard as if it were public; it redirects to a private address.
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    public = Target(
+        "http", "hooks.example.com", receiver.port, literal_address("127.0.0.1"), "/hook"
+    )
+    monkeypatch.setattr("notifications.services.check_url", lambda url: public)
+    receiver.statuses = [302]
+    receiver.location = "http://127.0.0.1:9/latest/meta-data/"
+    promote(committed, model, alice, bob)
+    assert len(receiver.hits) == 1
+    assert receiver.hits[0].headers["Host"] == f"hooks.example.com:{receiver.port}"
+    delivery = Delivery.objects.get(webhook=hook)
+    assert delivery.status == "pending" and delivery.response_code == 302
+    assert "redirects are not followed" in delivery.last_error
+
+
+def test_it_replays_a_delivery(committed, hook, receiver, model, alice, bob):
+    promote(committed, model, alice, bob)
+    delivery = Delivery.objects.get(webhook=hook)
+    replayed = committed(delivery_replay, actor=alice, delivery=delivery)
+    assert replayed.pk == delivery.pk
+    assert len(receiver.hits) == 2
+    assert receiver.hits[0].payload == receiver.hits[1].payload
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("sent", 2)
+
+
+def test_it_refuses_registering_a_private_target(settings, model, alice):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    with pytest.raises(Invalid, match="refused"):
+        webhook_create(
+            actor=alice,
+            org=model.org,
+            model=model,
+            url="http://169.254.169.254/",
+            events=["stage.applied"],
+        )
+    assert not Webhook.objects.exists()
+
+
+def test_it_lets_only_writers_and_org_admins_manage_webhooks(
+    allow_private, receiver, model, admin, alice, carol, mallory
+):
+    args = {"url": receiver.url, "events": ["version.created"]}
+    with pytest.raises(Forbidden):
+        webhook_create(actor=carol, org=model.org, model=model, **args)
+    with pytest.raises(NotFound):
+        webhook_create(actor=mallory, org=model.org, model=model, **args)
+    with pytest.raises(Forbidden):
+        webhook_create(actor=alice, org=model.org, **args)
+    org_hook = webhook_create(actor=admin, org=model.org, **args)
+    event = ActivityEvent.objects.get(verb="webhook.created")
+    assert (event.actor, event.target_id, event.changes["url"]) == (
+        admin,
+        str(org_hook.pk),
+        [None, receiver.url],
+    )
+    with pytest.raises(Invalid, match="unknown webhook events"):
+        webhook_create(actor=admin, org=model.org, url=receiver.url, events=["nope"])
+    webhook_delete(actor=admin, webhook=org_hook)
+    assert ActivityEvent.objects.filter(verb="webhook.deleted").count() == 1
