@@ -9,6 +9,7 @@ Figures, not pass/fail: a missed target is reported, and the exit status stays 0
 """
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -34,6 +35,7 @@ INGEST_SIZE = 256 * MB
 LARGE_SIZE = 1024 * MB
 VERSIONS_PER_MODEL = 10
 EVENTS = 100_000
+EAGER_VERSIONS = 500
 # Runs of the 256 MB ingest and of its hashlib baseline; the median of each is reported.
 INGEST_RUNS = 5
 
@@ -41,6 +43,7 @@ TARGETS = {
     "ingest_256mb": ("ratio", ">=", 0.5, "ingest / sha256 throughput >= 0.5"),
     "ingest_1gb_rss": ("rss_growth_mb", "<", 50, "peak RSS growth < 50 MB"),
     "version_create": ("median_ms", "<=", 5, "median <= 5 ms"),
+    "version_create_eager": ("median_ms", None, None, "figure only"),
     "verify_activity": ("seconds", "<", 5, "< 5 s"),
 }
 
@@ -87,6 +90,8 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 def judge(name: str, figure: dict[str, Any]) -> dict[str, Any]:
     key, op, bound, text = TARGETS[name]
+    if op is None:
+        return {**figure, "target": text, "met": None}
     value = figure[key]
     met = {"<": value < bound, "<=": value <= bound, ">=": value >= bound}[op]
     return {**figure, "target": text, "met": met}
@@ -182,9 +187,52 @@ def bench_large_rss(cast, sources: Path) -> dict[str, Any]:
     }
 
 
+@contextlib.contextmanager
+def dispatch_deferred():
+    """Leave each event in the outbox instead of dispatching it in this process.
+
+    With a broker, the after-commit hook only enqueues; without one (the embedded default)
+    it dispatches inline. Deferring it measures what a service call costs in the first
+    case; the sweep would dispatch these events later, as after a broker outage.
+    """
+    from notifications import tasks
+
+    real = tasks.enqueue_event
+    tasks.enqueue_event = lambda event_id: False
+    try:
+        yield
+    finally:
+        tasks.enqueue_event = real
+
+
+def bench_version_create_eager(cast) -> dict[str, Any]:
+    """version_create in the embedded default, notification dispatch inline (a watcher)."""
+    from registry.demo import ensure_shared_model
+    from registry.services.registered_models import model_watch
+    from registry.services.versions import version_create
+
+    model = ensure_shared_model(cast, "bench-eager")
+    model_watch(actor=cast.carol, model=model)
+    times = []
+    for n in range(EAGER_VERSIONS):
+        begin = time.perf_counter()
+        version_create(actor=cast.alice, model=model, metrics={"auc": 0.8 + n / 10_000})
+        times.append(time.perf_counter() - begin)
+    return {
+        "versions": len(times),
+        "median_ms": round(statistics.median(times) * 1000, 2),
+        "p95_ms": round(statistics.quantiles(times, n=100)[94] * 1000, 2),
+    }
+
+
 def bench_version_create(cast, scale: int) -> dict[str, Any]:
     """Seed `scale` models (alice, a plain member with write) with 10 versions each, timing
-    every version_create."""
+    every version_create, with notification dispatch deferred (dispatch_deferred)."""
+    with dispatch_deferred():
+        return _seed_versions(cast, scale)
+
+
+def _seed_versions(cast, scale: int) -> dict[str, Any]:
     from registry.services.registered_models import model_create
     from registry.services.versions import version_create
 
@@ -323,10 +371,16 @@ def describe(name: str, figure: dict[str, Any]) -> str:
             f"({figure['rss_before_mb']:.0f} -> {figure['peak_rss_after_mb']:.0f} MB), "
             f"{figure['ingest_mb_s']:.0f} MB/s"
         )
+    if name == "version_create_eager":
+        return (
+            f"median {figure['median_ms']:.2f} ms, p95 {figure['p95_ms']:.2f} ms over "
+            f"{figure['versions']} versions, each e-mailing a watcher inline"
+        )
     if name == "version_create":
         return (
             f"median {figure['median_ms']:.2f} ms (CPU {figure['median_cpu_ms']:.2f}), "
-            f"p95 {figure['p95_ms']:.2f} ms over {figure['versions']} versions"
+            f"p95 {figure['p95_ms']:.2f} ms over {figure['versions']} versions "
+            "(dispatch deferred to the outbox)"
         )
     return f"{figure['seconds']:.2f} s over {figure['events']} events"
 
@@ -335,18 +389,29 @@ TITLES = {
     "ingest_256mb": "artifact ingest, 256 MB",
     "ingest_1gb_rss": "peak RSS, 1 GB ingest",
     "version_create": "version_create (SQLite)",
+    "version_create_eager": "version_create, eager dispatch",
     "verify_activity": "verify_activity",
 }
 
 
-def table(figures: dict[str, dict[str, Any]]) -> str:
-    from bench import approvals
+# Benchmarks of later surfaces, each a module with TITLES, describe(name, figure) and
+# run(results), run in this order on the same throwaway database.
+EXTRA_MODULES = ("bench.approvals", "bench.notifications", "bench.ui")
 
+
+def extras() -> list:
+    import importlib
+
+    return [importlib.import_module(name) for name in EXTRA_MODULES]
+
+
+def table(figures: dict[str, dict[str, Any]]) -> str:
     rows = [("figure", "measured", "target", "met")]
     for name, figure in figures.items():
         met = "-" if figure.get("met") is None else ("yes" if figure["met"] else "NO")
-        if name in approvals.TITLES:
-            title, measured = approvals.TITLES[name], approvals.describe(name, figure)
+        module = next((m for m in extras() if name in m.TITLES), None)
+        if module is not None:
+            title, measured = module.TITLES[name], module.describe(name, figure)
         else:
             title, measured = TITLES[name], describe(name, figure)
         rows.append((title, measured, figure["target"], met))
@@ -391,11 +456,14 @@ def run(scale: int, skip_large: bool, var_dir: Path) -> dict[str, Any]:
         figures["ingest_1gb_rss"] = judge("ingest_1gb_rss", bench_large_rss(cast, sources))
     log(f"version_create: seeding {scale} models x {VERSIONS_PER_MODEL} versions ...")
     figures["version_create"] = judge("version_create", bench_version_create(cast, scale))
+    log(f"version_create with inline notification dispatch, {EAGER_VERSIONS} versions ...")
+    figures["version_create_eager"] = judge(
+        "version_create_eager", bench_version_create_eager(cast)
+    )
     log(f"verify_activity over {EVENTS} events ...")
     figures["verify_activity"] = judge("verify_activity", bench_verify_activity(cast))
-    from bench import approvals
-
-    approvals.run(figures)
+    for module in extras():
+        module.run(figures)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "scale": scale,

@@ -1,12 +1,48 @@
-from django.urls import path
+from django.contrib.auth import views as auth_views
+from django.urls import path, reverse_lazy
 
-from catalog import tokens, views
+from catalog import tokens
+from catalog.views import browse, compare, home, settings, versions
 
 app_name = "catalog"
 
+version = "orgs/<slug:org>/models/<str:model>/versions/<int:number>/"
+
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", home.home, name="home"),
+    path(
+        "account/password/",
+        auth_views.PasswordChangeView.as_view(
+            success_url=reverse_lazy("catalog:password-change-done")
+        ),
+        name="password-change",
+    ),
+    path(
+        "account/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password-change-done",
+    ),
     path("account/tokens/", tokens.token_list, name="tokens"),
     path("account/tokens/new/", tokens.token_create_view, name="token-create"),
     path("account/tokens/<int:token_id>/revoke/", tokens.token_revoke_view, name="token-revoke"),
+    path("models/", home.catalog_index, name="catalog-index"),
+    path("orgs/<slug:org>/models/", browse.catalog, name="catalog"),
+    path("orgs/<slug:org>/models/<str:model>/", browse.model_card, name="model"),
+    path(
+        "orgs/<slug:org>/models/<str:model>/settings/",
+        settings.model_settings_update,
+        name="model-settings",
+    ),
+    path("orgs/<slug:org>/models/<str:model>/share/", settings.model_share, name="model-grant"),
+    path(
+        "orgs/<slug:org>/models/<str:model>/compare/",
+        compare.compare_versions,
+        name="compare",
+    ),
+    path(version, versions.version_detail, name="version"),
+    path(f"{version}stage-request/", versions.version_request_stage, name="version-request-stage"),
+    path(f"{version}lock/", versions.version_lock, name="version-lock"),
+    path(f"{version}metadata/", versions.version_edit_metadata, name="version-metadata"),
+    path(f"{version}comments/", versions.version_comment, name="version-comment"),
+    path(f"{version}artifacts/<path:path>", versions.artifact_download, name="artifact-download"),
 ]

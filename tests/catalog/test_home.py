@@ -49,3 +49,29 @@ def test_it_keeps_its_query_count_flat(
     with django_assert_max_num_queries(8):
         response = alice_client.get(reverse("catalog:home"))
     assert response.context["model_count"] == rows
+
+
+@pytest.mark.django_db
+def test_it_draws_the_stage_chart_and_lists_my_pending_reviews(model, alice, bob_client):
+    from approvals.services import request_create
+
+    version = version_create(actor=alice, model=model)
+    request_create(actor=alice, version=version, to_stage="staging", comment="please")
+    page = bob_client.get(reverse("catalog:home"))
+    assert [bar.value for bar in page.context["chart"]] == [1, 0, 0, 0, 0]
+    assert b"<svg" in page.content
+    assert [r.version_id for r in page.context["reviews"]] == [version.pk]
+
+
+@pytest.mark.django_db
+def test_it_styles_the_password_change_page(alice_client):
+    page = alice_client.get(reverse("catalog:password-change"))
+    assert page.status_code == 200
+    assert b"Change your password" in page.content
+
+
+@pytest.mark.django_db
+def test_it_answers_a_404_page_for_an_unknown_org(alice_client):
+    page = alice_client.get(reverse("catalog:catalog", args=["nowhere"]))
+    assert page.status_code == 404
+    assert b"Not found" in page.content

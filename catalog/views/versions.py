@@ -1,0 +1,223 @@
+"""The version page and its forms: stage request, lock level, comments, artifact download."""
+
+import posixpath
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.db.models import Prefetch
+from django.http import FileResponse, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from approvals.forms import ReviewForm
+from approvals.models import FLOW, Review, StageChangeRequest, stage_moves_back, stage_skips
+from approvals.services import request_create
+from catalog.errors import domain_errors
+from catalog.forms import CommentForm, LockForm, MetadataForm, StageRequestForm, first_error
+from registry.errors import Invalid, NotFound
+from registry.models import (
+    ActivityEvent,
+    Artifact,
+    Comment,
+    LockLevel,
+    ModelVersion,
+    RegisteredModel,
+)
+from registry.permissions import get_version_for_user, model_access
+from registry.services.comments import comment_add
+from registry.services.versions import version_set_lock_level, version_update
+from registry.storage import open_blob
+
+
+def version_url(version: ModelVersion) -> str:
+    return reverse(
+        "catalog:version",
+        kwargs={
+            "org": version.model.org.slug,
+            "model": version.model.name,
+            "number": version.number,
+        },
+    )
+
+
+def _stage_options(version: ModelVersion) -> list[dict]:
+    return [
+        {
+            "stage": stage,
+            "label": stage.label,
+            "skips": stage_skips(version.stage, stage),
+            "moves_back": stage_moves_back(version.stage, stage),
+        }
+        for stage in FLOW
+        if stage != version.stage
+    ]
+
+
+def _lock_options(version: ModelVersion, admin: bool) -> list[tuple[str, str]]:
+    """Levels to offer (display only: version_set_lock_level decides)."""
+    rank = LockLevel.rank(version.lock_level)
+    if version.is_closed and version.model.org.closed_is_final:
+        admin = False  # nothing lowers a closed version in compliance mode
+    return [
+        (level.value, level.label)
+        for level in LockLevel
+        if LockLevel.rank(level) > rank or (admin and LockLevel.rank(level) < rank)
+    ]
+
+
+def _pending(version: ModelVersion) -> StageChangeRequest | None:
+    reviews = Prefetch("reviews", queryset=Review.objects.select_related("reviewer"))
+    return (
+        StageChangeRequest.objects.for_version(version)
+        .pending()
+        .for_listing()
+        .prefetch_related(reviews)
+        .first()
+    )
+
+
+@login_required
+@domain_errors
+def version_detail(request: HttpRequest, org: str, model: str, number: int) -> HttpResponse:
+    version = get_version_for_user(request.user, org, model, number)
+    access = model_access(request.user, version.model)
+    pending = _pending(version)
+    reviewed = pending is not None and any(
+        r.reviewer_id == request.user.pk for r in pending.reviews.all()
+    )
+    requested = request.GET.get("request")
+    chosen = next((o for o in _stage_options(version) if o["stage"] == requested), None)
+    visible = RegisteredModel.objects.visible_to(request.user)
+    context = {
+        "version": version,
+        "model": version.model,
+        "access": access,
+        "can_write": access.write,
+        "is_admin": access.admin,
+        "pending": pending,
+        "can_review": bool(
+            pending and access.approve and pending.requester_id != request.user.pk and not reviewed
+        ),
+        "can_cancel": bool(pending and (pending.requester_id == request.user.pk or access.admin)),
+        "stage_options": _stage_options(version),
+        "chosen": chosen if access.write and pending is None else None,
+        "request_form": StageRequestForm(initial={"to_stage": requested}),
+        "lock_options": _lock_options(version, access.admin),
+        "review_form": ReviewForm(),
+        "comment_form": CommentForm(),
+        "metadata_form": MetadataForm(
+            initial={"description": version.description, "readme": version.readme}
+        ),
+        "artifacts": Artifact.objects.filter(version=version).select_related("blob"),
+        "aliases": version.aliases.order_by("name"),
+        # Lineage may cross into models this user may not view: those stay invisible.
+        "parents": version.parents.filter(model__in=visible)
+        .select_related("model")
+        .order_by("model__name", "number"),
+        "children": version.children.filter(model__in=visible)
+        .select_related("model")
+        .order_by("model__name", "number"),
+        "comments": Comment.objects.filter(version=version).select_related("author"),
+        "events": ActivityEvent.objects.filter(version_id=version.pk).order_by("-seq")[:50],
+    }
+    return render(request, "catalog/version.html", context)
+
+
+@login_required
+@require_POST
+@domain_errors
+def version_request_stage(request: HttpRequest, org: str, model: str, number: int) -> HttpResponse:
+    version = get_version_for_user(request.user, org, model, number, need="write")
+    form = StageRequestForm(request.POST)
+    if not form.is_valid():
+        raise Invalid(first_error(form))
+    change = request_create(
+        actor=request.user,
+        version=version,
+        to_stage=form.cleaned_data["to_stage"],
+        comment=form.cleaned_data["comment"],
+        archive_existing=form.cleaned_data["archive_existing"],
+    )
+    messages.success(request, f"Requested {change.get_to_stage_display()}; reviewers are asked.")
+    return redirect(version_url(version))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+@domain_errors
+def version_lock(request: HttpRequest, org: str, model: str, number: int) -> HttpResponse:
+    """GET: the confirmation page; POST: change the lock level (confirmation ticked)."""
+    need = "write" if request.method == "POST" else "view"
+    version = get_version_for_user(request.user, org, model, number, need=need)
+    if request.method != "POST":
+        access = model_access(request.user, version.model)
+        context = {
+            "version": version,
+            "model": version.model,
+            "lock_options": _lock_options(version, access.admin),
+            "form": LockForm(initial={"level": request.GET.get("level")}),
+        }
+        return render(request, "catalog/version_lock.html", context)
+    form = LockForm(request.POST)
+    if not form.is_valid():
+        raise Invalid(first_error(form))
+    version = version_set_lock_level(
+        actor=request.user, version=version, level=form.cleaned_data["level"]
+    )
+    messages.success(
+        request, f"Version {version.number} is now {version.get_lock_level_display()}."
+    )
+    return redirect(version_url(version))
+
+
+@login_required
+@require_POST
+@domain_errors
+def version_edit_metadata(request: HttpRequest, org: str, model: str, number: int) -> HttpResponse:
+    version = get_version_for_user(request.user, org, model, number, need="write")
+    form = MetadataForm(request.POST)
+    if not form.is_valid():
+        raise Invalid(first_error(form))
+    version_update(actor=request.user, version=version, **form.cleaned_data)
+    messages.success(request, "Description and readme saved.")
+    return redirect(version_url(version))
+
+
+@login_required
+@require_POST
+@domain_errors
+def version_comment(request: HttpRequest, org: str, model: str, number: int) -> HttpResponse:
+    version = get_version_for_user(request.user, org, model, number)
+    form = CommentForm(request.POST)
+    if not form.is_valid():
+        raise Invalid(first_error(form))
+    comment_add(
+        actor=request.user, model=version.model, version=version, body=form.cleaned_data["body"]
+    )
+    messages.success(request, "Comment added.")
+    return redirect(version_url(version) + "#comments")
+
+
+@login_required
+@require_GET
+@domain_errors
+def artifact_download(
+    request: HttpRequest, org: str, model: str, number: int, path: str
+) -> HttpResponse:
+    """Streams the blob as an attachment; the bytes are never interpreted."""
+    version = get_version_for_user(request.user, org, model, number)
+    artifact = Artifact.objects.filter(version=version, path=path).select_related("blob").first()
+    if artifact is None:
+        raise NotFound(f"artifact {path} not found")
+    response = FileResponse(
+        open_blob(artifact.blob_id),
+        as_attachment=True,
+        filename=posixpath.basename(artifact.path),
+        content_type="application/octet-stream",
+    )
+    response["Content-Length"] = str(artifact.blob.size)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["X-Checksum-Sha256"] = artifact.blob_id
+    response["ETag"] = f'"{artifact.blob_id}"'
+    return response
