@@ -177,3 +177,11 @@ def test_it_passes_the_deployment_checks_under_production_settings(var_dir):
 
     assert done.returncode == 0, done.stderr
     assert "System check identified no issues" in done.stdout
+
+
+def test_it_says_what_is_missing_when_manage_py_runs_without_its_settings(var_dir):
+    done = run(["manage.py", "makemigrations", "--check", "--dry-run"], {}, var_dir)
+
+    assert done.returncode == 1
+    assert "SECRET_KEY must be set when DEBUG is off" in done.stderr
+    assert "AppRegistryNotReady" not in done.stderr
