@@ -188,20 +188,28 @@ def check(response: httpx.Response) -> None:
     raise error_from_response(response)
 
 
-class RegisteredModel:
+class Resource:
+    """An object the server describes in JSON: its fields read as attributes
+    (label, digest, params, metrics, status, ...)."""
+
     def __init__(self, client: Client, data: dict[str, Any]):
         self.client = client
         self.data = data
-        self.versions = Versions(self)
-
-    def __repr__(self) -> str:
-        return f"RegisteredModel({self.name!r})"
 
     def __getattr__(self, name: str) -> Any:
         try:
             return self.__dict__["data"][name]
         except KeyError:
             raise AttributeError(name) from None
+
+
+class RegisteredModel(Resource):
+    def __init__(self, client: Client, data: dict[str, Any]):
+        super().__init__(client, data)
+        self.versions = Versions(self)
+
+    def __repr__(self) -> str:
+        return f"RegisteredModel({self.name!r})"
 
     @property
     def name(self) -> str:
@@ -276,20 +284,9 @@ class Versions:
         return iter(self.list())
 
 
-class ModelVersion:
-    def __init__(self, client: Client, data: dict[str, Any]):
-        self.client = client
-        self.data = data
-
+class ModelVersion(Resource):
     def __repr__(self) -> str:
         return f"ModelVersion({self.model!r}, {self.number})"
-
-    def __getattr__(self, name: str) -> Any:
-        # The version JSON's fields (label, digest, params, metrics, ...) as attributes.
-        try:
-            return self.__dict__["data"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     @property
     def model(self) -> str:
@@ -415,19 +412,9 @@ class ModelVersion:
         return target
 
 
-class StageRequest:
-    def __init__(self, client: Client, data: dict[str, Any]):
-        self.client = client
-        self.data = data
-
+class StageRequest(Resource):
     def __repr__(self) -> str:
         return f"StageRequest({self.id}, {self.data.get('to_stage')!r}, {self.status!r})"
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["data"][name]
-        except KeyError:
-            raise AttributeError(name) from None
 
     @property
     def id(self) -> int:
