@@ -10,6 +10,7 @@ from registry.models.catalog import (
     Watch,
 )
 from registry.models.choices import LockLevel, ModelPermission, Role, Stage, Visibility
+from registry.models.flags import Flag, Severity
 from registry.models.orgs import Membership, Organization, Team
 from registry.models.tokens import ApiToken
 from registry.models.versions import (
@@ -31,6 +32,7 @@ __all__ = [
     "Blob",
     "Branch",
     "Comment",
+    "Flag",
     "LockLevel",
     "Membership",
     "ModelGroupPermission",
@@ -40,6 +42,7 @@ __all__ = [
     "Organization",
     "RegisteredModel",
     "Role",
+    "Severity",
     "Stage",
     "Team",
     "VersionParent",
