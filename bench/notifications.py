@@ -14,11 +14,12 @@ a throwaway database.
 """
 
 import os
-import subprocess
 import sys
 import time
 import uuid
 from typing import Any
+
+from bench.workers import forget_broker_connections, start_worker
 
 EVENTS = int(os.environ.get("BENCH_NOTIFY_EVENTS", "500"))
 TIMEOUT = int(os.environ.get("BENCH_NOTIFY_TIMEOUT", "300"))
@@ -80,60 +81,15 @@ def _make_events(cast) -> list[int]:
     )
 
 
-def _start_worker(broker: str, queue: str, log_path: str) -> subprocess.Popen:
-    from django.conf import settings
-
-    env = {
-        **os.environ,
-        "CELERY_BROKER_URL": broker,
-        "VAR_DIR": str(settings.VAR_DIR),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            f"--queues={queue}",
-            f"--hostname={queue}@%h",
-            "--loglevel=WARNING",
-            f"--logfile={log_path}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=settings.BASE_DIR,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    time.sleep(3)  # connected and consuming; the clock starts at the sweep anyway
-    return process
-
-
-def _forget_connections(celery_app) -> None:
-    celery_app._pool = None
-    amqp = celery_app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
-
-
 def bench_dispatch(cast) -> dict[str, Any]:
     from django.conf import settings
 
-    from config.celery import app as celery_app
     from notifications.models import Delivery, DeliveryStatus, Dispatch
     from notifications.tasks import enqueue_event
 
     events = _make_events(cast)
     broker = _broker()
-    process = None
+    worker = None
     saved = (settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL)
     queue = f"bench-notify-{uuid.uuid4().hex[:8]}"
     try:
@@ -142,12 +98,17 @@ def bench_dispatch(cast) -> dict[str, Any]:
             settings.CELERY_BROKER_URL = broker
             settings.CELERY_TASK_DEFAULT_QUEUE = queue
             os.environ["CELERY_BROKER_URL"] = broker
-            _forget_connections(celery_app)
-            process = _start_worker(
-                broker,
-                queue,
-                os.environ.get("BENCH_WORKER_LOG", str(settings.VAR_DIR / "bench-worker.log")),
+            forget_broker_connections()
+            worker = start_worker(
+                broker=broker,
+                queue=queue,
+                log_path=os.environ.get(
+                    "BENCH_WORKER_LOG", str(settings.VAR_DIR / "bench-worker.log")
+                ),
+                env={"VAR_DIR": str(settings.VAR_DIR)},
+                loglevel="WARNING",
             )
+            time.sleep(3)  # connected and consuming; the clock starts at the sweep anyway
         started = time.perf_counter()
         # Only these events: the run's other benchmarks leave theirs in the outbox on
         # purpose, and a sweep would hand the worker all of them.
@@ -163,12 +124,11 @@ def bench_dispatch(cast) -> dict[str, Any]:
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
     finally:
-        if process is not None:
-            process.terminate()
-            process.wait(timeout=30)
+        if worker is not None:
+            worker.stop()
         settings.CELERY_TASK_ALWAYS_EAGER, settings.CELERY_BROKER_URL = saved
         os.environ.pop("CELERY_BROKER_URL", None)
-        _forget_connections(celery_app)
+        forget_broker_connections()
     return {
         "mode": "one Celery worker, Redis" if broker else "eager (no broker)",
         "events": len(events),

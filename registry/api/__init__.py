@@ -12,6 +12,7 @@ from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
+from notifications import api as webhooks_api
 from registry.api import activity, approvals, artifacts, catalog, errors, schemas, search
 from registry.api.auth import AUTH
 
@@ -67,3 +68,4 @@ api.add_router("", catalog.router)
 api.add_router("", approvals.router)
 api.add_router("", search.router)
 api.add_router("", activity.router)
+api.add_router("", webhooks_api.router)

@@ -2,13 +2,10 @@
 Celery workers for the `services` tests (redis DB 12/13 of the shared server, or a
 redis-server of the test's own)."""
 
-import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -16,12 +13,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 
+from bench.workers import (
+    Worker,
+    WorkerFailed,
+    database_url,
+    forget_broker_connections,
+    start_worker,
+)
 from tests.conftest import missing_service
 
 SHARED_BROKER = "redis://127.0.0.1:6379/12"
@@ -195,48 +197,6 @@ def own_redis() -> Iterator[OwnRedis]:
     own.stop()
 
 
-def database_url(db: dict) -> str:
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}{port}/{db['NAME']}"
-
-
-def forget_broker_connections() -> None:
-    from config.celery import app as celery_app
-
-    celery_app._pool = None
-    amqp = celery_app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """kill -9, the whole process group: no warm shutdown, no acknowledgement."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=15)
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            self.kill()
-
-
 @dataclass
 class Workers:
     """Starts Celery workers on this test's database, a queue of its own and `broker`."""
@@ -268,56 +228,29 @@ class Workers:
         assert celery_app.conf.broker_url == url
 
     def start(self) -> Worker:
-        log_path = self.tmp_path / f"worker-{len(self.started)}.log"
-        env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "SECRET_KEY": os.environ.get("SECRET_KEY") or "test-only-not-a-secret",
-            "DEBUG": "false",
-            "DATABASE_URL": database_url(connection.settings_dict),
-            "CELERY_BROKER_URL": self.broker,
-            "VAR_DIR": str(self.tmp_path / "worker-var"),
-            "EMAIL_HOST": "",
-            "WEBHOOK_ALLOW_PRIVATE": "true",
-            "WEBHOOK_RETRY_BASE": "1",
-            "WEBHOOK_TIMEOUT": "3",
-            "SITE_URL": "https://modelvault.example",
-            **self.extra_env,
-        }
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=solo",
-                "--concurrency=1",
-                f"--queues={self.queue}",
-                f"--hostname={self.queue}-{len(self.started)}@%h",
-                "--loglevel=INFO",
-                f"--logfile={log_path}",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=django_settings.BASE_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
+        worker = start_worker(
+            broker=self.broker,
+            queue=self.queue,
+            hostname=f"{self.queue}-{len(self.started)}",
+            log_path=self.tmp_path / f"worker-{len(self.started)}.log",
+            env={
+                "SECRET_KEY": os.environ.get("SECRET_KEY") or "test-only-not-a-secret",
+                "DEBUG": "false",
+                "DATABASE_URL": database_url(connection.settings_dict),
+                "VAR_DIR": str(self.tmp_path / "worker-var"),
+                "EMAIL_HOST": "",
+                "WEBHOOK_ALLOW_PRIVATE": "true",
+                "WEBHOOK_RETRY_BASE": "1",
+                "WEBHOOK_TIMEOUT": "3",
+                "SITE_URL": "https://modelvault.example",
+                **self.extra_env,
+            },
         )
-        worker = Worker(process, log_path)
         self.started.append(worker)
-        deadline = time.monotonic() + WORKER_READY_TIMEOUT
-        while " ready." not in worker.log():
-            if process.poll() is not None:
-                pytest.fail(f"the worker exited ({process.returncode}):\n{worker.log()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the worker was not ready:\n{worker.log()}")
-            time.sleep(0.1)
+        try:
+            worker.wait_ready(WORKER_READY_TIMEOUT)
+        except WorkerFailed as exc:
+            pytest.fail(str(exc))
         return worker
 
     def logs(self) -> str:

@@ -8,21 +8,16 @@ queue of their own so that no other worker on the same Redis takes them.
 import io
 import os
 import re
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 import redis
-from django.conf import settings as django_settings
 from django.db import connection
 
+from bench.workers import Worker as BaseWorker
+from bench.workers import WorkerFailed, database_url, forget_broker_connections, start_worker
 from config.celery import app as celery_app
 from registry.models import Blob
 from registry.services.artifacts import artifact_delete
@@ -40,14 +35,6 @@ COLLECT_TIMEOUT = 30
 TASK_DONE = re.compile(r"Task registry\.tasks\.collect_blob\[[^\]]+\] succeeded in \S+: (\w+)")
 
 
-def database_url(db: dict) -> str:
-    """A DATABASE_URL for the database this test runs on (the test database)."""
-    user = quote(db["USER"] or "", safe="")
-    password = f":{quote(db['PASSWORD'], safe='')}" if db["PASSWORD"] else ""
-    port = f":{db['PORT']}" if db["PORT"] else ""
-    return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}{port}/{db['NAME']}"
-
-
 @pytest.fixture
 def broker_url() -> str:
     url = os.environ.get("CELERY_BROKER_URL") or DEFAULT_BROKER_URL
@@ -61,24 +48,7 @@ def broker_url() -> str:
     return url
 
 
-def forget_broker_connections() -> None:
-    """Drop the app's references to its connection pools, so that the next message uses the
-    broker URL the settings name now (eager tests may have built them for another URL).
-    The pools themselves are kombu's, shared per URL: they stay open."""
-    celery_app._pool = None
-    amqp = celery_app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
-
+class Worker(BaseWorker):
     def results(self) -> list[str]:
         """What each finished collect_blob task returned, in the order the worker ran them."""
         return TASK_DONE.findall(self.log())
@@ -104,45 +74,21 @@ def worker(broker_url, settings, tmp_path, transactional_db) -> Iterator[Worker]
     """A Celery worker process (solo pool) on this test's database, broker queue and
     artifact folder; the test process stops running tasks eagerly and sends them to it."""
     queue = f"modelvault-test-{uuid.uuid4().hex[:12]}"
-    log_path = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "test-only-not-a-secret",
-        "DEBUG": "false",
-        "DATABASE_URL": database_url(connection.settings_dict),
-        "CELERY_BROKER_URL": broker_url,
-        "VAR_DIR": str(tmp_path / "worker-var"),
-        "ARTIFACT_STORAGE": "filesystem",
-        "ARTIFACT_ROOT": str(settings.STORAGES["artifacts"]["OPTIONS"]["location"]),
-        "ARTIFACT_TMP_DIR": str(settings.ARTIFACT_TMP_DIR),
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            f"--queues={queue}",
-            f"--hostname={queue}@%h",
-            "--loglevel=INFO",
-            f"--logfile={log_path}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
-        cwd=django_settings.BASE_DIR,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, killed as a whole below
+    started = start_worker(
+        broker=broker_url,
+        queue=queue,
+        log_path=tmp_path / "worker.log",
+        env={
+            "SECRET_KEY": os.environ.get("SECRET_KEY") or "test-only-not-a-secret",
+            "DEBUG": "false",
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "VAR_DIR": str(tmp_path / "worker-var"),
+            "ARTIFACT_STORAGE": "filesystem",
+            "ARTIFACT_ROOT": str(settings.STORAGES["artifacts"]["OPTIONS"]["location"]),
+            "ARTIFACT_TMP_DIR": str(settings.ARTIFACT_TMP_DIR),
+        },
     )
-    worker = Worker(process, log_path)
+    worker = Worker(started.process, started.log_path)
     settings.CELERY_BROKER_URL = broker_url
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
@@ -151,19 +97,13 @@ def worker(broker_url, settings, tmp_path, transactional_db) -> Iterator[Worker]
         # The app reads Django's settings as they are now: check that it follows them.
         assert celery_app.conf.task_always_eager is False
         assert celery_app.conf.broker_url == broker_url
-        worker.wait_until(
-            lambda: " ready." in worker.log(), WORKER_READY_TIMEOUT, "the worker was not ready"
-        )
+        try:
+            worker.wait_ready(WORKER_READY_TIMEOUT)
+        except WorkerFailed as exc:
+            pytest.fail(str(exc))
         yield worker
     finally:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=15)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=15)
+        worker.stop()
         forget_broker_connections()
         # The queue and kombu's records of its bindings, so that runs leave nothing behind.
         redis.Redis.from_url(broker_url).delete(
