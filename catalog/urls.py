@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from catalog import tokens
+from catalog.views import activity_export as activity_export_views
 from catalog.views import browse, compare, home, settings, versions
 
 app_name = "catalog"
@@ -38,6 +39,11 @@ urlpatterns = [
         "orgs/<slug:org>/models/<str:model>/compare/",
         compare.compare_versions,
         name="compare",
+    ),
+    path(
+        "orgs/<slug:org>/models/<str:model>/activity/export/",
+        activity_export_views.activity_export,
+        name="activity-export",
     ),
     path(version, versions.version_detail, name="version"),
     path(f"{version}stage-request/", versions.version_request_stage, name="version-request-stage"),
