@@ -4,6 +4,7 @@ from django.urls import path, reverse_lazy
 from catalog import tokens
 from catalog.views import activity_export as activity_export_views
 from catalog.views import browse, compare, home, settings, versions
+from catalog.views import flags as flag_views
 
 app_name = "catalog"
 
@@ -50,5 +51,11 @@ urlpatterns = [
     path(f"{version}lock/", versions.version_lock, name="version-lock"),
     path(f"{version}metadata/", versions.version_edit_metadata, name="version-metadata"),
     path(f"{version}comments/", versions.version_comment, name="version-comment"),
+    path(f"{version}flags/", flag_views.version_flag, name="version-flag"),
+    path(
+        f"{version}flags/<int:flag_id>/resolve/",
+        flag_views.version_flag_resolve,
+        name="version-flag-resolve",
+    ),
     path(f"{version}artifacts/<path:path>", versions.artifact_download, name="artifact-download"),
 ]

@@ -15,9 +15,8 @@ Semantics worth knowing:
 - `params.<key>` compares numerically with a number (only numeric params match), as text
   with a string or a bare word, and as a boolean with true/false.
 - `created_at == "2026-01-01"` is the whole UTC day; with a time it is that instant.
-- `flagged`: flags arrive with issue 7. When `registry.models.Flag` exists, `flagged == true`
-  means "has an open flag" (a `status` of "open", or no `resolved_at`). Until then no version
-  is flagged: `flagged == true` matches nothing and `flagged == false` matches everything.
+- `flagged == true` means "has an open flag" (a `Flag` without `resolved_at`); a version
+  whose flags are all resolved is not flagged.
 """
 
 import datetime as dt
@@ -55,7 +54,7 @@ from django.db.models.lookups import (
 )
 
 from registry.errors import Invalid
-from registry.models import Alias, LockLevel, Stage
+from registry.models import Alias, Flag, LockLevel, Stage
 
 MAX_LENGTH = 2000
 MAX_DEPTH = 32
@@ -585,30 +584,8 @@ def _alias(comparison: Comparison) -> Q:
 
 
 def flag_condition() -> Q:
-    """Versions with an open flag, through `registry.models.Flag` once issue 7 adds it;
-    until then none."""
-    from registry import models
-
-    flag = getattr(models, "Flag", None)
-    if flag is None:
-        return Q(pk__in=[])
-    to_version = next(
-        (
-            f.name
-            for f in flag._meta.get_fields()
-            if getattr(f, "related_model", None) is models.ModelVersion and f.many_to_one
-        ),
-        None,
-    )
-    if to_version is None:
-        return Q(pk__in=[])
-    flags = flag.objects.filter(**{to_version: OuterRef("pk")})
-    names = {f.name for f in flag._meta.get_fields()}
-    if "status" in names:
-        flags = flags.filter(status="open")
-    elif "resolved_at" in names:
-        flags = flags.filter(resolved_at__isnull=True)
-    return Q(Exists(flags))
+    """Versions with an open flag (SPEC 3.10): one EXISTS subquery, no duplicate rows."""
+    return Q(Exists(Flag.objects.open().filter(version=OuterRef("pk"))))
 
 
 def _flagged(comparison: Comparison) -> Q:

@@ -20,6 +20,7 @@ from catalog.forms import (
     ModelSettingsForm,
     VersionFilterForm,
 )
+from catalog.views.flags import open_flag_count
 from registry.errors import Invalid
 from registry.models import ActivityEvent, Branch, ModelVersion, RegisteredModel, Stage
 from registry.permissions import get_model_for_user, get_org_for_user, model_access
@@ -68,7 +69,11 @@ def _search(models, query: str):
 def catalog(request: HttpRequest, org: str) -> HttpResponse:
     organization = get_org_for_user(request.user, org)
     form = CatalogSearchForm(request.GET or None)
-    models = RegisteredModel.objects.visible_to(request.user).filter(org=organization)
+    models = (
+        RegisteredModel.objects.visible_to(request.user)
+        .filter(org=organization)
+        .annotate(open_flags=open_flag_count("model"))
+    )
     query = stage = ""
     sort = "name"
     if form.is_valid():
@@ -144,7 +149,9 @@ def _versions(request: HttpRequest, model: RegisteredModel) -> dict:
         except Invalid as exc:
             query_error, versions = exc.message, versions.none()
     pending = StageChangeRequest.objects.pending().filter(version=OuterRef("pk"))
-    versions = versions.annotate(has_pending=Exists(pending)).order_by("-number")
+    versions = versions.annotate(
+        has_pending=Exists(pending), open_flags=open_flag_count("version")
+    ).order_by("-number")
     return {
         "filter_form": form,
         "query_error": query_error,

@@ -15,6 +15,7 @@ from approvals.models import FLOW, Review, StageChangeRequest, stage_moves_back,
 from approvals.services import request_create
 from catalog.errors import domain_errors
 from catalog.forms import CommentForm, LockForm, MetadataForm, StageRequestForm, first_error
+from catalog.views.flags import flags_context
 from registry.errors import Invalid, NotFound
 from registry.models import (
     ActivityEvent,
@@ -120,6 +121,7 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
         .order_by("model__name", "number"),
         "comments": Comment.objects.filter(version=version).select_related("author"),
         "events": ActivityEvent.objects.filter(version_id=version.pk).order_by("-seq")[:50],
+        **flags_context(version, access),
     }
     return render(request, "catalog/version.html", context)
 

@@ -8,6 +8,6 @@ the admin role (superusers: every org) and needs no Django model permission; oth
 nothing here. Activity events, comments and blobs are view-only.
 """
 
-from registry.admin import activity, catalog, orgs, tokens, versions
+from registry.admin import activity, catalog, flags, orgs, tokens, versions
 
-__all__ = ["activity", "catalog", "orgs", "tokens", "versions"]
+__all__ = ["activity", "catalog", "flags", "orgs", "tokens", "versions"]

@@ -129,7 +129,9 @@ def test_it_shows_each_role_only_its_controls(
         page.goto(version_url)
         assert page.locator(".lock-control").count() == 0
         actions = page.eval_on_selector_all("form", "forms => forms.map(f => f.action)")
-        assert all(a.endswith(("/comments/", "/metadata/", "/logout/")) for a in actions), actions
+        assert all(
+            a.endswith(("/comments/", "/metadata/", "/logout/", "/flags/")) for a in actions
+        ), actions
         # Free metadata stays editable at every level (SPEC 3.2); no ingredient field is offered.
         fields = page.eval_on_selector_all(
             "form[action$='/metadata/'] [name]", "fields => fields.map(f => f.name)"

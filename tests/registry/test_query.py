@@ -187,7 +187,7 @@ def test_it_leaves_a_blank_query_alone(versions):
 
 
 def test_it_matches_open_flags_through_the_flag_hook(versions):
-    # Until flags exist (issue 7) nothing is flagged; the hook is where Flag plugs in.
+    # `flagged` compiles through the one hook (real flags: tests/registry/test_flags.py).
     from registry import query
 
     v2 = versions["fraud/2"]
@@ -196,22 +196,6 @@ def test_it_matches_open_flags_through_the_flag_hook(versions):
         assert _found(search_versions(ModelVersion.objects.all(), "flagged == false")) == ALL - {
             "fraud/2"
         }
-
-
-def test_it_uses_a_flag_model_once_registry_models_has_one(versions, monkeypatch):
-    # Stand-in for issue 7's Flag: any model with a foreign key to the version. Aliases
-    # point at fraud/1 and fraud/2, so those are "flagged".
-    from registry import models
-
-    monkeypatch.setattr(models, "Flag", models.Alias, raising=False)
-    assert _found(search_versions(ModelVersion.objects.all(), "flagged == true")) == {
-        "fraud/1",
-        "fraud/2",
-    }
-    assert _found(search_versions(ModelVersion.objects.all(), "flagged == false")) == {
-        "fraud/3",
-        "secret/1",
-    }
 
 
 def test_it_parses_with_precedence_not_and_or():
