@@ -5,6 +5,7 @@ from catalog import tokens
 from catalog.views import activity_export as activity_export_views
 from catalog.views import browse, compare, home, settings, versions
 from catalog.views import flags as flag_views
+from catalog.views import lineage as lineage_views
 
 app_name = "catalog"
 
@@ -37,6 +38,16 @@ urlpatterns = [
     ),
     path("orgs/<slug:org>/models/<str:model>/share/", settings.model_share, name="model-grant"),
     path(
+        "orgs/<slug:org>/models/<str:model>/branches/",
+        settings.branch_create_view,
+        name="branch-create",
+    ),
+    path(
+        "orgs/<slug:org>/models/<str:model>/branches/<str:branch>/protection/",
+        settings.branch_protect_view,
+        name="branch-protect",
+    ),
+    path(
         "orgs/<slug:org>/models/<str:model>/compare/",
         compare.compare_versions,
         name="compare",
@@ -51,6 +62,7 @@ urlpatterns = [
     path(f"{version}lock/", versions.version_lock, name="version-lock"),
     path(f"{version}metadata/", versions.version_edit_metadata, name="version-metadata"),
     path(f"{version}comments/", versions.version_comment, name="version-comment"),
+    path(f"{version}promote/", lineage_views.version_promote_view, name="version-promote"),
     path(f"{version}flags/", flag_views.version_flag, name="version-flag"),
     path(
         f"{version}flags/<int:flag_id>/resolve/",

@@ -21,6 +21,7 @@ from catalog.forms import (
     VersionFilterForm,
 )
 from catalog.views.flags import open_flag_count
+from catalog.views.settings import branches_context
 from registry.errors import Invalid
 from registry.models import ActivityEvent, Branch, ModelVersion, RegisteredModel, Stage
 from registry.permissions import get_model_for_user, get_org_for_user, model_access
@@ -197,6 +198,7 @@ def _settings(request: HttpRequest, model: RegisteredModel) -> dict:
         "grant_form": GrantForm(),
         "user_grants": model.modeluserpermission_set.select_related("user", "permission"),
         "team_grants": model.modelgrouppermission_set.select_related("group", "permission"),
+        **branches_context(model),
     }
 
 

@@ -16,6 +16,7 @@ from approvals.services import request_create
 from catalog.errors import domain_errors
 from catalog.forms import CommentForm, LockForm, MetadataForm, StageRequestForm, first_error
 from catalog.views.flags import flags_context
+from catalog.views.lineage import lineage_context
 from registry.errors import Invalid, NotFound
 from registry.models import (
     ActivityEvent,
@@ -23,7 +24,6 @@ from registry.models import (
     Comment,
     LockLevel,
     ModelVersion,
-    RegisteredModel,
 )
 from registry.permissions import get_version_for_user, model_access
 from registry.services.comments import comment_add
@@ -89,7 +89,6 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
     )
     requested = request.GET.get("request")
     chosen = next((o for o in _stage_options(version) if o["stage"] == requested), None)
-    visible = RegisteredModel.objects.visible_to(request.user)
     context = {
         "version": version,
         "model": version.model,
@@ -112,16 +111,11 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
         ),
         "artifacts": Artifact.objects.filter(version=version).select_related("blob"),
         "aliases": version.aliases.order_by("name"),
-        # Lineage may cross into models this user may not view: those stay invisible.
-        "parents": version.parents.filter(model__in=visible)
-        .select_related("model")
-        .order_by("model__name", "number"),
-        "children": version.children.filter(model__in=visible)
-        .select_related("model")
-        .order_by("model__name", "number"),
         "comments": Comment.objects.filter(version=version).select_related("author"),
         "events": ActivityEvent.objects.filter(version_id=version.pk).order_by("-seq")[:50],
         **flags_context(version, access),
+        # Lineage may cross into models this user may not view: those stay invisible.
+        **lineage_context(request, version, access),
     }
     return render(request, "catalog/version.html", context)
 

@@ -14,6 +14,7 @@ from ninja import NinjaAPI
 
 from notifications import api as webhooks_api
 from registry.api import activity, approvals, artifacts, catalog, errors, schemas, search
+from registry.api import branches as branches_api
 from registry.api import flags as flags_api
 from registry.api.auth import AUTH
 
@@ -69,5 +70,6 @@ api.add_router("", catalog.router)
 api.add_router("", approvals.router)
 api.add_router("", search.router)
 api.add_router("", activity.router)
+api.add_router("", branches_api.router)
 api.add_router("", webhooks_api.router)
 api.add_router("", flags_api.router)
