@@ -4,6 +4,7 @@ from django.urls import path, reverse_lazy
 from catalog import tokens
 from catalog.views import activity_export as activity_export_views
 from catalog.views import browse, compare, home, settings, versions
+from catalog.views import documentation as documentation_views
 from catalog.views import flags as flag_views
 from catalog.views import lineage as lineage_views
 
@@ -62,6 +63,11 @@ urlpatterns = [
     path(f"{version}lock/", versions.version_lock, name="version-lock"),
     path(f"{version}metadata/", versions.version_edit_metadata, name="version-metadata"),
     path(f"{version}comments/", versions.version_comment, name="version-comment"),
+    path(
+        f"{version}documentation/",
+        documentation_views.version_documentation,
+        name="version-documentation",
+    ),
     path(f"{version}promote/", lineage_views.version_promote_view, name="version-promote"),
     path(f"{version}flags/", flag_views.version_flag, name="version-flag"),
     path(

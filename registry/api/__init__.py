@@ -15,6 +15,7 @@ from ninja import NinjaAPI
 from notifications import api as webhooks_api
 from registry.api import activity, approvals, artifacts, catalog, errors, schemas, search
 from registry.api import branches as branches_api
+from registry.api import documentation as documentation_api
 from registry.api import flags as flags_api
 from registry.api.auth import AUTH
 
@@ -70,6 +71,7 @@ api.add_router("", catalog.router)
 api.add_router("", approvals.router)
 api.add_router("", search.router)
 api.add_router("", activity.router)
+api.add_router("", documentation_api.router)
 api.add_router("", branches_api.router)
-api.add_router("", webhooks_api.router)
 api.add_router("", flags_api.router)
+api.add_router("", webhooks_api.router)
