@@ -5,7 +5,7 @@ from modelvault.lock import Open, Redact, Closed
 from modelvault.stage_change import Development, Staging, Production, Archived
 """
 
-from modelvault.client import Client, ModelVersion, RegisteredModel, StageRequest
+from modelvault.client import Client, Flag, ModelVersion, RegisteredModel, StageRequest
 from modelvault.errors import (
     ChecksumMismatch,
     Conflict,
@@ -25,6 +25,7 @@ __all__ = [
     "ChecksumMismatch",
     "Client",
     "Conflict",
+    "Flag",
     "InvalidRequest",
     "LockedError",
     "ModelVersion",

@@ -261,6 +261,14 @@ class RegisteredModel(Resource):
     def get_version(self, number: int) -> "ModelVersion":
         return ModelVersion(self.client, self.client.json("GET", f"{self.path}/versions/{number}"))
 
+    def branches(self) -> list[dict[str, Any]]:
+        """The model's branches (`main` first exists and is protected)."""
+        return list(self.client.paginate(f"{self.path}/branches"))
+
+    def create_branch(self, name: str) -> dict[str, Any]:
+        """Open an experimental branch; register versions on it with `branch=name`."""
+        return self.client.json("POST", f"{self.path}/branches", json={"name": name})
+
 
 class Versions:
     """`model.versions`: find, get and list a model's versions."""
@@ -329,6 +337,48 @@ class ModelVersion(Resource):
         return StageRequest(
             self.client, self.client.json("POST", f"{self.path}/stage-requests", json=body)
         )
+
+    def promote(
+        self, *, label: str | None = None, description: str | None = None
+    ) -> "ModelVersion":
+        """Register this experimental version anew on `main` (its parent: this version; its
+        artifacts: the same blobs, no bytes copied). Returns the new version."""
+        body = {k: v for k, v in (("label", label), ("description", description)) if v is not None}
+        return ModelVersion(
+            self.client, self.client.json("POST", f"{self.path}/promote", json=body)
+        )
+
+    def lineage(self) -> dict[str, Any]:
+        """Parents, children, branch, datasets and code version, as the caller may view them."""
+        return self.client.json("GET", f"{self.path}/lineage")
+
+    def flag(
+        self,
+        summary: str,
+        *,
+        severity: str = "medium",
+        details: str = "",
+        digest: str | None = None,
+    ) -> "Flag":
+        """Report that this version behaves unexpectedly (anyone who may view it). A monitor
+        may cite the `digest` it observed; the server refuses it if it is not this version's."""
+        body: dict[str, Any] = {"severity": severity, "summary": summary, "details": details}
+        if digest is not None:
+            body["digest"] = digest
+        return Flag(self.client, self.client.json("POST", f"{self.path}/flags", json=body))
+
+    def flags(self, status: str | None = None) -> list["Flag"]:
+        """The version's flags, newest first; `status` is "open" or "resolved"."""
+        found = self.client.paginate(f"{self.path}/flags", {"status": status} if status else {})
+        return [Flag(self.client, d) for d in found]
+
+    def documentation(self, format: str = "json") -> Any:
+        """The technical documentation (EU AI Act Annex IV): a dict for "json", the text for
+        "md" and "html"."""
+        response = self.client.request(
+            "GET", f"{self.path}/documentation", params={"format": format}
+        )
+        return response.json() if format == "json" else response.text
 
     def stage_requests(self) -> list["StageRequest"]:
         found = self.client.paginate(f"{self.path}/stage-requests")
@@ -440,4 +490,28 @@ class StageRequest(Resource):
 
     def refresh(self) -> "StageRequest":
         self.data = self.client.json("GET", f"/stage-requests/{_q(self.id)}")
+        return self
+
+
+class Flag(Resource):
+    def __repr__(self) -> str:
+        return f"Flag({self.id}, {self.data.get('severity')!r}, {self.status!r})"
+
+    @property
+    def id(self) -> int:
+        return self.data["id"]
+
+    @property
+    def status(self) -> str:
+        return self.data["status"]
+
+    def resolve(self, comment: str = "") -> "Flag":
+        """Resolve the flag (write permission on its model)."""
+        self.data = self.client.json(
+            "POST", f"/flags/{_q(self.id)}/resolve", json={"comment": comment}
+        )
+        return self
+
+    def refresh(self) -> "Flag":
+        self.data = self.client.json("GET", f"/flags/{_q(self.id)}")
         return self

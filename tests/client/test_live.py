@@ -138,3 +138,44 @@ def test_it_raises_typed_errors_with_the_servers_message(alice_mv, live_server, 
         mallory_mv.org = "acme"
         with pytest.raises(NotFound):
             mallory_mv.get_registered_model("refusals")
+
+
+def test_it_promotes_a_branch_version_and_reads_its_lineage(alice_mv, admin_mv):
+    model = alice_mv.create_registered_model("experiments")
+    assert [b["name"] for b in model.branches()] == ["main"]
+    assert model.create_branch("try-gbm")["protected"] is False
+    experimental = model.create_version(branch="try-gbm", params={"depth": 6})
+    assert experimental.branch == "try-gbm"
+    with pytest.raises(InvalidRequest, match="protected branch"):
+        experimental.change_stage(Production("straight from the branch"))
+
+    promoted = experimental.promote(label="2.0.0")
+    assert (promoted.branch, promoted.label, promoted.params) == ("main", "2.0.0", {"depth": 6})
+    lineage = promoted.lineage()
+    assert [p["number"] for p in lineage["parents"]] == [experimental.number]
+    assert [c["number"] for c in experimental.lineage()["children"]] == [promoted.number]
+    with pytest.raises(InvalidRequest, match="already on main"):
+        promoted.promote()
+
+
+def test_it_flags_a_version_and_a_writer_resolves_it(live_server, carol, alice_mv):
+    version = alice_mv.create_registered_model("monitored").create_version()
+    with _client(live_server, carol) as carol_mv:
+        seen = carol_mv.get_registered_model("monitored").get_version(version.number)
+        with pytest.raises(InvalidRequest, match="digest"):
+            seen.flag("drift", digest="sha256:" + "0" * 64)
+        flag = seen.flag("AUC dropped to 0.61", severity="high", digest=seen.digest)
+        assert (flag.status, flag.severity) == ("open", "high")
+        with pytest.raises(PermissionDenied):
+            flag.resolve("not mine to close")
+    assert [f.id for f in version.flags("open")] == [flag.id]
+    assert [v.number for v in alice_mv.search_versions("flagged == true")] == [version.number]
+    document = version.documentation()
+    flagged = next(s for s in document["sections"] if s["id"] == "flags")
+    assert "AUC dropped to 0.61" in str(flagged)
+    assert "Technical documentation" in version.documentation("md")
+
+    resolved = version.flags()[0].resolve("retrained")
+    assert resolved.status == "resolved"
+    assert version.flags("open") == []
+    assert alice_mv.search_versions("flagged == true") == []
