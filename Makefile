@@ -10,7 +10,7 @@ PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/modelvault
 ARGS ?=
 
 .PHONY: install install-dev run serve worker test test-sqlite test-postgres lint format \
-        migrations-check ci bench lock clean
+        migrations-check ci bench bench-http lock clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -71,6 +71,12 @@ SCALE ?= 1000
 BENCH_CELERY_BROKER_URL ?= redis://127.0.0.1:6379/11
 bench: install-dev
 	$(TEST_ENV) BENCH_CELERY_BROKER_URL=$(BENCH_CELERY_BROKER_URL) $(PY) -m bench.run --scale $(SCALE)
+
+# The API over HTTP: gunicorn (2 workers) on a throwaway PostgreSQL database, made and dropped
+# through BENCH_PG_URL; writes bench/results-http.json. SCALE=N as above, ARGS for more options.
+BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+bench-http: install-dev
+	$(TEST_ENV) BENCH_PG_URL=$(BENCH_PG_URL) $(PY) -m bench.http --scale $(SCALE) $(ARGS)
 
 # Re-pin the exact versions CI installs, after changing a range in pyproject.toml.
 lock: install-dev
