@@ -7,7 +7,9 @@ hold what was granted to them or their teams; with visibility=organization every
 from dataclasses import dataclass
 from typing import Literal
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Exists, OuterRef, Subquery
 
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import (
@@ -53,30 +55,68 @@ class Access:
         return getattr(self, need)
 
 
-def model_access(user: UserLike, model: RegisteredModel) -> Access:
-    role = org_role(user, model.org)
+# The annotations that answer model_access in the query that fetches the model (or the
+# version), so that a fetch with its permission check is one round trip, not five.
+_ROLE = "_access_role"
+_GRANTS = {need: f"_access_{need}" for need in ("view", "write", "approve")}
+_CODENAMES = {
+    "view": ModelPermission.VIEW,
+    "write": ModelPermission.WRITE,
+    "approve": ModelPermission.APPROVE,
+}
+
+
+def access_annotations(user: UserLike, model_ref: str = "pk", org_ref: str = "org_id") -> dict:
+    """The user's role in the model's org and their grants on the model, as subqueries of a
+    query over models (defaults) or over rows that point at one (`model_ref="model_id"`,
+    `org_ref="model__org_id"`). Read them back with `access_from`."""
+    annotations = {
+        _ROLE: Subquery(
+            Membership.objects.filter(user_id=user.pk, org_id=OuterRef(org_ref)).values("role")[:1]
+        )
+    }
+    teams = get_user_model().groups.through.objects.filter(user_id=user.pk).values("group_id")
+    for need, codename in _CODENAMES.items():
+        by_user = ModelUserPermission.objects.filter(
+            user_id=user.pk, content_object_id=OuterRef(model_ref), permission__codename=codename
+        )
+        by_team = ModelGroupPermission.objects.filter(
+            group_id__in=teams, content_object_id=OuterRef(model_ref), permission__codename=codename
+        )
+        annotations[_GRANTS[need]] = Exists(by_user) | Exists(by_team)
+    return annotations
+
+
+def access_from(user: UserLike, row, visibility: str) -> Access:
+    """The Access that `access_annotations` found for `row` (a model or object instance, or
+    a values() dict), given the model's visibility as read in the same query."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    if not _active(user):
+        return Access()
+    role = Role.ADMIN if user.is_superuser else get(_ROLE)
     if role is None:
         return Access()
     if role == Role.ADMIN:
         return Access(view=True, write=True, approve=True, admin=True)
-    codenames = set(
-        ModelUserPermission.objects.filter(user=user, content_object=model).values_list(
-            "permission__codename", flat=True
-        )
-    ) | set(
-        ModelGroupPermission.objects.filter(group__user=user, content_object=model).values_list(
-            "permission__codename", flat=True
-        )
-    )
-    write = ModelPermission.WRITE in codenames
-    approve = ModelPermission.APPROVE in codenames
+    view, write, approve = (bool(get(_GRANTS[need])) for need in ("view", "write", "approve"))
+    view = view or write or approve or visibility == Visibility.ORGANIZATION
+    return Access(view=view, write=write, approve=approve)
+
+
+def model_access(user: UserLike, model: RegisteredModel) -> Access:
+    if not _active(user):
+        return Access()
     # As stored, not as the caller's instance says: a model made private a moment ago is
     # private now.
-    visibility = (
-        RegisteredModel.objects.filter(pk=model.pk).values_list("visibility", flat=True).first()
+    row = (
+        RegisteredModel.objects.filter(pk=model.pk)
+        .annotate(**access_annotations(user))
+        .values("visibility", _ROLE, *_GRANTS.values())
+        .first()
     )
-    view = bool(codenames) or visibility == Visibility.ORGANIZATION
-    return Access(view=view, write=write, approve=approve)
+    if row is None:
+        return Access()
+    return access_from(user, row, row["visibility"])
 
 
 def _need_message(need: Need, model: RegisteredModel) -> str:
@@ -88,10 +128,7 @@ def _need_message(need: Need, model: RegisteredModel) -> str:
 def require(user: UserLike, model: RegisteredModel, need: Need) -> Access:
     """NotFound when the user may not view the model, Forbidden when they may not `need`."""
     access = model_access(user, model)
-    if not access.view:
-        raise NotFound(f"model {model.name} not found")
-    if not access.allows(need):
-        raise Forbidden(_need_message(need, model))
+    _check(user, model, access, need)
     return access
 
 
@@ -116,34 +153,50 @@ def get_org_for_user(
     return org
 
 
+def _check(user: UserLike, model: RegisteredModel, access: Access, need: Need) -> None:
+    if not access.view:
+        raise NotFound(f"model {model.name} not found")
+    if not access.allows(need):
+        raise Forbidden(_need_message(need, model))
+
+
 def get_model_for_user(
     user: UserLike, org: str | Organization, name: str, need: Need = "view"
 ) -> RegisteredModel:
+    """The model with its permission check in one query: 404 unless the user may view it."""
+    if not _active(user):
+        raise NotFound(f"model {name} not found")
     slug = org if isinstance(org, str) else org.slug
     model = (
-        RegisteredModel.objects.visible_to(user)
-        .select_related("org")
+        RegisteredModel.objects.select_related("org")
         .filter(org__slug=slug, name=name)
+        .annotate(**access_annotations(user))
         .first()
     )
     if model is None:
         raise NotFound(f"model {name} not found")
-    require(user, model, need)
+    _check(user, model, access_from(user, model, model.visibility), need)
     return model
 
 
 def get_version_for_user(
     user: UserLike, org: str | Organization, model: str, number: int, need: Need = "view"
 ) -> ModelVersion:
-    registered = get_model_for_user(user, org, model, "view")
+    """The version, its model and the permission check in one query."""
+    if not _active(user):
+        raise NotFound(f"model {model} not found")
+    slug = org if isinstance(org, str) else org.slug
     version = (
         ModelVersion.objects.select_related("model__org", "branch")
-        .filter(model=registered, number=number)
+        .filter(model__org__slug=slug, model__name=model, number=number)
+        .annotate(**access_annotations(user, "model_id", "model__org_id"))
         .first()
     )
     if version is None:
+        # Which 404: the model's (not viewable, or absent) or the version's.
+        get_model_for_user(user, org, model, "view")
         raise NotFound(f"version {number} of model {model} not found")
-    require(user, registered, need)
+    _check(user, version.model, access_from(user, version, version.model.visibility), need)
     return version
 
 
