@@ -137,6 +137,15 @@ def model(cast):
     return ensure_shared_model(cast, "fraud", description="Card fraud scoring")
 
 
+@pytest.fixture
+def exp(model, alice):
+    """An experimental branch of acme/fraud: unprotected, so its versions stay out of
+    production until promoted to main."""
+    from registry.services.branches import branch_create
+
+    return branch_create(actor=alice, model=model, name="exp")
+
+
 def logged_in(user) -> Client:
     client = Client()
     client.force_login(user)

@@ -7,11 +7,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from catalog.errors import domain_errors
 from catalog.forms import first_error
+from catalog.views import version_url
 from registry.errors import Invalid
 from registry.lineage import lineage_svg, version_lineage
 from registry.models import Branch, ModelVersion
@@ -44,17 +44,6 @@ def lineage_context(request: HttpRequest, version: ModelVersion, access: Access)
     }
 
 
-def _version_url(version: ModelVersion) -> str:
-    return reverse(
-        "catalog:version",
-        kwargs={
-            "org": version.model.org.slug,
-            "model": version.model.name,
-            "number": version.number,
-        },
-    )
-
-
 @login_required
 @require_POST
 @domain_errors
@@ -73,4 +62,4 @@ def version_promote_view(request: HttpRequest, org: str, model: str, number: int
         request,
         f"Version {version.number} promoted to main as version {promoted.number}.",
     )
-    return redirect(_version_url(promoted))
+    return redirect(version_url(promoted))

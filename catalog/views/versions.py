@@ -7,7 +7,6 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals.forms import ReviewForm
@@ -15,6 +14,7 @@ from approvals.models import FLOW, Review, StageChangeRequest, stage_moves_back,
 from approvals.services import request_create
 from catalog.errors import domain_errors
 from catalog.forms import CommentForm, LockForm, MetadataForm, StageRequestForm, first_error
+from catalog.views import version_url
 from catalog.views.flags import flags_context
 from catalog.views.lineage import lineage_context
 from registry.errors import Invalid, NotFound
@@ -29,17 +29,6 @@ from registry.permissions import get_version_for_user, model_access
 from registry.services.comments import comment_add
 from registry.services.versions import version_set_lock_level, version_update
 from registry.storage import open_blob
-
-
-def version_url(version: ModelVersion) -> str:
-    return reverse(
-        "catalog:version",
-        kwargs={
-            "org": version.model.org.slug,
-            "model": version.model.name,
-            "number": version.number,
-        },
-    )
 
 
 def _stage_options(version: ModelVersion) -> list[dict]:

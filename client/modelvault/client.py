@@ -494,16 +494,10 @@ class StageRequest(Resource):
 
 
 class Flag(Resource):
+    """A report on a version (`id`, `severity`, `summary`, `status`, `digest`, ...)."""
+
     def __repr__(self) -> str:
         return f"Flag({self.id}, {self.data.get('severity')!r}, {self.status!r})"
-
-    @property
-    def id(self) -> int:
-        return self.data["id"]
-
-    @property
-    def status(self) -> str:
-        return self.data["status"]
 
     def resolve(self, comment: str = "") -> "Flag":
         """Resolve the flag (write permission on its model)."""

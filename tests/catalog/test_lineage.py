@@ -31,11 +31,6 @@ def follow(client, response) -> str:
 
 
 @pytest.fixture
-def exp(model, alice) -> Branch:
-    return branch_create(actor=alice, model=model, name="exp")
-
-
-@pytest.fixture
 def experimental(model, exp, alice) -> ModelVersion:
     return version_create(
         actor=alice,

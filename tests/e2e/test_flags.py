@@ -4,25 +4,14 @@ resolves it."""
 
 import pytest
 
-from registry.demo import demo_password
 from registry.models import Flag
 from registry.services.versions import version_create
+from tests.e2e.pages import login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SUMMARY = "Approval rate fell from 71% to 12% overnight"
 PAYLOAD = '<img src="x" onerror="window.pwned = 1"> seen on **shadow traffic**'
-
-
-def login(browser, live_server, username: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", demo_password(username))
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
 
 
 @pytest.fixture

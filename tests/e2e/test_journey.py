@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from registry.demo import demo_password
 from registry.services.versions import version_create, version_set_lock_level
+from tests.e2e.pages import login
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,17 +15,6 @@ PAYLOAD = (
     '<script>window.pwned = 1</script><img src="x" onerror="window.pwned = 1"> '
     "Gradient-boosted trees, **AUC 0.91**."
 )
-
-
-def login(browser, live_server, username: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.goto(f"{live_server.url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", demo_password(username))
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
-    return page
 
 
 def shoot(page, name: str) -> None:

@@ -45,11 +45,6 @@ INGREDIENTS = {
 
 
 @pytest.fixture
-def exp(model, alice) -> Branch:
-    return branch_create(actor=alice, model=model, name="exp")
-
-
-@pytest.fixture
 def experimental(model, exp, alice) -> ModelVersion:
     """fraud v1 on branch exp, with every ingredient and two files."""
     return version_create(
