@@ -9,7 +9,7 @@ from typing import Literal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Exists, OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import (
@@ -55,52 +55,50 @@ class Access:
         return getattr(self, need)
 
 
-# The annotations that answer model_access in the query that fetches the model (or the
-# version), so that a fetch with its permission check is one round trip, not five.
+# The fetch of a model (or of a version with its model) carries the user's role in the org
+# as a subquery; org admins need nothing more, members one query for their grants. Compiling
+# the grants into the fetch as well costs more ORM time than the round trip it saves.
 _ROLE = "_access_role"
-_GRANTS = {need: f"_access_{need}" for need in ("view", "write", "approve")}
 _CODENAMES = {
-    "view": ModelPermission.VIEW,
-    "write": ModelPermission.WRITE,
-    "approve": ModelPermission.APPROVE,
+    ModelPermission.VIEW: "view",
+    ModelPermission.WRITE: "write",
+    ModelPermission.APPROVE: "approve",
 }
 
 
-def access_annotations(user: UserLike, model_ref: str = "pk", org_ref: str = "org_id") -> dict:
-    """The user's role in the model's org and their grants on the model, as subqueries of a
-    query over models (defaults) or over rows that point at one (`model_ref="model_id"`,
-    `org_ref="model__org_id"`). Read them back with `access_from`."""
-    annotations = {
-        _ROLE: Subquery(
-            Membership.objects.filter(user_id=user.pk, org_id=OuterRef(org_ref)).values("role")[:1]
-        )
-    }
+def access_annotations(user: UserLike, org_ref: str = "org_id") -> dict:
+    """The user's role in the model's org, as a subquery of a query over models (default) or
+    over rows that point at one (`org_ref="model__org_id"`). Read back with `access_from`."""
+    role = Membership.objects.filter(user_id=user.pk, org_id=OuterRef(org_ref)).values("role")
+    return {_ROLE: Subquery(role[:1])}
+
+
+def _grants(user: UserLike, model_id: int) -> set[str]:
+    """The words (view, write, approve) granted on the model to the user or their teams."""
+    by_user = ModelUserPermission.objects.filter(
+        user_id=user.pk, content_object_id=model_id
+    ).values_list("permission__codename", flat=True)
     teams = get_user_model().groups.through.objects.filter(user_id=user.pk).values("group_id")
-    for need, codename in _CODENAMES.items():
-        by_user = ModelUserPermission.objects.filter(
-            user_id=user.pk, content_object_id=OuterRef(model_ref), permission__codename=codename
-        )
-        by_team = ModelGroupPermission.objects.filter(
-            group_id__in=teams, content_object_id=OuterRef(model_ref), permission__codename=codename
-        )
-        annotations[_GRANTS[need]] = Exists(by_user) | Exists(by_team)
-    return annotations
+    by_team = ModelGroupPermission.objects.filter(
+        group_id__in=teams, content_object_id=model_id
+    ).values_list("permission__codename", flat=True)
+    return {_CODENAMES[c] for c in by_user.union(by_team) if c in _CODENAMES}
 
 
-def access_from(user: UserLike, row, visibility: str) -> Access:
-    """The Access that `access_annotations` found for `row` (a model or object instance, or
-    a values() dict), given the model's visibility as read in the same query."""
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+def access_from(user: UserLike, role: str | None, model_id: int, visibility: str) -> Access:
+    """The Access of `user` on a model, from their role in its org (as `access_annotations`
+    read it) and the model's visibility read in the same query."""
     if not _active(user):
         return Access()
-    role = Role.ADMIN if user.is_superuser else get(_ROLE)
+    if user.is_superuser:
+        role = Role.ADMIN
     if role is None:
         return Access()
     if role == Role.ADMIN:
         return Access(view=True, write=True, approve=True, admin=True)
-    view, write, approve = (bool(get(_GRANTS[need])) for need in ("view", "write", "approve"))
-    view = view or write or approve or visibility == Visibility.ORGANIZATION
-    return Access(view=view, write=write, approve=approve)
+    grants = _grants(user, model_id)
+    view = bool(grants) or visibility == Visibility.ORGANIZATION
+    return Access(view=view, write="write" in grants, approve="approve" in grants)
 
 
 def model_access(user: UserLike, model: RegisteredModel) -> Access:
@@ -111,12 +109,12 @@ def model_access(user: UserLike, model: RegisteredModel) -> Access:
     row = (
         RegisteredModel.objects.filter(pk=model.pk)
         .annotate(**access_annotations(user))
-        .values("visibility", _ROLE, *_GRANTS.values())
+        .values("visibility", _ROLE)
         .first()
     )
     if row is None:
         return Access()
-    return access_from(user, row, row["visibility"])
+    return access_from(user, row[_ROLE], model.pk, row["visibility"])
 
 
 def _need_message(need: Need, model: RegisteredModel) -> str:
@@ -161,42 +159,61 @@ def _check(user: UserLike, model: RegisteredModel, access: Access, need: Need) -
 
 
 def get_model_for_user(
-    user: UserLike, org: str | Organization, name: str, need: Need = "view"
+    user: UserLike,
+    org: str | Organization,
+    name: str,
+    need: Need = "view",
+    queryset: QuerySet | None = None,
 ) -> RegisteredModel:
-    """The model with its permission check in one query: 404 unless the user may view it."""
+    """The model, fetched with the user's role in one query (a member's grants take one
+    more): 404 unless the user may view it. `queryset` adds what the caller renders."""
     if not _active(user):
         raise NotFound(f"model {name} not found")
     slug = org if isinstance(org, str) else org.slug
     model = (
-        RegisteredModel.objects.select_related("org")
+        (RegisteredModel.objects.all() if queryset is None else queryset)
+        .select_related("org")
         .filter(org__slug=slug, name=name)
         .annotate(**access_annotations(user))
         .first()
     )
     if model is None:
         raise NotFound(f"model {name} not found")
-    _check(user, model, access_from(user, model, model.visibility), need)
+    _check(user, model, access_from(user, getattr(model, _ROLE), model.pk, model.visibility), need)
     return model
 
 
 def get_version_for_user(
-    user: UserLike, org: str | Organization, model: str, number: int, need: Need = "view"
+    user: UserLike,
+    org: str | Organization,
+    model: str,
+    number: int,
+    need: Need = "view",
+    queryset: QuerySet | None = None,
 ) -> ModelVersion:
-    """The version, its model and the permission check in one query."""
+    """The version with its model and the user's role in one query (a member's grants take
+    one more). `queryset` adds what the caller renders."""
     if not _active(user):
         raise NotFound(f"model {model} not found")
     slug = org if isinstance(org, str) else org.slug
     version = (
-        ModelVersion.objects.select_related("model__org", "branch")
+        (ModelVersion.objects.all() if queryset is None else queryset)
+        .select_related("model__org", "branch")
         .filter(model__org__slug=slug, model__name=model, number=number)
-        .annotate(**access_annotations(user, "model_id", "model__org_id"))
+        .annotate(**access_annotations(user, "model__org_id"))
         .first()
     )
     if version is None:
         # Which 404: the model's (not viewable, or absent) or the version's.
         get_model_for_user(user, org, model, "view")
         raise NotFound(f"version {number} of model {model} not found")
-    _check(user, version.model, access_from(user, version, version.model.visibility), need)
+    role = getattr(version, _ROLE)
+    _check(
+        user,
+        version.model,
+        access_from(user, role, version.model_id, version.model.visibility),
+        need,
+    )
     return version
 
 

@@ -83,8 +83,7 @@ def create_model(request: HttpRequest, org: str, payload: s.ModelCreateIn):
 
 @router.get(MODEL, response={200: s.ModelOut, **E})
 def get_model(request: HttpRequest, org: str, model: str):
-    found = get_model_for_user(request.auth, org, model)
-    return model_json(models_qs().get(pk=found.pk))
+    return model_json(get_model_for_user(request.auth, org, model, queryset=models_qs()))
 
 
 @router.patch(MODEL, response={200: s.ModelOut, **E})
@@ -146,8 +145,9 @@ def create_version(request: HttpRequest, org: str, model: str, payload: s.Versio
 
 @router.get(VERSION, response={200: s.VersionOut, **E})
 def get_version(request: HttpRequest, org: str, model: str, number: s.Number):
-    version = get_version_for_user(request.auth, org, model, number)
-    return version_json(version)
+    return version_json(
+        get_version_for_user(request.auth, org, model, number, queryset=versions_qs())
+    )
 
 
 @router.patch(VERSION, response={200: s.VersionOut, **E})
