@@ -44,8 +44,18 @@ def versions_qs() -> QuerySet:
     return ModelVersion.objects.select_related(
         "model__org", "branch", "created_by"
     ).prefetch_related(
-        Prefetch("artifacts", queryset=Artifact.objects.select_related("blob").order_by("path")),
-        Prefetch("parents", queryset=ModelVersion.objects.select_related("model")),
+        # to_attr: a plain list per row, where a prefetched manager would clone a queryset
+        # for each of the page's rows.
+        Prefetch(
+            "artifacts",
+            queryset=Artifact.objects.select_related("blob").order_by("path"),
+            to_attr="artifact_list",
+        ),
+        Prefetch(
+            "parents",
+            queryset=ModelVersion.objects.select_related("model"),
+            to_attr="parent_list",
+        ),
         Prefetch("stage_requests", queryset=pending, to_attr="pending_requests"),
     )
 
@@ -85,9 +95,9 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
         "source_run": version.source_run,
         "parents": [
             {"id": str(p.pk), "model": p.model.name, "number": p.number, "digest": p.digest}
-            for p in version.parents.all()
+            for p in version.parent_list
         ],
-        "artifacts": [artifact_json(a) for a in version.artifacts.all()],
+        "artifacts": [artifact_json(a) for a in version.artifact_list],
         "created_by": _name(version.created_by),
         "created_at": version.created_at,
         "pending_request": None
