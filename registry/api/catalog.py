@@ -140,6 +140,11 @@ def create_version(request: HttpRequest, org: str, model: str, payload: s.Versio
     fields = payload.model_dump(exclude_unset=True)
     fields["parents"] = _parents(request, org, fields.get("parents"))
     version = version_create(actor=request.auth, model=found, **fields)
+    # Rendered as created rather than read back: a new version has no artifacts and no
+    # pending request yet, and its parents are those given (in versions_qs()'s order).
+    version.artifact_list = []
+    version.pending_requests = []
+    version.parent_list = sorted(fields["parents"] or [], key=lambda p: (p.model_id, -p.number))
     return Status(201, version_json(version))
 
 

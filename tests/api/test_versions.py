@@ -43,6 +43,25 @@ def test_it_registers_a_version_with_parents(api, model, version, alice_token):
     assert [p["number"] for p in response.json()["parents"]] == [1]
 
 
+def test_it_answers_a_registration_with_what_a_read_returns(
+    api, model, version, alice, alice_token
+):
+    # The create response is rendered from the new row in memory, not read back: it must say
+    # exactly what a GET says, parents in the same order included.
+    version_create(actor=alice, model=model, label="0.2.0")
+    parents = [{"model": "fraud", "number": 1}, {"model": "fraud", "number": 2}]
+    created = api(
+        "POST",
+        VERSIONS,
+        alice_token,
+        {"parents": parents, "tags": {"team": "risk"}, "datasets": [{"name": "cards"}]},
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert [p["number"] for p in body["parents"]] == [2, 1]
+    assert body == api("GET", f"{VERSIONS}/{body['number']}", alice_token).json()
+
+
 def test_it_refuses_a_version_to_a_viewer(api, model, carol_token):
     response = api("POST", VERSIONS, carol_token, {})
     assert response.status_code == 403
