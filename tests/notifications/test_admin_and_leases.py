@@ -24,10 +24,13 @@ def delivery(settings, receiver, model, admin):
 
 
 def test_it_lists_webhooks_and_deliveries_in_the_admin(admin_client, delivery):
-    for name in ("webhook", "delivery"):
+    # Each list links to its row's change page (a bare id could match any number on the page).
+    rows = {"webhook": delivery.webhook_id, "delivery": delivery.pk}
+    for name, pk in rows.items():
         page = admin_client.get(reverse(f"admin:notifications_{name}_changelist"))
         assert page.status_code == 200
-        assert str(delivery.pk).encode() in page.content
+        change = reverse(f"admin:notifications_{name}_change", args=[pk])
+        assert f'href="{change}"'.encode() in page.content
 
 
 def test_it_replays_from_the_admin(
