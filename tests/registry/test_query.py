@@ -14,6 +14,7 @@ from registry.models import Branch, LockLevel, ModelVersion, Visibility
 from registry.query import (
     MAX_DEPTH,
     MAX_LENGTH,
+    PLAIN_FIELDS,
     And,
     Comparison,
     Not,
@@ -278,18 +279,7 @@ def test_it_refuses_what_is_not_text():
 # --- Hypothesis ----------------------------------------------------------------------------
 
 VOCABULARY = [
-    "stage",
-    "lock_level",
-    "branch",
-    "label",
-    "framework",
-    "flavor",
-    "number",
-    "digest",
-    "created_at",
-    "alias",
-    "flagged",
-    "model",
+    *PLAIN_FIELDS,
     "tags.team",
     "metrics.auc",
     "params.lr",
