@@ -4,6 +4,9 @@ Org admins (and superusers) hold view, write and approve on every model of their
 hold what was granted to them or their teams; with visibility=organization every member views.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -23,6 +26,7 @@ from registry.models import (
     Role,
     Visibility,
 )
+from registry.prepared import Prepared
 
 Need = Literal["view", "write", "approve", "admin"]
 UserLike = AbstractBaseUser | AnonymousUser
@@ -32,12 +36,28 @@ def _active(user: UserLike) -> bool:
     return bool(getattr(user, "is_authenticated", False) and user.is_active)
 
 
+_ORG_ROLE = Prepared(
+    lambda user_id, org_id: Membership.objects.filter(user_id=user_id, org_id=org_id).values_list(
+        "role"
+    ),
+    int,
+    int,
+)
+
+
 def org_role(user: UserLike, org: Organization) -> str | None:
     if not _active(user):
         return None
     if user.is_superuser:
         return Role.ADMIN
-    return Membership.objects.filter(user=user, org=org).values_list("role", flat=True).first()
+    noted, key = _NOTED.get(), ("org", user.pk, org.pk)
+    if noted is not None and key in noted:
+        return noted[key]
+    rows = _ORG_ROLE.rows(user.pk, org.pk)
+    role = rows[0][0] if rows else None
+    if noted is not None:
+        noted[key] = role
+    return role
 
 
 def is_org_admin(user: UserLike, org: Organization) -> bool:
@@ -69,20 +89,64 @@ _CODENAMES = {
 def access_annotations(user: UserLike, org_ref: str = "org_id") -> dict:
     """The user's role in the model's org, as a subquery of a query over models (default) or
     over rows that point at one (`org_ref="model__org_id"`). Read back with `access_from`."""
-    role = Membership.objects.filter(user_id=user.pk, org_id=OuterRef(org_ref)).values("role")
+    return _role_annotation(user.pk, org_ref)
+
+
+def _role_annotation(user_id: int, org_ref: str = "org_id") -> dict:
+    role = Membership.objects.filter(user_id=user_id, org_id=OuterRef(org_ref)).values("role")
     return {_ROLE: Subquery(role[:1])}
+
+
+def _grants_query(user_id: int, model_id: int) -> QuerySet:
+    by_user = ModelUserPermission.objects.filter(
+        user_id=user_id, content_object_id=model_id
+    ).values_list("permission__codename")
+    teams = get_user_model().groups.through.objects.filter(user_id=user_id).values("group_id")
+    by_team = ModelGroupPermission.objects.filter(
+        group_id__in=teams, content_object_id=model_id
+    ).values_list("permission__codename")
+    return by_user.union(by_team)
+
+
+_GRANTS = Prepared(_grants_query, int, int)
 
 
 def _grants(user: UserLike, model_id: int) -> set[str]:
     """The words (view, write, approve) granted on the model to the user or their teams."""
-    by_user = ModelUserPermission.objects.filter(
-        user_id=user.pk, content_object_id=model_id
-    ).values_list("permission__codename", flat=True)
-    teams = get_user_model().groups.through.objects.filter(user_id=user.pk).values("group_id")
-    by_team = ModelGroupPermission.objects.filter(
-        group_id__in=teams, content_object_id=model_id
-    ).values_list("permission__codename", flat=True)
-    return {_CODENAMES[c] for c in by_user.union(by_team) if c in _CODENAMES}
+    return {_CODENAMES[c] for (c,) in _GRANTS.rows(user.pk, model_id) if c in _CODENAMES}
+
+
+# What a user may do on a model (and their role in an org) is read once per request: the
+# fetch helpers note it, and a service's own check in the same request finds it here
+# instead of asking the database again. Outside a request (commands, tasks, tests calling
+# services) nothing is noted, and every check reads as stored. Any change a service writes
+# (it always records an activity event) forgets what was noted, so a request that changes
+# who may do what reads afresh.
+_NOTED: ContextVar[dict[tuple, "Access | str | None"] | None] = ContextVar(
+    "modelvault_access", default=None
+)
+
+
+@contextmanager
+def access_noted_per_request() -> Iterator[None]:
+    token = _NOTED.set({})
+    try:
+        yield
+    finally:
+        _NOTED.reset(token)
+
+
+def access_forget() -> None:
+    noted = _NOTED.get()
+    if noted is not None:
+        noted.clear()
+
+
+def _note(user: UserLike, model_id: int, access: "Access") -> "Access":
+    noted = _NOTED.get()
+    if noted is not None:
+        noted[("model", user.pk, model_id)] = access
+    return access
 
 
 def access_from(user: UserLike, role: str | None, model_id: int, visibility: str) -> Access:
@@ -101,20 +165,30 @@ def access_from(user: UserLike, role: str | None, model_id: int, visibility: str
     return Access(view=view, write="write" in grants, approve="approve" in grants)
 
 
+_VISIBILITY_AND_ROLE = Prepared(
+    lambda model_id, user_id: (
+        RegisteredModel.objects.filter(pk=model_id)
+        .annotate(**_role_annotation(user_id))
+        .values_list("visibility", _ROLE)
+    ),
+    int,
+    int,
+)
+
+
 def model_access(user: UserLike, model: RegisteredModel) -> Access:
     if not _active(user):
         return Access()
+    noted = _NOTED.get()
+    if noted is not None and ("model", user.pk, model.pk) in noted:
+        return noted[("model", user.pk, model.pk)]
     # As stored, not as the caller's instance says: a model made private a moment ago is
     # private now.
-    row = (
-        RegisteredModel.objects.filter(pk=model.pk)
-        .annotate(**access_annotations(user))
-        .values("visibility", _ROLE)
-        .first()
-    )
-    if row is None:
+    rows = _VISIBILITY_AND_ROLE.rows(model.pk, user.pk)
+    if not rows:
         return Access()
-    return access_from(user, row[_ROLE], model.pk, row["visibility"])
+    visibility, role = rows[0]
+    return _note(user, model.pk, access_from(user, role, model.pk, visibility))
 
 
 def _need_message(need: Need, model: RegisteredModel) -> str:
@@ -139,11 +213,14 @@ def require_org(user: UserLike, org: Organization, need: Literal["member", "admi
     return role
 
 
+_ORG_BY_SLUG = Prepared(lambda slug: Organization.objects.filter(slug=slug), str)
+
+
 def get_org_for_user(
     user: UserLike, org: str | Organization, need: Literal["member", "admin"] = "member"
 ) -> Organization:
     if isinstance(org, str):
-        found = Organization.objects.filter(slug=org).first()
+        found = _ORG_BY_SLUG.first(org)
         if found is None:
             raise NotFound(f"organization {org} not found")
         org = found
@@ -158,29 +235,46 @@ def _check(user: UserLike, model: RegisteredModel, access: Access, need: Need) -
         raise Forbidden(_need_message(need, model))
 
 
+_MODEL_FOR_USER = Prepared(
+    lambda user_id, slug, name: (
+        RegisteredModel.objects.select_related("org", "owner", "created_by")
+        .filter(org__slug=slug, name=name)
+        .annotate(**_role_annotation(user_id))
+    ),
+    int,
+    str,
+    str,
+)
+
+
 def get_model_for_user(
-    user: UserLike,
-    org: str | Organization,
-    name: str,
-    need: Need = "view",
-    queryset: QuerySet | None = None,
+    user: UserLike, org: str | Organization, name: str, need: Need = "view"
 ) -> RegisteredModel:
-    """The model, fetched with the user's role in one query (a member's grants take one
-    more): 404 unless the user may view it. `queryset` adds what the caller renders."""
+    """The model with its org, owner and creator, fetched with the user's role in one
+    query (a member's grants take one more): 404 unless the user may view it."""
     if not _active(user):
         raise NotFound(f"model {name} not found")
     slug = org if isinstance(org, str) else org.slug
-    model = (
-        (RegisteredModel.objects.all() if queryset is None else queryset)
-        .select_related("org")
-        .filter(org__slug=slug, name=name)
-        .annotate(**access_annotations(user))
-        .first()
-    )
+    model = _MODEL_FOR_USER.first(user.pk, slug, name)
     if model is None:
         raise NotFound(f"model {name} not found")
-    _check(user, model, access_from(user, getattr(model, _ROLE), model.pk, model.visibility), need)
+    access = access_from(user, getattr(model, _ROLE), model.pk, model.visibility)
+    _check(user, model, _note(user, model.pk, access), need)
     return model
+
+
+_MAX_NUMBER = 2**31 - 1  # the column's range: no larger number names a version
+_VERSION_FOR_USER = Prepared(
+    lambda user_id, slug, name, number: (
+        ModelVersion.objects.select_related("model__org", "branch", "created_by")
+        .filter(model__org__slug=slug, model__name=name, number=number)
+        .annotate(**_role_annotation(user_id, "model__org_id"))
+    ),
+    int,
+    str,
+    str,
+    int,
+)
 
 
 def get_version_for_user(
@@ -189,31 +283,23 @@ def get_version_for_user(
     model: str,
     number: int,
     need: Need = "view",
-    queryset: QuerySet | None = None,
 ) -> ModelVersion:
-    """The version with its model and the user's role in one query (a member's grants take
-    one more). `queryset` adds what the caller renders."""
+    """The version with its model, org, branch and creator, and the user's role, in one
+    query (a member's grants take one more)."""
     if not _active(user):
         raise NotFound(f"model {model} not found")
     slug = org if isinstance(org, str) else org.slug
-    version = (
-        (ModelVersion.objects.all() if queryset is None else queryset)
-        .select_related("model__org", "branch")
-        .filter(model__org__slug=slug, model__name=model, number=number)
-        .annotate(**access_annotations(user, "model__org_id"))
-        .first()
-    )
+    if not 0 < number <= _MAX_NUMBER:
+        get_model_for_user(user, org, model, "view")
+        raise NotFound(f"version {number} of model {model} not found")
+    version = _VERSION_FOR_USER.first(user.pk, slug, model, number)
     if version is None:
         # Which 404: the model's (not viewable, or absent) or the version's.
         get_model_for_user(user, org, model, "view")
         raise NotFound(f"version {number} of model {model} not found")
     role = getattr(version, _ROLE)
-    _check(
-        user,
-        version.model,
-        access_from(user, role, version.model_id, version.model.visibility),
-        need,
-    )
+    access = access_from(user, role, version.model_id, version.model.visibility)
+    _check(user, version.model, _note(user, version.model_id, access), need)
     return version
 
 

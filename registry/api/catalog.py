@@ -16,6 +16,7 @@ from registry.api.render import (
     models_qs,
     version_json,
     versions_qs,
+    with_renderings,
 )
 from registry.api.search import filter_versions
 from registry.errors import Invalid
@@ -83,7 +84,7 @@ def create_model(request: HttpRequest, org: str, payload: s.ModelCreateIn):
 
 @router.get(MODEL, response={200: s.ModelOut, **E})
 def get_model(request: HttpRequest, org: str, model: str):
-    return model_json(get_model_for_user(request.auth, org, model, queryset=models_qs()))
+    return model_json(get_model_for_user(request.auth, org, model))
 
 
 @router.patch(MODEL, response={200: s.ModelOut, **E})
@@ -150,9 +151,7 @@ def create_version(request: HttpRequest, org: str, model: str, payload: s.Versio
 
 @router.get(VERSION, response={200: s.VersionOut, **E})
 def get_version(request: HttpRequest, org: str, model: str, number: s.Number):
-    return version_json(
-        get_version_for_user(request.auth, org, model, number, queryset=versions_qs())
-    )
+    return version_json(with_renderings(get_version_for_user(request.auth, org, model, number)))
 
 
 @router.patch(VERSION, response={200: s.VersionOut, **E})

@@ -3,7 +3,7 @@ number of queries (list endpoints never grow with rows)."""
 
 from typing import Any
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 
 from approvals.models import RequestKind, StageChangeRequest
 from registry.models import ActivityEvent, Artifact, Comment, ModelVersion, RegisteredModel
@@ -34,18 +34,17 @@ def model_json(model: RegisteredModel) -> dict[str, Any]:
     }
 
 
-def versions_qs() -> QuerySet:
+def version_prefetches() -> list[Prefetch]:
+    """What version_json reads beyond the version's own row and its model, org, branch and
+    creator (select_related): each as a plain list per row (to_attr), where a prefetched
+    manager would clone a queryset for each of the page's rows."""
     pending = (
         StageChangeRequest.objects.pending()
         .filter(kind=RequestKind.STAGE)
         .select_related("requester")
         .with_approvals()
     )
-    return ModelVersion.objects.select_related(
-        "model__org", "branch", "created_by"
-    ).prefetch_related(
-        # to_attr: a plain list per row, where a prefetched manager would clone a queryset
-        # for each of the page's rows.
+    return [
         Prefetch(
             "artifacts",
             queryset=Artifact.objects.select_related("blob").order_by("path"),
@@ -57,7 +56,20 @@ def versions_qs() -> QuerySet:
             to_attr="parent_list",
         ),
         Prefetch("stage_requests", queryset=pending, to_attr="pending_requests"),
-    )
+    ]
+
+
+def versions_qs() -> QuerySet:
+    return ModelVersion.objects.select_related(
+        "model__org", "branch", "created_by"
+    ).prefetch_related(*version_prefetches())
+
+
+def with_renderings(version: ModelVersion) -> ModelVersion:
+    """A version fetched with its model, org, branch and creator (get_version_for_user),
+    given what else version_json reads."""
+    prefetch_related_objects([version], *version_prefetches())
+    return version
 
 
 def artifact_json(artifact: Artifact) -> dict[str, Any]:

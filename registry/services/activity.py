@@ -11,11 +11,29 @@ from registry.models import (
     Organization,
     RegisteredModel,
 )
+from registry.permissions import access_forget
+from registry.prepared import Prepared, PreparedUpdate
 
 
 def chain_start(org: Organization) -> ActivityChain:
     chain, _ = ActivityChain.objects.get_or_create(org=org, defaults={"head": GENESIS})
     return chain
+
+
+# Every write takes these two (registry.prepared): the head row locked, then moved on.
+_LOCK_CHAIN = Prepared(
+    lambda org_id: ActivityChain.objects.select_for_update(no_key=True).filter(org_id=org_id),
+    int,
+)
+_ADVANCE_CHAIN = PreparedUpdate(
+    lambda org_id, seq, head: (
+        ActivityChain.objects.filter(org_id=org_id),
+        {"seq": seq, "head": head},
+    ),
+    int,
+    int,
+    str,
+)
 
 
 def event_record(
@@ -37,10 +55,10 @@ def event_record(
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("event_record must run inside the service's transaction")
-    chain = ActivityChain.objects.select_for_update(no_key=True).filter(org=org).first()
+    chain = _LOCK_CHAIN.first(org.pk)
     if chain is None:
         chain_start(org)
-        chain = ActivityChain.objects.select_for_update(no_key=True).get(org=org)
+        chain = _LOCK_CHAIN.first(org.pk)
     if version is not None and model is None:
         model = version.model
     event = ActivityEvent(
@@ -61,14 +79,13 @@ def event_record(
     )
     event.hash = link_hash(chain.head, _chained_fields(event))
     event.save(force_insert=True)
-    chain.seq = event.seq
-    chain.head = event.hash
-    chain.save(update_fields=["seq", "head"])
+    _ADVANCE_CHAIN.update(org.pk, event.seq, event.hash)
     # The outbox: after commit the event is handed to Celery (notifications.tasks); if the
     # broker is down the hook logs it and the periodic sweep dispatches the event later.
     from notifications.tasks import enqueue_event
 
     event_id = event.pk
+    access_forget()
     transaction.on_commit(lambda: enqueue_event(event_id), robust=True)
     return event
 

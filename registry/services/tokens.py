@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import ApiToken
+from registry.prepared import Prepared
 
 TOKEN_PREFIX = "mv_"
 LAST_USED_PRECISION = timedelta(minutes=1)
@@ -49,15 +50,26 @@ def token_revoke(*, actor, token: ApiToken) -> ApiToken:
     return token
 
 
+_BY_HASH = Prepared(
+    lambda hashed: ApiToken.objects.select_related("user").filter(hashed=hashed), str
+)
+
+
 def token_authenticate(raw: str):
     """The active user a live token belongs to, else None. The last use is written at
     most once a minute, so that a busy pipeline does not write on every request."""
     if not isinstance(raw, str) or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = ApiToken.objects.active().select_related("user").filter(hashed=_hash(raw)).first()
-    if token is None or not token.user.is_active:
-        return None
+    token = _BY_HASH.first(_hash(raw))
     now = timezone.now()
+    # ApiToken.objects.active(), judged on the row: revoked or expired tokens fail alike.
+    if (
+        token is None
+        or token.revoked_at is not None
+        or (token.expires_at is not None and token.expires_at <= now)
+        or not token.user.is_active
+    ):
+        return None
     if token.last_used_at is None or now - token.last_used_at >= LAST_USED_PRECISION:
         # A conditional update: concurrent requests write once, and no row lock is held.
         ApiToken.objects.filter(pk=token.pk).filter(last_used_at=token.last_used_at).update(

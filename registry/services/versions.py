@@ -25,6 +25,7 @@ from registry.models import (
 )
 from registry.models.versions import SEMVER_PATTERN
 from registry.permissions import Access, model_access, require
+from registry.prepared import Prepared, PreparedUpdate
 from registry.services.activity import event_record
 from registry.services.aliases import alias_change, lock_model_transitions
 from registry.services.blobs import blob_attach, blobs_collect_later
@@ -137,7 +138,7 @@ def version_create(
     _refuse_not_editable(ingredients)
     access = require(actor, model, "write")
     # The org's settings as stored, not as the caller's (possibly stale) instance holds them.
-    org = Organization.objects.get(pk=model.org_id)
+    org = _ORG.first(model.org_id)
     level = lock_level or org.default_lock_level
     if level not in LockLevel.values:
         raise Invalid(f"lock_level must be one of {LockLevel.values}")
@@ -172,17 +173,42 @@ def _default(field: str) -> Any:
     return ModelVersion._meta.get_field(field).get_default()
 
 
+# The fixed reads and writes of every registration (registry.prepared).
+_ORG = Prepared(lambda pk: Organization.objects.filter(pk=pk), int)
+# Unique per model, so no ordering: Branch's default one joins the model and org tables.
+_BRANCH = Prepared(
+    lambda model_id, name: Branch.objects.filter(model_id=model_id, name=name).order_by(),
+    int,
+    str,
+)
+_LOCK_SEQUENCE = Prepared(
+    lambda model_id: (
+        VersionSequence.objects.select_for_update()
+        .filter(model_id=model_id)
+        .values_list("last_number")
+    ),
+    int,
+)
+_SET_SEQUENCE = PreparedUpdate(
+    lambda model_id, number: (
+        VersionSequence.objects.filter(model_id=model_id),
+        {"last_number": number},
+    ),
+    int,
+    int,
+)
+
+
 def _create_row(actor, model, level, branch_name, label, values, free, parents, staged, placed):
-    # Unique per model, so no ordering: Branch's default one joins the model and org tables.
-    branch = Branch.objects.filter(model=model, name=branch_name).order_by().first()
+    branch = _BRANCH.first(model.pk, branch_name)
     if branch is None:
         raise Invalid(f"branch {branch_name} does not exist on model {model.name}")
     if label is not None:
         label = _clean_label(model, label)
     parent_versions = _clean_parents(actor, model, parents or [])
-    sequence = VersionSequence.objects.select_for_update().get(model=model)
-    sequence.last_number += 1
-    sequence.save(update_fields=["last_number"])
+    (number,) = _LOCK_SEQUENCE.rows(model.pk)[0]
+    number += 1
+    _SET_SEQUENCE.update(model.pk, number)
     blobs = {}
     for path, upload in staged.items():
         blob, wrote = blob_attach(upload)
@@ -200,7 +226,7 @@ def _create_row(actor, model, level, branch_name, label, values, free, parents, 
         with transaction.atomic():
             version = ModelVersion.objects.create(
                 model=model,
-                number=sequence.last_number,
+                number=number,
                 label=label,
                 digest=digest,
                 branch=branch,

@@ -13,7 +13,7 @@ from registry.services.versions import version_create
 pytestmark = pytest.mark.django_db
 
 # Pinned per tab: the same with 5 and with 50 rows.
-TAB_QUERIES = {"overview": 12, "versions": 12, "approvals": 11, "activity": 12}
+TAB_QUERIES = {"overview": 10, "versions": 10, "approvals": 9, "activity": 10}
 
 
 def card(tab: str = "overview", **params) -> str:

@@ -1,0 +1,153 @@
+"""Prepared querysets (registry.prepared) and the per-request note of who may do what."""
+
+import uuid
+
+import pytest
+from django.db import transaction
+from django.db.models import Count
+from django.db.transaction import TransactionManagementError
+
+from registry.errors import NotFound
+from registry.models import ActivityChain, Membership, ModelVersion, RegisteredModel
+from registry.permissions import (
+    access_noted_per_request,
+    get_model_for_user,
+    model_access,
+)
+from registry.prepared import Prepared, PreparedUpdate
+from registry.services.registered_models import model_update
+from registry.services.versions import version_create
+
+BY_NAME = Prepared(
+    lambda org_id, name: (
+        RegisteredModel.objects.select_related("org", "owner")
+        .filter(org_id=org_id, name=name)
+        .annotate(version_count=Count("versions"))
+    ),
+    int,
+    str,
+)
+ROLES = Prepared(
+    lambda org_id: (
+        Membership.objects.filter(org_id=org_id)
+        .order_by("user__username")
+        .values_list("user__username", "role")
+    ),
+    int,
+)
+VERSION_BY_ID = Prepared(
+    lambda pk: ModelVersion.objects.select_related("model__org", "branch").filter(pk=pk),
+    uuid.UUID,
+)
+
+
+@pytest.mark.django_db
+def test_it_gives_what_the_queryset_gives(model, admin, acme, django_assert_num_queries):
+    version_create(actor=admin, model=model)
+    version_create(actor=admin, model=model)
+    expected = (
+        RegisteredModel.objects.select_related("org", "owner")
+        .annotate(version_count=Count("versions"))
+        .get(pk=model.pk)
+    )
+    for _ in range(2):  # compiled on the first call, bound on the second
+        with django_assert_num_queries(1):
+            found = BY_NAME.first(acme.pk, "fraud")
+            assert found.org.slug == "acme"
+            assert found.owner == admin
+        assert found == expected
+        assert found.version_count == 2
+        assert found.tags == expected.tags
+        assert found.created_at == expected.created_at
+    assert BY_NAME.first(acme.pk, "no-such-model") is None
+    assert BY_NAME.objects(acme.pk + 1000, "fraud") == []
+
+
+@pytest.mark.django_db
+def test_it_gives_values_rows(cast, acme):
+    expected = list(
+        Membership.objects.filter(org=acme)
+        .order_by("user__username")
+        .values_list("user__username", "role")
+    )
+    assert [tuple(row) for row in ROLES.rows(acme.pk)] == expected
+    assert ROLES.rows(cast.globex.pk)
+    assert ROLES.rows(10**6) == []
+
+
+@pytest.mark.django_db
+def test_it_binds_uuid_arguments(model, admin):
+    version = version_create(actor=admin, model=model)
+    found = VERSION_BY_ID.first(version.pk)
+    assert found.pk == version.pk
+    assert found.model.org.slug == "acme"
+    assert found.branch.name == "main"
+    assert VERSION_BY_ID.first(uuid.uuid4()) is None
+
+
+@pytest.mark.django_db
+def test_it_refuses_a_shape_that_holds_an_argument_inline(acme):
+    sliced = Prepared(lambda n: RegisteredModel.objects.order_by("pk")[:n], int)
+    with pytest.raises(ValueError, match="inline"):
+        sliced.objects(3)
+    unused = Prepared(lambda name: RegisteredModel.objects.all(), str)
+    with pytest.raises(ValueError, match=r"arguments \[0\]"):
+        unused.objects("fraud")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_keeps_row_locks_inside_transactions(model):
+    locked = Prepared(lambda pk: RegisteredModel.objects.select_for_update().filter(pk=pk), int)
+    with pytest.raises(TransactionManagementError):
+        locked.first(model.pk)
+    with transaction.atomic():
+        assert locked.first(model.pk) == model
+
+
+@pytest.mark.django_db
+def test_it_updates_rows_of_a_fixed_shape(acme, globex, django_assert_num_queries):
+    advance = PreparedUpdate(
+        lambda org_id, seq, head: (
+            ActivityChain.objects.filter(org_id=org_id),
+            {"seq": seq, "head": head},
+        ),
+        int,
+        int,
+        str,
+    )
+    before = ActivityChain.objects.get(org=globex)
+    for seq in (10**12, 10**12 + 1):  # a big integer column, as the backend sends it
+        with django_assert_num_queries(1):
+            assert advance.update(acme.pk, seq, f"{seq:064d}") == 1
+        chain = ActivityChain.objects.get(org=acme)
+        assert (chain.seq, chain.head) == (seq, f"{seq:064d}")
+    assert advance.update(10**6, 1, "x") == 0
+    assert ActivityChain.objects.get(org=globex) == before
+    assert ActivityChain.objects.get(org=globex).seq == before.seq
+
+
+@pytest.mark.django_db
+def test_it_checks_its_arguments(acme):
+    with pytest.raises(TypeError, match="expected 2 arguments"):
+        BY_NAME.objects(acme.pk)
+
+
+@pytest.mark.django_db
+def test_a_request_reads_access_once(model, carol, django_assert_num_queries):
+    with access_noted_per_request():
+        get_model_for_user(carol, "acme", "fraud")
+        with django_assert_num_queries(0):
+            assert model_access(carol, model).view
+    # Outside a request nothing is noted: every check reads as stored.
+    with django_assert_num_queries(2):  # visibility with role, then carol's grants
+        assert model_access(carol, model).view
+
+
+@pytest.mark.django_db
+def test_a_change_in_the_request_forgets_what_was_noted(model, admin, carol):
+    with access_noted_per_request():
+        noted = get_model_for_user(carol, "acme", "fraud")
+        model_update(actor=admin, model=model, visibility="private")
+        assert not model_access(carol, noted).view
+        with pytest.raises(NotFound):
+            get_model_for_user(carol, "acme", "fraud")
