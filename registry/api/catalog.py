@@ -12,10 +12,12 @@ from registry.api.pagination import paginate
 from registry.api.render import (
     comment_json,
     comments_qs,
+    json_response,
     model_json,
     models_qs,
     version_json,
-    versions_qs,
+    version_rows,
+    versions_page_json,
     with_renderings,
 )
 from registry.api.search import filter_versions
@@ -72,7 +74,8 @@ def list_models(
     if q:
         matching = filter_versions(ModelVersion.objects.filter(model__org=found), q)
         models = models.filter(pk__in=matching.values("model_id"))
-    return paginate(models, keys=["name"], cursor=cursor, limit=limit, render=model_json)
+    page = paginate(models, keys=["name"], cursor=cursor, limit=limit, render=model_json)
+    return json_response(page)
 
 
 @router.post("/orgs/{org}/models", response={201: s.ModelOut, **E})
@@ -127,12 +130,19 @@ def list_versions(
     limit: s.Limit | None = None,
 ):
     found = get_model_for_user(request.auth, org, model)
-    versions = versions_qs().filter(model=found)
+    versions = ModelVersion.objects.filter(model=found)
     if stage is not None:
         versions = versions.filter(stage=stage)
     if q:
         versions = filter_versions(versions, q)
-    return paginate(versions, keys=["-number"], cursor=cursor, limit=limit, render=version_json)
+    page = paginate(
+        version_rows(versions),
+        keys=["-number"],
+        cursor=cursor,
+        limit=limit,
+        render_all=versions_page_json,
+    )
+    return json_response(page)
 
 
 @router.post(MODEL + "/versions", response={201: s.VersionOut, **E})

@@ -35,7 +35,10 @@ def _decode(cursor: str, size: int) -> list[Any]:
 
 
 def _value(row: Any, key: str) -> Any:
-    value = reduce(getattr, key.lstrip("-").split("__"), row)
+    if isinstance(row, dict):  # a values() row
+        value = row[key.lstrip("-")]
+    else:
+        value = reduce(getattr, key.lstrip("-").split("__"), row)
     return value if isinstance(value, (int, str)) else str(value)
 
 
@@ -64,9 +67,12 @@ def paginate(
     keys: Sequence[str],
     cursor: str | None,
     limit: int | None,
-    render: Callable[[Any], Any],
+    render: Callable[[Any], Any] | None = None,
+    render_all: Callable[[list[Any]], list[Any]] | None = None,
 ) -> dict[str, Any]:
-    """{"items": [...], "next": cursor or None}; `keys` must order rows uniquely."""
+    """{"items": [...], "next": cursor or None}; `keys` must order rows uniquely. Rows are
+    rendered one by one (`render`) or as a page (`render_all`, for values() rows whose
+    related rows it fetches at once)."""
     limit = clean_limit(limit)
     queryset = queryset.order_by(*keys)
     if cursor:
@@ -75,4 +81,5 @@ def paginate(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode([_value(rows[-1], k) for k in keys]) if more else None
-    return {"items": [render(row) for row in rows], "next": next_cursor}
+    items = render_all(rows) if render_all is not None else [render(row) for row in rows]
+    return {"items": items, "next": next_cursor}

@@ -7,7 +7,8 @@ from ninja import Router
 from registry import query
 from registry.api import schemas as s
 from registry.api.pagination import paginate
-from registry.api.render import version_json, versions_qs
+from registry.api.render import json_response, version_rows, versions_page_json
+from registry.models import ModelVersion
 from registry.permissions import get_org_for_user
 
 router = Router(tags=["search"])
@@ -29,23 +30,29 @@ def search_versions(
     limit: s.Limit | None = None,
 ):
     found = get_org_for_user(request.auth, org)
-    versions = versions_qs().visible_to(request.auth).filter(model__org=found)
+    versions = ModelVersion.objects.visible_to(request.auth).filter(model__org=found)
     if q:
         versions = filter_versions(versions, q)
-    return paginate(
-        versions, keys=["model__name", "-number"], cursor=cursor, limit=limit, render=version_json
+    page = paginate(
+        version_rows(versions),
+        keys=["model__name", "-number"],
+        cursor=cursor,
+        limit=limit,
+        render_all=versions_page_json,
     )
+    return json_response(page)
 
 
 @router.get("/versions/by-digest/{digest}", response={200: s.VersionPage, **E})
 def versions_by_digest(
     request: HttpRequest, digest: str, cursor: str | None = None, limit: s.Limit | None = None
 ):
-    versions = versions_qs().visible_to(request.auth).by_digest(digest)
-    return paginate(
-        versions,
+    versions = ModelVersion.objects.visible_to(request.auth).by_digest(digest)
+    page = paginate(
+        version_rows(versions, "model__org__slug"),
         keys=["model__org__slug", "model__name", "-number"],
         cursor=cursor,
         limit=limit,
-        render=version_json,
+        render_all=versions_page_json,
     )
+    return json_response(page)
