@@ -64,10 +64,8 @@ def list_models(
     limit: s.Limit | None = None,
 ):
     found = get_org_for_user(request.auth, org)
-    models = (
-        RegisteredModel.objects.visible_to(request.auth)
-        .select_related("org", "owner", "created_by")
-        .filter(org=found)
+    models = RegisteredModel.objects.visible_in(request.auth, found).select_related(
+        "org", "owner", "created_by"
     )
     if stage is not None:
         models = models.filter(versions__stage=stage).distinct()

@@ -30,7 +30,7 @@ def search_versions(
     limit: s.Limit | None = None,
 ):
     found = get_org_for_user(request.auth, org)
-    versions = ModelVersion.objects.visible_to(request.auth).filter(model__org=found)
+    versions = ModelVersion.objects.visible_in(request.auth, found)
     if q:
         versions = filter_versions(versions, q)
     page = paginate(

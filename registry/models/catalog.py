@@ -18,6 +18,32 @@ name_validator = RegexValidator(
 )
 
 
+def viewable_in(user, org: Organization, model_ref: str = "") -> Q:
+    """The condition on models (or, with `model_ref="model__"`, on rows with a `model`
+    foreign key) that they are of `org` and viewable by the user (SPEC 3.1); see
+    visible_in."""
+    if not getattr(user, "is_authenticated", False) or not user.is_active:
+        return Q(pk__in=[])
+    of_org = Q(**{f"{model_ref}org": org})
+    if user.is_superuser:
+        return of_org
+    from registry.permissions import org_role  # which imports these models
+
+    role = org_role(user, org)
+    if role is None:
+        return Q(pk__in=[])
+    if role == Role.ADMIN:
+        return of_org
+    pk = OuterRef("model_id" if model_ref else "pk")
+    user_grant = ModelUserPermission.objects.filter(user=user, content_object=pk)
+    team_grant = ModelGroupPermission.objects.filter(group__user=user, content_object=pk)
+    return of_org & (
+        Q(**{f"{model_ref}visibility": Visibility.ORGANIZATION})
+        | Exists(user_grant)
+        | Exists(team_grant)
+    )
+
+
 class RegisteredModelQuerySet(models.QuerySet):
     def visible_to(self, user) -> "RegisteredModelQuerySet":
         """Models the user may view (SPEC 3.1): anything less is as if it did not exist."""
@@ -40,6 +66,12 @@ class RegisteredModelQuerySet(models.QuerySet):
                 & (Q(visibility=Visibility.ORGANIZATION) | Exists(user_grant) | Exists(team_grant))
             )
         )
+
+    def visible_in(self, user, org: Organization) -> "RegisteredModelQuerySet":
+        """The models of `org` the user may view: the rows of visible_to(user) in `org`, with
+        the user's role read first, so that the query holds only the test that role needs
+        (a simpler statement, which PostgreSQL plans and estimates better)."""
+        return self.filter(viewable_in(user, org))
 
     def delete(self):
         held = closed_versions_of(self)

@@ -6,7 +6,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid, Locked
-from registry.models.catalog import Branch, RegisteredModel
+from registry.models.catalog import Branch, RegisteredModel, viewable_in
 from registry.models.choices import LockLevel, Stage
 
 SEMVER_PATTERN = re.compile(
@@ -46,6 +46,10 @@ def _closed_refusal(number: int, what: str) -> str:
 class ModelVersionQuerySet(models.QuerySet):
     def visible_to(self, user) -> "ModelVersionQuerySet":
         return self.filter(model__in=RegisteredModel.objects.visible_to(user))
+
+    def visible_in(self, user, org) -> "ModelVersionQuerySet":
+        """Versions of `org` the user may view (RegisteredModelQuerySet.visible_in)."""
+        return self.filter(viewable_in(user, org, "model__"))
 
     def by_digest(self, digest: str) -> "ModelVersionQuerySet":
         return self.filter(digest=digest)

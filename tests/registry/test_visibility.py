@@ -241,3 +241,32 @@ def test_it_judges_visibility_as_stored_not_as_a_stale_instance_says(cast, model
     assert stale.visibility == "organization"
     with pytest.raises(NotFound):
         comment_add(actor=carol, model=stale, body="still here?")
+
+
+def test_visible_in_an_org_is_visible_to_narrowed_to_that_org(
+    catalog, cast, acme, globex, admin, alice, bob, carol, mallory, root
+):
+    """The org-scoped form (one role read, a simpler statement) keeps exactly the rows of
+    the general one, whatever reaches the model: role, visibility, own grant, team grant,
+    a grant left behind by a removed membership."""
+    _, secret, _ = catalog
+    model_grant(actor=admin, model=secret, permission="view", user=carol)
+    team = team_create(actor=admin, org=acme, name="reviewers")
+    team_set_members(actor=admin, team=team, users=[bob])
+    model_grant(actor=admin, model=secret, permission="approve", team=team)
+    model_grant(actor=admin, model=secret, permission="write", user=alice)
+    membership_remove(actor=admin, org=acme, user=alice)
+    users = [admin, alice, bob, carol, mallory, root, AnonymousUser()]
+    seen = {}
+    for user in users:
+        for org in (acme, globex):
+            general = RegisteredModel.objects.visible_to(user).filter(org=org)
+            scoped = RegisteredModel.objects.visible_in(user, org)
+            assert set(scoped) == set(general), (user, org)
+            assert set(ModelVersion.objects.visible_in(user, org)) == set(
+                ModelVersion.objects.visible_to(user).filter(model__org=org)
+            )
+            seen[(str(user), org.slug)] = sorted(str(m) for m in scoped)
+    assert seen[("carol", "acme")] == seen[("bob", "acme")] == ["acme/fraud", "acme/secret"]
+    assert seen[("alice", "acme")] == seen[("mallory", "acme")] == []
+    assert seen[("mallory", "globex")] == ["globex/rockets"]
