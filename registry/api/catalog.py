@@ -154,7 +154,7 @@ def create_version(request: HttpRequest, org: str, model: str, payload: s.Versio
     version.artifact_list = []
     version.pending_requests = []
     version.parent_list = sorted(fields["parents"] or [], key=lambda p: (p.model_id, -p.number))
-    return Status(201, version_json(version))
+    return json_response(version_json(version), status=201)
 
 
 @router.get(VERSION, response={200: s.VersionOut, **E})

@@ -253,12 +253,14 @@ def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
-def json_response(data: Any) -> HttpResponse:
-    """`data` as the API's JSON renderer writes it, for a list the view has built to its
-    response schema already: django-ninja's validation of a page of 200 versions costs
-    more than building it (tests check these pages against the schema)."""
+def json_response(data: Any, status: int = 200) -> HttpResponse:
+    """`data` as the API's JSON renderer writes it, for what the view has built to its
+    response schema already (pages, a registration): django-ninja's validation of a page of
+    200 versions costs more than building it. Tests check these answers against the schema,
+    or against a GET of the same thing, which is validated."""
     return HttpResponse(
-        JSONRenderer().render(None, data, response_status=200),
+        JSONRenderer().render(None, data, response_status=status),
+        status=status,
         content_type=f"{JSONRenderer.media_type}; charset={JSONRenderer.charset}",
     )
 

@@ -1,6 +1,7 @@
 """Registered models: create, update, delete, share (SPEC 2, 3.1)."""
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.db import transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -12,6 +13,7 @@ from registry.models import (
     LockLevel,
     Membership,
     ModelPermission,
+    ModelUserPermission,
     ModelVersion,
     Organization,
     RegisteredModel,
@@ -23,6 +25,7 @@ from registry.models import (
 )
 from registry.models.catalog import NAME_PATTERN, closed_versions_of
 from registry.permissions import require, require_org
+from registry.prepared import Prepared
 from registry.services.activity import event_record
 from registry.services.blobs import blobs_collect_later
 
@@ -74,6 +77,15 @@ def _shown(field: str, value):
     return value
 
 
+_MODEL_PERMISSIONS = Prepared(
+    lambda: Permission.objects.filter(
+        content_type__app_label=RegisteredModel._meta.app_label,
+        content_type__model=RegisteredModel._meta.model_name,
+        codename__in=list(ModelPermission.values),
+    ).values_list("pk")
+)
+
+
 @transaction.atomic
 def model_create(
     *,
@@ -104,8 +116,17 @@ def model_create(
     model = RegisteredModel.objects.create(org=org, owner=actor, created_by=actor, **fields)
     VersionSequence.objects.create(model=model)
     Branch.objects.create(model=model, name=Branch.MAIN, protected=True, created_by=actor)
-    for permission in ModelPermission:
-        assign_perm(permission.value, actor, model)
+    # What assign_perm would write for each of the three, in one insert: the model is new,
+    # so there is nothing to look up first.
+    permissions = _MODEL_PERMISSIONS.rows()
+    if len(permissions) != len(ModelPermission):
+        raise RuntimeError("the model permissions are missing from the database: run migrate")
+    ModelUserPermission.objects.bulk_create(
+        [
+            ModelUserPermission(permission_id=pk, user=actor, content_object=model)
+            for (pk,) in permissions
+        ]
+    )
     event_record(
         actor=actor,
         org=org,

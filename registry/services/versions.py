@@ -222,8 +222,10 @@ def _create_row(actor, model, level, branch_name, label, values, free, parents, 
             [p.digest for p in parent_versions],
         )
     )
+    # A label may be taken by a concurrent registration: only then is the insert wrapped in
+    # a savepoint, to tell that conflict from a defect.
     try:
-        with transaction.atomic():
+        with transaction.atomic() if label is not None else contextlib.nullcontext():
             version = ModelVersion.objects.create(
                 model=model,
                 number=number,
