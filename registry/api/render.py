@@ -16,6 +16,7 @@ from registry.models import (
     RegisteredModel,
     VersionParent,
 )
+from registry.prepared import AnyOf
 
 
 def _name(user) -> str | None:
@@ -190,7 +191,7 @@ def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     artifacts: dict[Any, list] = {pk: [] for pk in ids}
     if ids:
         for version_id, path, size, sha256 in (
-            Artifact.objects.filter(version_id__in=ids)
+            Artifact.objects.filter(AnyOf("version_id", ids))
             .order_by("version_id", "path")
             .values_list("version_id", "path", "blob__size", "blob_id")
         ):
@@ -198,7 +199,7 @@ def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     parents: dict[Any, list] = {pk: [] for pk in ids}
     if ids:
         links = (
-            VersionParent.objects.filter(child_id__in=ids)
+            VersionParent.objects.filter(AnyOf("child_id", ids))
             .order_by("parent__model_id", "-parent__number")
             .values_list(
                 "child_id", "parent_id", "parent__model__name", "parent__number", "parent__digest"
@@ -212,7 +213,7 @@ def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if ids:
         requests = (
             StageChangeRequest.objects.pending()
-            .filter(kind=RequestKind.STAGE, version_id__in=ids)
+            .filter(AnyOf("version_id", ids), kind=RequestKind.STAGE)
             .with_approvals()
             .order_by("-created_at", "-id")  # the newest first, as versions_qs() has them
             .values_list(

@@ -14,7 +14,7 @@ from registry.permissions import (
     get_model_for_user,
     model_access,
 )
-from registry.prepared import Prepared, PreparedUpdate
+from registry.prepared import AnyOf, Prepared, PreparedUpdate
 from registry.services.registered_models import model_update
 from registry.services.versions import version_create
 
@@ -151,3 +151,18 @@ def test_a_change_in_the_request_forgets_what_was_noted(model, admin, carol):
         assert not model_access(carol, noted).view
         with pytest.raises(NotFound):
             get_model_for_user(carol, "acme", "fraud")
+
+
+@pytest.mark.django_db
+def test_any_of_is_in_with_one_parameter(model, admin, django_assert_num_queries):
+    versions = [version_create(actor=admin, model=model) for _ in range(3)]
+    wanted = [versions[0].pk, versions[2].pk, uuid.uuid4()]
+    with django_assert_num_queries(1) as captured:
+        found = set(ModelVersion.objects.filter(AnyOf("id", wanted)).values_list("pk", flat=True))
+    assert found == {versions[0].pk, versions[2].pk}
+    sql = captured.captured_queries[0]["sql"]
+    assert "= ANY(" in sql or "IN (SELECT value FROM json_each(" in sql
+    assert not ModelVersion.objects.filter(AnyOf("id", [])).exists()
+    assert ModelVersion.objects.filter(~AnyOf("id", wanted)).get() == versions[1]
+    numbers = ModelVersion.objects.filter(AnyOf("number", [1, 3])).values_list("number", flat=True)
+    assert sorted(numbers) == [1, 3]
