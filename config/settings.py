@@ -129,6 +129,17 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Server-side parameters, and a statement run this many times on a connection is
+        # prepared there: the same SQL (registry.prepared's shapes above all) is then neither
+        # parsed nor planned again. 0 turns preparing off (PgBouncer before 1.21 in
+        # transaction mode cannot keep prepared statements).
+        _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5)
+        if _prepare < 0:
+            raise ImproperlyConfigured("DATABASE_PREPARE_THRESHOLD must be 0 or more")
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=_prepare or None
+        )
 else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -111,6 +111,17 @@ def test_it_selects_postgresql_from_database_url(var_dir):
         "s3cret",
     )
     assert (database["HOST"], database["PORT"]) == ("db.example.com", 5433)
+    assert database["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+
+
+def test_it_prepares_statements_as_told_or_not_at_all(var_dir):
+    env = {**SECRET, "DATABASE_URL": "postgres://mv@db.example.com/modelvault"}
+    for value, threshold in (("1", 1), ("0", None)):
+        told = {**env, "DATABASE_PREPARE_THRESHOLD": value}
+        options = read_settings(told, var_dir, "DATABASES")["DATABASES"]["default"]["OPTIONS"]
+        assert options == {"server_side_binding": True, "prepare_threshold": threshold}
+    message = refusal({**env, "DATABASE_PREPARE_THRESHOLD": "-1"}, var_dir)
+    assert "DATABASE_PREPARE_THRESHOLD must be 0 or more" in message
 
 
 def test_it_runs_tasks_eagerly_only_without_a_broker(var_dir):
