@@ -190,6 +190,8 @@ ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))).resol
 # inside ARTIFACT_ROOT, so that moving a finished upload into place is one rename).
 ARTIFACT_TMP_DIR = Path(env_str("ARTIFACT_TMP_DIR", str(VAR_DIR / "tmp"))).resolve()
 ARTIFACT_MAX_SIZE = env_int("ARTIFACT_MAX_SIZE", 50 * 1024**3)
+# Uploads are staged with O_DIRECT where the filesystem allows it (registry/storage.py).
+ARTIFACT_DIRECT_IO = env_bool("ARTIFACT_DIRECT_IO", True)
 
 if ARTIFACT_STORAGE == "filesystem":
     _artifact_backend = {

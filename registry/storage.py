@@ -8,7 +8,10 @@ wrong, the staging file is removed.
 
 import contextlib
 import errno
+import fcntl
 import hashlib
+import io
+import mmap
 import os
 import shutil
 import tempfile
@@ -63,6 +66,95 @@ class StagedUpload:
     size: int
 
 
+_ALIGN = 4096  # a multiple of every disk's logical block size
+_DIRECT_BUFFER = 4 * 1024 * 1024
+
+
+class _StagingFile:
+    """The staging file's writer. Where the filesystem allows it (Linux, not tmpfs) and
+    ARTIFACT_DIRECT_IO is on, it writes with O_DIRECT, in aligned 4 MiB blocks from a
+    page-aligned buffer, so that a large upload does not first fill the page cache: handing
+    out fresh page-cache memory is what bounded uploads (docs/operations.md). The last
+    block is padded to the alignment and the file cut back to its size. If the kernel
+    refuses direct I/O at any point, the rest is written through the page cache."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.size = 0
+        self.direct = False
+        self.filled = 0
+        self.buffer: mmap.mmap | None = None
+        if settings.ARTIFACT_DIRECT_IO and hasattr(os, "O_DIRECT"):
+            try:
+                flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+                fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+            except OSError:
+                return
+            self.direct = True
+            self.buffer = mmap.mmap(-1, _DIRECT_BUFFER)  # page-aligned
+
+    def __enter__(self) -> "_StagingFile":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                self._finish()
+        finally:
+            if self.buffer is not None:
+                # After a failed write its traceback may still hold a view of the buffer:
+                # then the buffer goes with the traceback, not here.
+                with contextlib.suppress(BufferError):
+                    self.buffer.close()
+            os.close(self.fd)
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.buffer is None:
+            self._write_all(memoryview(chunk))
+            return
+        view = memoryview(chunk)
+        while view:
+            n = min(len(view), _DIRECT_BUFFER - self.filled)
+            self.buffer[self.filled : self.filled + n] = view[:n]
+            self.filled += n
+            view = view[n:]
+            if self.filled == _DIRECT_BUFFER:
+                self._flush(_DIRECT_BUFFER)
+
+    def _flush(self, length: int) -> None:
+        data = memoryview(self.buffer)[:length]
+        while data:
+            try:
+                written = os.write(self.fd, data)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL or not self.direct:
+                    raise
+                # Refused after all (a partial write left an odd offset, say): a refused
+                # write writes nothing, so the rest goes through the page cache from here.
+                self._stop_direct()
+                continue
+            data = data[written:]
+        self.filled = 0
+
+    def _finish(self) -> None:
+        if self.buffer is None or not self.filled:
+            return
+        padded = -(-self.filled // _ALIGN) * _ALIGN
+        self.buffer[self.filled : padded] = bytes(padded - self.filled)
+        self._flush(padded)
+        os.ftruncate(self.fd, self.size)
+
+    def _stop_direct(self) -> None:
+        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+        self.direct = False
+
+    def _write_all(self, data: memoryview) -> None:
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+
 @contextlib.contextmanager
 def staged_upload(
     source: BinaryIO | Iterable[bytes],
@@ -84,7 +176,7 @@ def staged_upload(
     try:
         hasher = hashlib.sha256()
         size = 0
-        with os.fdopen(fd, "wb") as out:
+        with _StagingFile(fd) as out:
             for chunk in iter_chunks(source):
                 size += len(chunk)
                 if size > limit:
@@ -144,6 +236,35 @@ def remove_blob_bytes(sha256: str) -> None:
 
 def open_blob(sha256: str) -> File:
     return artifact_storage().open(blob_key(sha256), "rb")
+
+
+class _StreamedBlob(io.FileIO):
+    """A stored blob opened to be sent whole (a download). The kernel is told it is read
+    once from start to end, and when it is closed its pages leave the page cache, as the
+    upload's did (O_DIRECT): a large download does not push out what other requests use,
+    and the memory goes back to be reused at once. A file object with a fileno, so the
+    server still sends it with sendfile."""
+
+    def __init__(self, path: str):
+        super().__init__(path, "rb")
+        if settings.ARTIFACT_DIRECT_IO and hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+    def close(self) -> None:
+        if not self.closed and settings.ARTIFACT_DIRECT_IO and hasattr(os, "posix_fadvise"):
+            with contextlib.suppress(OSError):
+                os.posix_fadvise(self.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        super().close()
+
+
+def open_blob_to_send(sha256: str) -> BinaryIO:
+    """The blob's bytes for a download: on the filesystem a _StreamedBlob, elsewhere what
+    the storage opens."""
+    storage = artifact_storage()
+    if isinstance(storage, FileSystemStorage):
+        return _StreamedBlob(storage.path(blob_key(sha256)))
+    return storage.open(blob_key(sha256), "rb")
 
 
 def blob_exists(sha256: str) -> bool:

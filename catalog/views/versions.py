@@ -28,7 +28,7 @@ from registry.models import (
 from registry.permissions import get_version_for_user, model_access
 from registry.services.comments import comment_add
 from registry.services.versions import version_set_lock_level, version_update
-from registry.storage import open_blob
+from registry.storage import open_blob_to_send
 
 
 def _stage_options(version: ModelVersion) -> list[dict]:
@@ -196,7 +196,7 @@ def artifact_download(
     if artifact is None:
         raise NotFound(f"artifact {path} not found")
     response = FileResponse(
-        open_blob(artifact.blob_id),
+        open_blob_to_send(artifact.blob_id),
         as_attachment=True,
         filename=posixpath.basename(artifact.path),
         content_type="application/octet-stream",

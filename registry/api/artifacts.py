@@ -17,7 +17,7 @@ from registry.errors import Invalid, NotFound, TooLarge
 from registry.models import Artifact
 from registry.permissions import get_version_for_user
 from registry.services.artifacts import artifact_delete, artifact_put
-from registry.storage import open_blob
+from registry.storage import open_blob_to_send
 
 router = Router(tags=["artifacts"])
 E = s.ERRORS
@@ -88,7 +88,7 @@ def get_artifact(request: HttpRequest, org: str, model: str, number: s.Number, p
         raise NotFound(f"artifact {path} not found in version {number}")
     sha256 = artifact.blob_id
     response = FileResponse(
-        open_blob(sha256),
+        open_blob_to_send(sha256),
         as_attachment=True,
         filename=posixpath.basename(path),
         content_type="application/octet-stream",
