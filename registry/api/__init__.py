@@ -18,6 +18,7 @@ from registry.api import branches as branches_api
 from registry.api import documentation as documentation_api
 from registry.api import flags as flags_api
 from registry.api.auth import AUTH
+from registry.api.renderer import FastJSONRenderer
 
 
 def _guarded(view):
@@ -63,6 +64,7 @@ api = RegistryAPI(
     urls_namespace="api",
     docs_url="/docs",
     auth=AUTH,
+    renderer=FastJSONRenderer(),
 )
 errors.install(api)
 # Artifacts first: their {path:path} routes must not be shadowed by a shorter match.

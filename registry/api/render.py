@@ -5,9 +5,9 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpResponse
-from ninja.renderers import JSONRenderer
 
 from approvals.models import RequestKind, StageChangeRequest
+from registry.api.renderer import FastJSONRenderer, dumps
 from registry.models import (
     ActivityEvent,
     Artifact,
@@ -260,9 +260,9 @@ def json_response(data: Any, status: int = 200) -> HttpResponse:
     200 versions costs more than building it. Tests check these answers against the schema,
     or against a GET of the same thing, which is validated."""
     return HttpResponse(
-        JSONRenderer().render(None, data, response_status=status),
+        dumps(data),
         status=status,
-        content_type=f"{JSONRenderer.media_type}; charset={JSONRenderer.charset}",
+        content_type=f"{FastJSONRenderer.media_type}; charset={FastJSONRenderer.charset}",
     )
 
 

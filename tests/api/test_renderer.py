@@ -1,0 +1,28 @@
+"""The API's JSON writer (registry.api.renderer) writes what django-ninja's would."""
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from ninja.responses import NinjaJSONEncoder
+
+from registry.api.renderer import dumps
+
+
+def test_it_writes_what_the_standard_encoder_writes():
+    data = {
+        "at": datetime(2026, 11, 22, 17, 3, 38, 123456, tzinfo=UTC),
+        "day": date(2026, 11, 22),
+        "id": uuid.UUID(int=7),
+        "amount": Decimal("1.50"),
+        "nested": [{"a": 1, "b": [True, None, 0.1, "é"]}],
+        7: "an integer key",
+    }
+    assert json.loads(dumps(data)) == json.loads(json.dumps(data, cls=NinjaJSONEncoder))
+    assert json.loads(dumps(data))["at"] == "2026-11-22T17:03:38.123Z"
+
+
+def test_it_falls_back_for_what_orjson_refuses():
+    data = {"params": {"seed": 2**80}}
+    assert json.loads(dumps(data)) == data
