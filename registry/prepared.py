@@ -70,6 +70,7 @@ class _Compiled:
     slots: tuple[tuple[int, int, Callable[[Any], Any]], ...]  # (param, argument, binder)
     compiler: Any
     locks: bool
+    names: tuple[str, ...] = ()  # of a values() shape's columns
     # For model rows only.
     model: type[Model] | None = None
     init_list: tuple[str, ...] = ()
@@ -88,19 +89,21 @@ class Prepared:
         self._kinds = kinds
         self._using = using
 
-    def _compiled(self) -> tuple[Any, _Compiled]:
+    def _compiled(self, shape: Any = None, kinds: tuple[type, ...] = ()):
+        if len(kinds) != len(self._kinds):
+            raise TypeError(f"expected {len(self._kinds)} arguments, got {len(kinds)}")
         connection = connections[self._using]
         cache = connection.__dict__.setdefault(_CACHE_ATTRIBUTE, {})
         compiled = cache.get(self)
         if compiled is None:
-            compiled = cache[self] = self._compile(connection)
+            compiled = cache[self] = self._compile(connection, self._build, self._kinds)
         return connection, compiled
 
-    def _compile(self, connection) -> _Compiled:
+    def _compile(self, connection, build: Callable[..., Any], kinds: tuple[type, ...]):
         compiled = []
         for variant in (0, 1):
-            markers = [_marker(kind, i, variant) for i, kind in enumerate(self._kinds)]
-            built = self._build(*markers)
+            markers = [_marker(kind, i, variant) for i, kind in enumerate(kinds)]
+            built = build(*markers)
             query = self._query(built)
             compiler = query.get_compiler(connection=connection)
             compiled.append((markers, query, compiler, *compiler.as_sql()))
@@ -126,8 +129,9 @@ class Prepared:
             "compiler": compiler,
             "locks": query.select_for_update,
         }
-        if compiler.klass_info is None:  # values() and values_list() shapes
-            return _Compiled(**base)
+        if compiler.klass_info is None or not query.default_cols:  # not model rows
+            names = (*query.extra_select, *query.values_select, *query.annotation_select)
+            return _Compiled(**base, names=names)
         select, klass_info = compiler.select, compiler.klass_info
         fields = klass_info["select_fields"]
         start, end = fields[0], fields[-1] + 1
@@ -143,10 +147,8 @@ class Prepared:
     def _query(self, built: Any) -> Query:
         return built.query
 
-    def _execute(self, args: tuple[Any, ...], cursor) -> _Compiled:
-        if len(args) != len(self._kinds):
-            raise TypeError(f"expected {len(self._kinds)} arguments, got {len(args)}")
-        connection, compiled = self._compiled()
+    def _execute(self, args: tuple[Any, ...], cursor, shape: Any = None) -> _Compiled:
+        connection, compiled = self._compiled(shape, tuple(type(a) for a in args))
         if compiled.locks and connection.get_autocommit():
             raise TransactionManagementError(
                 "select_for_update cannot be used outside of a transaction."
@@ -157,9 +159,9 @@ class Prepared:
         cursor.execute(compiled.sql, params)
         return compiled
 
-    def _run(self, args: tuple[Any, ...]) -> tuple[_Compiled, list[Any]]:
+    def _run(self, args: tuple[Any, ...], shape: Any = None) -> tuple[_Compiled, list[Any]]:
         with connections[self._using].cursor() as cursor:
-            compiled = self._execute(args, cursor)
+            compiled = self._execute(args, cursor, shape)
             rows = cursor.fetchall()
         return compiled, list(compiled.compiler.results_iter([rows]))
 
@@ -233,3 +235,37 @@ class AnyOf(Func):
     def as_sqlite(self, compiler, connection, **extra):
         sql, params, values = self._column_and_values(compiler, connection)
         return f"{sql} IN (SELECT value FROM json_each(%s))", (*params, json.dumps(values))
+
+
+class PreparedShapes(Prepared):
+    """A family of prepared queries: `build(shape, *args)` gives the queryset for a shape
+    (anything hashable that decides the SQL: a query's text, a page size), and the argument
+    types come from the arguments of each call. Each connection keeps the last `keep`
+    shapes. `.dicts(*args, shape=...)` gives a values() shape's rows as dicts.
+
+    For reads a client repeats (a CI job's search): the query language, the visibility
+    test and the page's joins are compiled once, and later calls only bind the caller's
+    ids and cursor."""
+
+    def __init__(self, build: Callable[..., QuerySet], *, keep: int = 64, using=DEFAULT_DB_ALIAS):
+        super().__init__(build, using=using)
+        self._keep = keep
+
+    def _compiled(self, shape: Any = None, kinds: tuple[type, ...] = ()):
+        connection = connections[self._using]
+        shapes = connection.__dict__.setdefault(_CACHE_ATTRIBUTE, {}).setdefault(self, {})
+        key = (shape, kinds)
+        compiled = shapes.get(key)
+        if compiled is None:
+            build = self._build
+            compiled = self._compile(connection, lambda *markers: build(shape, *markers), kinds)
+            if len(shapes) >= self._keep:
+                del shapes[next(iter(shapes))]  # the oldest
+            shapes[key] = compiled
+        return connection, compiled
+
+    def dicts(self, *args: Any, shape: Any) -> list[dict[str, Any]]:
+        compiled, rows = self._run(args, shape)
+        names = compiled.names
+        # Rows may carry ordering columns past the named ones, as Django's own allow.
+        return [dict(zip(names, row, strict=False)) for row in rows]

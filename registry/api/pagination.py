@@ -10,6 +10,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from registry.errors import Invalid
+from registry.prepared import PreparedShapes
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -42,7 +43,7 @@ def _value(row: Any, key: str) -> Any:
     return value if isinstance(value, (int, str)) else str(value)
 
 
-def _after(keys: Sequence[str], values: list[Any]) -> Q:
+def after_condition(keys: Sequence[str], values: list[Any]) -> Q:
     """Rows strictly after `values` in the order `keys` (each ascending, or '-' descending)."""
     condition = Q(pk__in=[])
     for i, key in enumerate(keys):
@@ -76,10 +77,35 @@ def paginate(
     limit = clean_limit(limit)
     queryset = queryset.order_by(*keys)
     if cursor:
-        queryset = queryset.filter(_after(keys, _decode(cursor, len(keys))))
+        queryset = queryset.filter(after_condition(keys, _decode(cursor, len(keys))))
     rows = list(queryset[: limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode([_value(rows[-1], k) for k in keys]) if more else None
     items = render_all(rows) if render_all is not None else [render(row) for row in rows]
     return {"items": items, "next": next_cursor}
+
+
+def paginate_shapes(
+    prepared: PreparedShapes,
+    *,
+    shape: Any,
+    args: Sequence[Any],
+    keys: Sequence[str],
+    kinds: Sequence[type],
+    cursor: str | None,
+    limit: int | None,
+    render_all: Callable[[list[dict[str, Any]]], list[Any]],
+) -> dict[str, Any]:
+    """paginate() over a prepared family of values() queries: `prepared` builds from
+    `(shape, limit, whether a cursor is given)` and `args` followed by the cursor's values
+    (of `kinds`, one per key), ordered by `keys` and cut at limit + 1."""
+    limit = clean_limit(limit)
+    after = _decode(cursor, len(keys)) if cursor else []
+    if not all(isinstance(v, kind) for v, kind in zip(after, kinds, strict=False)):
+        raise Invalid("the cursor is not one this API gave out")
+    rows = prepared.dicts(*args, *after, shape=(shape, limit, bool(after)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = _encode([_value(rows[-1], k) for k in keys]) if more else None
+    return {"items": render_all(rows), "next": next_cursor}

@@ -18,30 +18,43 @@ name_validator = RegexValidator(
 )
 
 
-def viewable_in(user, org: Organization, model_ref: str = "") -> Q:
-    """The condition on models (or, with `model_ref="model__"`, on rows with a `model`
-    foreign key) that they are of `org` and viewable by the user (SPEC 3.1); see
-    visible_in."""
+def viewer_kind(user, org: Organization) -> str | None:
+    """How the user views `org`'s models: "all" (org admin, superuser), "member" (those
+    shared with the org or granted), or None (nothing)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
-        return Q(pk__in=[])
-    of_org = Q(**{f"{model_ref}org": org})
+        return None
     if user.is_superuser:
-        return of_org
+        return "all"
     from registry.permissions import org_role  # which imports these models
 
     role = org_role(user, org)
     if role is None:
+        return None
+    return "all" if role == Role.ADMIN else "member"
+
+
+def viewable_condition(kind: str | None, user_id: int, org_id: int, model_ref: str = "") -> Q:
+    """The condition of viewer_kind's `kind` on models (or, with `model_ref="model__"`, on
+    rows with a `model` foreign key): of the org, and viewable by that user (SPEC 3.1)."""
+    if kind is None:
         return Q(pk__in=[])
-    if role == Role.ADMIN:
+    of_org = Q(**{f"{model_ref}org_id": org_id})
+    if kind == "all":
         return of_org
     pk = OuterRef("model_id" if model_ref else "pk")
-    user_grant = ModelUserPermission.objects.filter(user=user, content_object=pk)
-    team_grant = ModelGroupPermission.objects.filter(group__user=user, content_object=pk)
+    user_grant = ModelUserPermission.objects.filter(user_id=user_id, content_object=pk)
+    team_grant = ModelGroupPermission.objects.filter(group__user=user_id, content_object=pk)
     return of_org & (
         Q(**{f"{model_ref}visibility": Visibility.ORGANIZATION})
         | Exists(user_grant)
         | Exists(team_grant)
     )
+
+
+def viewable_in(user, org: Organization, model_ref: str = "") -> Q:
+    """The condition on models (or rows pointing at one) that they are of `org` and
+    viewable by the user; see visible_in."""
+    return viewable_condition(viewer_kind(user, org), user.pk, org.pk, model_ref)
 
 
 class RegisteredModelQuerySet(models.QuerySet):

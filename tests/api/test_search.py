@@ -58,3 +58,49 @@ def test_it_searches_in_a_fixed_number_of_queries(
     with django_assert_max_num_queries(8):
         response = api("GET", "/orgs/acme/versions", carol_token, q='tags.team == "nlp"', limit=200)
     assert len(response.json()["items"]) == rows
+
+
+def test_it_pages_a_search_with_a_cursor_the_same_for_admin_and_member(
+    api, model, alice, admin_token, carol_token
+):
+    """The search's page query is prepared per shape (query text, viewer kind, page size,
+    with or without a cursor): pages follow on, whoever asks, and repeat as they were."""
+    other = model_create(actor=alice, org=model.org, name="other")
+    for target in (model, other, model, other, model):
+        version_create(actor=alice, model=target, tags={"team": "risk"})
+    expected = [("fraud", 3), ("fraud", 2), ("fraud", 1), ("other", 2), ("other", 1)]
+    for token in (admin_token, carol_token, admin_token):
+        seen, cursor = [], None
+        for _ in range(3):
+            page = api(
+                "GET",
+                "/orgs/acme/versions",
+                token,
+                q='tags.team == "risk"',
+                limit=2,
+                **({"cursor": cursor} if cursor else {}),
+            ).json()
+            seen += [(v["model"], v["number"]) for v in page["items"]]
+            cursor = page["next"]
+        assert seen == expected
+        assert cursor is None
+
+
+@pytest.mark.parametrize("values", [[1, 2], ["fraud", "2"], ["fraud"]])
+def test_it_refuses_a_search_cursor_of_the_wrong_kinds(api, version, carol_token, values):
+    import base64
+    import json
+
+    forged = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    response = api("GET", "/orgs/acme/versions", carol_token, cursor=forged)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+
+
+def test_it_reports_a_bad_query_every_time(api, version, carol_token):
+    for _ in range(2):  # nothing of a refused query is kept
+        response = api("GET", "/orgs/acme/versions", carol_token, q="tags.team ==")
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert error["message"].startswith("at column 13:")
+        assert error["details"]["column"] == 13

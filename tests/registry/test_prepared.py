@@ -14,7 +14,7 @@ from registry.permissions import (
     get_model_for_user,
     model_access,
 )
-from registry.prepared import AnyOf, Prepared, PreparedUpdate
+from registry.prepared import AnyOf, Prepared, PreparedShapes, PreparedUpdate
 from registry.services.registered_models import model_update
 from registry.services.versions import version_create
 
@@ -166,3 +166,26 @@ def test_any_of_is_in_with_one_parameter(model, admin, django_assert_num_queries
     assert ModelVersion.objects.filter(~AnyOf("id", wanted)).get() == versions[1]
     numbers = ModelVersion.objects.filter(AnyOf("number", [1, 3])).values_list("number", flat=True)
     assert sorted(numbers) == [1, 3]
+
+
+@pytest.mark.django_db
+def test_shapes_are_compiled_per_shape_and_kept_to_a_bound(model, admin, acme):
+    version_create(actor=admin, model=model, tags={"team": "risk"})
+    built = []
+
+    def build(shape, org_id):
+        built.append(shape)
+        return (
+            ModelVersion.objects.filter(model__org_id=org_id, tags__has_key=shape)
+            .order_by("number")
+            .values("number", "model__name")
+        )
+
+    shapes = PreparedShapes(build, keep=2)
+    assert shapes.dicts(acme.pk, shape="team") == [{"number": 1, "model__name": "fraud"}]
+    assert shapes.dicts(acme.pk, shape="team") == [{"number": 1, "model__name": "fraud"}]
+    assert built == ["team", "team"]  # compiled once (two marker variants), then bound
+    assert shapes.dicts(acme.pk, shape="cohort") == []
+    assert shapes.dicts(acme.pk + 1, shape="region") == []
+    assert shapes.dicts(acme.pk, shape="team") == [{"number": 1, "model__name": "fraud"}]
+    assert built.count("team") == 4  # the oldest two shapes were let go: compiled again
