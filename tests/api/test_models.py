@@ -1,5 +1,6 @@
 import pytest
 
+from registry.api.schemas import ModelOut
 from registry.models import RegisteredModel
 from registry.services.registered_models import model_create
 from registry.services.versions import version_create
@@ -99,6 +100,14 @@ def test_it_creates_a_model(api, acme, alice_token):
     created = RegisteredModel.objects.get(org=acme, name="churn")
     assert created.description == "Churn"
     assert last_event(acme).verb == "model.created"
+
+
+def test_it_answers_a_creation_with_what_a_read_returns(api, acme, alice_token):
+    payload = {"name": "churn", "description": "Churn", "tags": {"team": "risk"}}
+    created = api("POST", BASE, alice_token, payload)
+    assert created.status_code == 201
+    ModelOut.model_validate(created.json())
+    assert created.json() == api("GET", f"{BASE}/churn", alice_token).json()
 
 
 def test_it_refuses_a_model_in_another_org(api, acme, mallory_token):
