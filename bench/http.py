@@ -261,6 +261,13 @@ def run(args: argparse.Namespace, var_dir: Path, cleanups: list[Callable[[], Non
         "http_production", bench_production(base, tokens, args.scale)
     )
 
+    # The planner's statistics, as autovacuum would have gathered them on a live server by
+    # now (its first pass waits up to a minute, and this server may run without it).
+    with admin_connection(db_url) as conn:
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
+        conn.execute("ANALYZE")
+    log(f"ANALYZE after the load (autovacuum is {autovacuum} on this server)")
+
     sampler.phase = "reads"
     log(f"reads: {WARMUP} warm-up + {ITERATIONS} requests each, one client ...")
     for name, figure in bench_reads(base, tokens["loader"], args.scale, cpu).items():
@@ -284,6 +291,8 @@ def run(args: argparse.Namespace, var_dir: Path, cleanups: list[Callable[[], Non
             "threads": args.threads if args.worker_class == "gthread" else 1,
             "dispatch": dispatch,
             "database": "PostgreSQL " + pg_version,
+            "autovacuum": autovacuum,
+            "analyzed_after_load": True,
         },
         "machine": {**info, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
         "total_seconds": round(time.perf_counter() - started, 1),
