@@ -1,11 +1,9 @@
 """The version page and its forms: stage request, lock level, comments, artifact download."""
 
-import posixpath
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Prefetch
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -17,6 +15,7 @@ from catalog.forms import CommentForm, LockForm, MetadataForm, StageRequestForm,
 from catalog.views import version_url
 from catalog.views.flags import flags_context
 from catalog.views.lineage import lineage_context
+from registry.downloads import download_response
 from registry.errors import Invalid, NotFound
 from registry.models import (
     ActivityEvent,
@@ -28,7 +27,6 @@ from registry.models import (
 from registry.permissions import get_version_for_user, model_access
 from registry.services.comments import comment_add
 from registry.services.versions import version_set_lock_level, version_update
-from registry.storage import open_blob_to_send
 
 
 def _stage_options(version: ModelVersion) -> list[dict]:
@@ -195,14 +193,4 @@ def artifact_download(
     artifact = Artifact.objects.filter(version=version, path=path).select_related("blob").first()
     if artifact is None:
         raise NotFound(f"artifact {path} not found")
-    response = FileResponse(
-        open_blob_to_send(artifact.blob_id),
-        as_attachment=True,
-        filename=posixpath.basename(artifact.path),
-        content_type="application/octet-stream",
-    )
-    response["Content-Length"] = str(artifact.blob.size)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["X-Checksum-Sha256"] = artifact.blob_id
-    response["ETag"] = f'"{artifact.blob_id}"'
-    return response
+    return download_response(artifact)

@@ -4,20 +4,18 @@ The upload reads the raw body from the request as a file, in chunks: never reque
 A declared size over the limit is refused before one byte is read.
 """
 
-import posixpath
-
 from django.conf import settings
-from django.http import FileResponse, HttpRequest
+from django.http import HttpRequest
 from ninja import Router, Status
 
 from registry.api import schemas as s
 from registry.api.pagination import paginate
 from registry.api.render import artifact_json
+from registry.downloads import download_response
 from registry.errors import Invalid, NotFound, TooLarge
 from registry.models import Artifact
 from registry.permissions import get_version_for_user
 from registry.services.artifacts import artifact_delete, artifact_put
-from registry.storage import open_blob_to_send
 
 router = Router(tags=["artifacts"])
 E = s.ERRORS
@@ -86,18 +84,7 @@ def get_artifact(request: HttpRequest, org: str, model: str, number: s.Number, p
     artifact = Artifact.objects.filter(version=version, path=path).select_related("blob").first()
     if artifact is None:
         raise NotFound(f"artifact {path} not found in version {number}")
-    sha256 = artifact.blob_id
-    response = FileResponse(
-        open_blob_to_send(sha256),
-        as_attachment=True,
-        filename=posixpath.basename(path),
-        content_type="application/octet-stream",
-    )
-    response["Content-Length"] = str(artifact.blob.size)
-    response["ETag"] = f'"{sha256}"'
-    response["X-Checksum-Sha256"] = sha256
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return download_response(artifact)
 
 
 @router.delete(ARTIFACTS + "/{path:path}", response={204: None, **E})

@@ -1,5 +1,6 @@
 import hashlib
 import io
+import random
 
 import pytest
 from django.test import Client
@@ -157,6 +158,30 @@ def test_it_downloads_an_artifact_as_an_attachment(api, version, carol_token):
     assert response["ETag"] == f'"{sha256}"'
     assert response["X-Checksum-Sha256"] == sha256
     assert response["Content-Length"] == "7"
+
+
+def test_it_streams_a_large_artifact_with_the_same_answer(
+    api, version, alice_token, carol_token, settings, monkeypatch
+):
+    """A blob of at least DIRECT_READ_MIN streams from direct reads instead of going out
+    as a file: the client sees the same headers and bytes either way."""
+    from registry import storage
+
+    settings.ARTIFACT_DIRECT_IO = True
+    data = random.Random(9).randbytes(5 * 1024 * 1024 + 7)
+    put = api("PUT", f"{ARTIFACTS}/big/weights.bin", alice_token, data=data)
+    assert put.status_code == 201
+    answers = {}
+    for threshold in (10**12, 1024):  # a file, then a direct-read stream
+        monkeypatch.setattr(storage, "DIRECT_READ_MIN", threshold)
+        response = api("GET", f"{ARTIFACTS}/big/weights.bin", carol_token)
+        assert response.status_code == 200
+        assert b"".join(response.streaming_content) == data
+        headers = ("Content-Type", "Content-Disposition", "Content-Length", "ETag")
+        answers[threshold] = {h: response[h] for h in (*headers, "X-Checksum-Sha256")}
+    assert answers[1024] == answers[10**12]
+    assert answers[1024]["Content-Disposition"] == 'attachment; filename="weights.bin"'
+    assert answers[1024]["X-Checksum-Sha256"] == hashlib.sha256(data).hexdigest()
 
 
 def test_it_hides_a_download_from_an_outsider(api, version, mallory_token):

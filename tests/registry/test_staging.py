@@ -75,22 +75,43 @@ def test_it_removes_the_staging_file_when_a_write_fails(settings, monkeypatch, t
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.django_db
-@pytest.mark.parametrize("direct_io", [True, False])
-def test_a_download_reads_the_stored_bytes_and_lets_go_of_them(settings, monkeypatch, direct_io):
-    settings.ARTIFACT_DIRECT_IO = direct_io
-    data, pieces = _pieces(5 * MIB + 3, 11)
+def _stored(size: int, seed: int) -> tuple[bytes, str]:
+    data, pieces = _pieces(size, seed)
     with staged_upload(iter(pieces)) as staged:
         storage.place_blob(staged)
-    advice = []
-    real = os.posix_fadvise
-    monkeypatch.setattr(
-        storage.os, "posix_fadvise", lambda fd, o, n, a: advice.append(a) or real(fd, o, n, a)
-    )
-    blob = storage.open_blob_to_send(hashlib.sha256(data).hexdigest())
-    assert blob.fileno() >= 0  # a real file: the server may sendfile it
-    assert blob.read() == data
-    blob.close()
-    blob.close()  # closing twice is harmless
-    expected = [os.POSIX_FADV_SEQUENTIAL, os.POSIX_FADV_DONTNEED] if direct_io else []
-    assert advice == expected
+    return data, hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("size", [1, 4095, 4096, 4 * MIB, 4 * MIB + 1, 9 * MIB + 4097])
+def test_it_reads_a_large_blob_back_with_direct_reads(settings, monkeypatch, size):
+    settings.ARTIFACT_DIRECT_IO = True
+    monkeypatch.setattr(storage, "DIRECT_READ_MIN", 0)  # every size, around the block
+    data, sha256 = _stored(size, size)
+    chunks = storage.blob_chunks(sha256, size)
+    assert chunks is not None
+    assert b"".join(chunks) == data
+
+
+def test_it_reads_on_through_the_page_cache_when_a_direct_read_is_refused(settings, monkeypatch):
+    settings.ARTIFACT_DIRECT_IO = True
+    monkeypatch.setattr(storage, "DIRECT_READ_MIN", 0)
+    data, sha256 = _stored(9 * MIB + 5, 3)
+    real, calls = os.preadv, []
+
+    def preadv(fd, buffers, offset):
+        calls.append(offset)
+        if len(calls) == 2 and storage.fcntl.fcntl(fd, storage.fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, buffers, offset)
+
+    monkeypatch.setattr(storage.os, "preadv", preadv)
+    assert b"".join(storage.blob_chunks(sha256, len(data))) == data
+    assert calls[1] == calls[2] == 4 * MIB  # the refused read, read again
+
+
+def test_it_leaves_small_blobs_and_switched_off_direct_io_to_the_page_cache(settings):
+    settings.ARTIFACT_DIRECT_IO = True
+    data, sha256 = _stored(1000, 5)
+    assert storage.blob_chunks(sha256, len(data)) is None  # under DIRECT_READ_MIN
+    settings.ARTIFACT_DIRECT_IO = False
+    assert storage.blob_chunks(sha256, storage.DIRECT_READ_MIN) is None
