@@ -240,6 +240,7 @@ def open_blob(sha256: str) -> File:
 # Blobs at least this large are read for a download with O_DIRECT (blob_chunks); smaller
 # ones through the page cache, where a popular small file stays warm.
 DIRECT_READ_MIN = 16 * 1024 * 1024
+_SEND_CHUNK = 1024 * 1024
 
 
 def blob_chunks(sha256: str, size: int) -> Iterator[bytes] | None:
@@ -281,7 +282,10 @@ def _read_blocks(fd: int) -> Iterator[bytes]:
                 continue
             if n == 0:
                 return
-            yield buffer[:n]  # a copy (bytes): the buffer is read into again
+            # Copies (bytes: the buffer is read into again), a MiB each: chunks of the
+            # buffer's size would have the allocator keep that much per thread afterwards.
+            for start in range(0, n, _SEND_CHUNK):
+                yield buffer[start : min(n, start + _SEND_CHUNK)]
             offset += n
     finally:
         buffer.close()
