@@ -79,11 +79,19 @@ def paginate(
     if cursor:
         queryset = queryset.filter(after_condition(keys, _decode(cursor, len(keys))))
     rows = list(queryset[: limit + 1])
+    if render_all is not None:
+        return _page(rows, keys, limit, render_all)
+    return _page(rows, keys, limit, lambda page: [render(row) for row in page])
+
+
+def _page(
+    rows: list[Any], keys: Sequence[str], limit: int, render_all: Callable[[list[Any]], list]
+) -> dict[str, Any]:
+    """The page of `rows` (up to limit + 1 of them, the extra one telling there is more)."""
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode([_value(rows[-1], k) for k in keys]) if more else None
-    items = render_all(rows) if render_all is not None else [render(row) for row in rows]
-    return {"items": items, "next": next_cursor}
+    return {"items": render_all(rows), "next": next_cursor}
 
 
 def paginate_shapes(
@@ -105,7 +113,4 @@ def paginate_shapes(
     if not all(isinstance(v, kind) for v, kind in zip(after, kinds, strict=False)):
         raise Invalid("the cursor is not one this API gave out")
     rows = prepared.dicts(*args, *after, shape=(shape, limit, bool(after)))
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = _encode([_value(rows[-1], k) for k in keys]) if more else None
-    return {"items": render_all(rows), "next": next_cursor}
+    return _page(rows, keys, limit, render_all)
