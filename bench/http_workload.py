@@ -360,23 +360,19 @@ def bench_artifacts(
                 f"download {size_mb / downloads[-1]:.0f} MB/s"
             )
     sha_mb_s = round(size_mb / statistics.median(hashing), 1)
+
+    def figure(times: list[float], server: list[float], client_cpu: list[float]) -> dict:
+        return {
+            "size_mb": size_mb,
+            "runs": UPLOAD_RUNS,
+            "mb_s": round(size_mb / statistics.median(times), 1),
+            "each_mb_s": [round(size_mb / s, 1) for s in times],
+            "server_cpu_s": round(statistics.median(server), 2),
+            "client_cpu_s": round(statistics.median(client_cpu), 2),
+            "client_sha256_mb_s": sha_mb_s,
+        }
+
     return {
-        "http_upload": {
-            "size_mb": size_mb,
-            "runs": UPLOAD_RUNS,
-            "mb_s": round(size_mb / statistics.median(uploads), 1),
-            "each_mb_s": [round(size_mb / s, 1) for s in uploads],
-            "server_cpu_s": round(statistics.median(cpu_used["up_server"]), 2),
-            "client_cpu_s": round(statistics.median(cpu_used["up_client"]), 2),
-            "client_sha256_mb_s": sha_mb_s,
-        },
-        "http_download": {
-            "size_mb": size_mb,
-            "runs": UPLOAD_RUNS,
-            "mb_s": round(size_mb / statistics.median(downloads), 1),
-            "each_mb_s": [round(size_mb / s, 1) for s in downloads],
-            "server_cpu_s": round(statistics.median(cpu_used["down_server"]), 2),
-            "client_cpu_s": round(statistics.median(cpu_used["down_client"]), 2),
-            "client_sha256_mb_s": sha_mb_s,
-        },
+        "http_upload": figure(uploads, cpu_used["up_server"], cpu_used["up_client"]),
+        "http_download": figure(downloads, cpu_used["down_server"], cpu_used["down_client"]),
     }
