@@ -12,7 +12,14 @@ from typing import Literal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import (
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    Subquery,
+)
 
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import (
@@ -76,44 +83,50 @@ class Access:
 
 
 # The fetch of a model (or of a version with its model) carries the user's role in the org
-# as a subquery; org admins need nothing more, members one query for their grants. Compiling
-# the grants into the fetch as well costs more ORM time than the round trip it saves.
+# and what the user or their teams were granted on the model, as subqueries: one query says
+# what the caller may do. The fetches are prepared (registry.prepared), so the subqueries
+# cost their compilation once per connection, and a member's grants no extra round trip.
 _ROLE = "_access_role"
 _CODENAMES = {
     ModelPermission.VIEW: "view",
     ModelPermission.WRITE: "write",
     ModelPermission.APPROVE: "approve",
 }
+_GRANTED = {word: f"_access_grant_{word}" for word in _CODENAMES.values()}
 
 
-def access_annotations(user: UserLike, org_ref: str = "org_id") -> dict:
-    """The user's role in the model's org, as a subquery of a query over models (default) or
-    over rows that point at one (`org_ref="model__org_id"`). Read back with `access_from`."""
-    return _role_annotation(user.pk, org_ref)
+def access_annotations(user: UserLike, model_ref: str = "pk", org_ref: str = "org_id") -> dict:
+    """The user's role in the model's org and their grants on the model, as subqueries of a
+    query over models (default) or over rows that point at one (`model_ref="model_id",
+    org_ref="model__org_id"`). Read back with `access_of`."""
+    return _access_annotations(user.pk, model_ref, org_ref)
 
 
-def _role_annotation(user_id: int, org_ref: str = "org_id") -> dict:
+def _access_annotations(user_id: int, model_ref: str = "pk", org_ref: str = "org_id") -> dict:
     role = Membership.objects.filter(user_id=user_id, org_id=OuterRef(org_ref)).values("role")
-    return {_ROLE: Subquery(role[:1])}
-
-
-def _grants_query(user_id: int, model_id: int) -> QuerySet:
-    by_user = ModelUserPermission.objects.filter(
-        user_id=user_id, content_object_id=model_id
-    ).values_list("permission__codename")
+    annotations = {_ROLE: Subquery(role[:1])}
     teams = get_user_model().groups.through.objects.filter(user_id=user_id).values("group_id")
-    by_team = ModelGroupPermission.objects.filter(
-        group_id__in=teams, content_object_id=model_id
-    ).values_list("permission__codename")
-    return by_user.union(by_team)
+    for codename, word in _CODENAMES.items():
+        by_user = ModelUserPermission.objects.filter(
+            user_id=user_id, content_object_id=OuterRef(model_ref), permission__codename=codename
+        )
+        by_team = ModelGroupPermission.objects.filter(
+            group_id__in=teams, content_object_id=OuterRef(model_ref), permission__codename=codename
+        )
+        annotations[_GRANTED[word]] = ExpressionWrapper(
+            Q(Exists(by_user)) | Q(Exists(by_team)), output_field=BooleanField()
+        )
+    return annotations
 
 
-_GRANTS = Prepared(_grants_query, int, int)
+def _granted_on(row: object) -> set[str]:
+    return {word for word, name in _GRANTED.items() if getattr(row, name)}
 
 
-def _grants(user: UserLike, model_id: int) -> set[str]:
-    """The words (view, write, approve) granted on the model to the user or their teams."""
-    return {_CODENAMES[c] for (c,) in _GRANTS.rows(user.pk, model_id) if c in _CODENAMES}
+def access_of(user: UserLike, row: object, visibility: str) -> "Access":
+    """The Access of `user` on a model, from a row fetched with `access_annotations` and
+    the model's visibility read in the same query."""
+    return access_from(user, getattr(row, _ROLE), visibility, _granted_on(row))
 
 
 # What a user may do on a model (and their role in an org) is read once per request: the
@@ -149,9 +162,9 @@ def _note(user: UserLike, model_id: int, access: "Access") -> "Access":
     return access
 
 
-def access_from(user: UserLike, role: str | None, model_id: int, visibility: str) -> Access:
-    """The Access of `user` on a model, from their role in its org (as `access_annotations`
-    read it) and the model's visibility read in the same query."""
+def access_from(user: UserLike, role: str | None, visibility: str, grants: set[str]) -> Access:
+    """The Access of `user` on a model, from their role in its org, the model's visibility
+    and the words (view, write, approve) granted on it to the user or their teams."""
     if not _active(user):
         return Access()
     if user.is_superuser:
@@ -160,16 +173,15 @@ def access_from(user: UserLike, role: str | None, model_id: int, visibility: str
         return Access()
     if role == Role.ADMIN:
         return Access(view=True, write=True, approve=True, admin=True)
-    grants = _grants(user, model_id)
     view = bool(grants) or visibility == Visibility.ORGANIZATION
     return Access(view=view, write="write" in grants, approve="approve" in grants)
 
 
-_VISIBILITY_AND_ROLE = Prepared(
+_VISIBILITY_AND_ACCESS = Prepared(
     lambda model_id, user_id: (
         RegisteredModel.objects.filter(pk=model_id)
-        .annotate(**_role_annotation(user_id))
-        .values_list("visibility", _ROLE)
+        .annotate(**_access_annotations(user_id))
+        .values_list("visibility", _ROLE, *_GRANTED.values())
     ),
     int,
     int,
@@ -184,11 +196,12 @@ def model_access(user: UserLike, model: RegisteredModel) -> Access:
         return noted[("model", user.pk, model.pk)]
     # As stored, not as the caller's instance says: a model made private a moment ago is
     # private now.
-    rows = _VISIBILITY_AND_ROLE.rows(model.pk, user.pk)
+    rows = _VISIBILITY_AND_ACCESS.rows(model.pk, user.pk)
     if not rows:
         return Access()
-    visibility, role = rows[0]
-    return _note(user, model.pk, access_from(user, role, model.pk, visibility))
+    visibility, role, *granted = rows[0]
+    grants = {word for word, held in zip(_GRANTED, granted, strict=True) if held}
+    return _note(user, model.pk, access_from(user, role, visibility, grants))
 
 
 def _need_message(need: Need, model: RegisteredModel) -> str:
@@ -239,7 +252,7 @@ _MODEL_FOR_USER = Prepared(
     lambda user_id, slug, name: (
         RegisteredModel.objects.select_related("org", "owner", "created_by")
         .filter(org__slug=slug, name=name)
-        .annotate(**_role_annotation(user_id))
+        .annotate(**_access_annotations(user_id))
     ),
     int,
     str,
@@ -250,15 +263,15 @@ _MODEL_FOR_USER = Prepared(
 def get_model_for_user(
     user: UserLike, org: str | Organization, name: str, need: Need = "view"
 ) -> RegisteredModel:
-    """The model with its org, owner and creator, fetched with the user's role in one
-    query (a member's grants take one more): 404 unless the user may view it."""
+    """The model with its org, owner and creator, fetched with the user's role and grants
+    in one query: 404 unless the user may view it."""
     if not _active(user):
         raise NotFound(f"model {name} not found")
     slug = org if isinstance(org, str) else org.slug
     model = _MODEL_FOR_USER.first(user.pk, slug, name)
     if model is None:
         raise NotFound(f"model {name} not found")
-    access = access_from(user, getattr(model, _ROLE), model.pk, model.visibility)
+    access = access_of(user, model, model.visibility)
     _check(user, model, _note(user, model.pk, access), need)
     return model
 
@@ -268,7 +281,7 @@ _VERSION_FOR_USER = Prepared(
     lambda user_id, slug, name, number: (
         ModelVersion.objects.select_related("model__org", "branch", "created_by")
         .filter(model__org__slug=slug, model__name=name, number=number)
-        .annotate(**_role_annotation(user_id, "model__org_id"))
+        .annotate(**_access_annotations(user_id, "model_id", "model__org_id"))
     ),
     int,
     str,
@@ -284,8 +297,8 @@ def get_version_for_user(
     number: int,
     need: Need = "view",
 ) -> ModelVersion:
-    """The version with its model, org, branch and creator, and the user's role, in one
-    query (a member's grants take one more)."""
+    """The version with its model, org, branch and creator, and the user's role and
+    grants, in one query."""
     if not _active(user):
         raise NotFound(f"model {model} not found")
     slug = org if isinstance(org, str) else org.slug
@@ -297,8 +310,7 @@ def get_version_for_user(
         # Which 404: the model's (not viewable, or absent) or the version's.
         get_model_for_user(user, org, model, "view")
         raise NotFound(f"version {number} of model {model} not found")
-    role = getattr(version, _ROLE)
-    access = access_from(user, role, version.model_id, version.model.visibility)
+    access = access_of(user, version, version.model.visibility)
     _check(user, version.model, _note(user, version.model_id, access), need)
     return version
 

@@ -191,7 +191,23 @@ class Prepared:
 class PreparedUpdate(Prepared):
     """`PreparedUpdate(lambda pk, n: (Model.objects.filter(pk=pk), {"field": n}), int, int)`:
     an UPDATE of a fixed shape; `.update(*args)` runs it and gives the rows changed. Only
-    for rows without history (simple-history records `save()`, never an UPDATE)."""
+    for rows without history (simple-history records `save()`, never an UPDATE).
+
+    With `returning=("field", ...)` the statement also gives those columns of the rows it
+    changed, as they are after the update (`RETURNING`, on PostgreSQL and SQLite alike):
+    `.returning(*args)` gives the rows as the database sends them (no field converters: for
+    integer and text columns), so that a counter is moved on and read in one statement,
+    under the row lock the UPDATE itself takes."""
+
+    def __init__(
+        self,
+        build: Callable[..., Any],
+        *kinds: type,
+        returning: tuple[str, ...] = (),
+        using: str = DEFAULT_DB_ALIAS,
+    ):
+        super().__init__(build, *kinds, using=using)
+        self._returning = returning
 
     def _query(self, built: Any) -> Query:
         queryset, values = built
@@ -199,10 +215,34 @@ class PreparedUpdate(Prepared):
         query.add_update_values(values)
         return query
 
+    def _compile(self, connection, build: Callable[..., Any], kinds: tuple[type, ...]):
+        compiled = super()._compile(connection, build, kinds)
+        if not self._returning:
+            return compiled
+        queryset, _ = build(*(_marker(kind, i, 0) for i, kind in enumerate(kinds)))
+        columns = ", ".join(
+            connection.ops.quote_name(queryset.model._meta.get_field(name).column)
+            for name in self._returning
+        )
+        return _Compiled(
+            sql=f"{compiled.sql} RETURNING {columns}",
+            params=compiled.params,
+            slots=compiled.slots,
+            compiler=compiled.compiler,
+            locks=False,
+        )
+
     def update(self, *args: Any) -> int:
         with connections[self._using].cursor() as cursor:
             self._execute(args, cursor)
             return cursor.rowcount
+
+    def returning(self, *args: Any) -> list[tuple[Any, ...]]:
+        if not self._returning:
+            raise TypeError("this prepared update names no columns to return")
+        with connections[self._using].cursor() as cursor:
+            self._execute(args, cursor)
+            return [tuple(row) for row in cursor.fetchall()]
 
 
 class AnyOf(Func):

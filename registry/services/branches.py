@@ -19,14 +19,18 @@ from registry.models import (
     Blob,
     Branch,
     ModelVersion,
-    Organization,
     RegisteredModel,
 )
 from registry.models.catalog import NAME_PATTERN
 from registry.permissions import require
 from registry.services.activity import event_record
 from registry.services.aliases import lock_model_transitions
-from registry.services.versions import _clean_ingredients, _create_row, locked_version
+from registry.services.versions import (
+    _clean_ingredients,
+    _create_row,
+    locked_version,
+    main_branch_with_default,
+)
 from registry.storage import StagedUpload
 
 
@@ -141,7 +145,7 @@ def version_promote(
         )
     if description is None:
         description = source.description
-    org = Organization.objects.get(pk=model.org_id)
+    main = main_branch_with_default(model)
     values = _clean_ingredients({field: getattr(source, field) for field in INGREDIENT_FIELDS})
     free = {
         "description": validation.short_text(description, "description", validation.MAX_TEXT),
@@ -158,8 +162,9 @@ def version_promote(
     promoted = _create_row(
         actor,
         model,
-        org.default_lock_level,
+        main.org_default_lock_level,
         Branch.MAIN,
+        main,
         label,
         values,
         free,

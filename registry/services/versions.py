@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from registry import validation
 from registry.digest import compute_digest, digest_of, manifest
@@ -137,15 +138,21 @@ def version_create(
     in the same transaction, so a version can be born closed with its files."""
     _refuse_not_editable(ingredients)
     access = require(actor, model, "write")
-    # The org's settings as stored, not as the caller's (possibly stale) instance holds them.
-    org = _ORG.first(model.org_id)
-    level = lock_level or org.default_lock_level
+    # The branch, and the org's default level as stored (not as the caller's possibly stale
+    # instance holds it), in one read. Branches go only with their model, whose deletion
+    # the sequence's row lock orders against this registration.
+    found = _BRANCH_AND_DEFAULT.first(model.pk, branch)
+    if found is None:
+        default_level = _ORG_DEFAULT.rows(model.org_id)[0][0]
+    else:
+        default_level = found.org_default_lock_level
+    level = lock_level or default_level
     if level not in LockLevel.values:
         raise Invalid(f"lock_level must be one of {LockLevel.values}")
-    if LockLevel.rank(level) < LockLevel.rank(org.default_lock_level) and not access.admin:
+    if LockLevel.rank(level) < LockLevel.rank(default_level) and not access.admin:
         raise Forbidden(
             f"creating a version at lock level {level}, below the organization's default "
-            f"{org.default_lock_level}, counts as lowering: org admins only"
+            f"{default_level}, counts as lowering: org admins only"
         )
     values = {field: ingredients.get(field, _default(field)) for field in INGREDIENT_FIELDS}
     values = _clean_ingredients(values)
@@ -160,7 +167,7 @@ def version_create(
         try:
             with transaction.atomic():
                 version = _create_row(
-                    actor, model, level, branch, label, values, free, parents, staged, placed
+                    actor, model, level, branch, found, label, values, free, parents, staged, placed
                 )
         except BaseException:
             for sha256 in placed:
@@ -174,41 +181,49 @@ def _default(field: str) -> Any:
 
 
 # The fixed reads and writes of every registration (registry.prepared).
-_ORG = Prepared(lambda pk: Organization.objects.filter(pk=pk), int)
 # Unique per model, so no ordering: Branch's default one joins the model and org tables.
-_BRANCH = Prepared(
-    lambda model_id, name: Branch.objects.filter(model_id=model_id, name=name).order_by(),
+_BRANCH_AND_DEFAULT = Prepared(
+    lambda model_id, name: (
+        Branch.objects.filter(model_id=model_id, name=name)
+        .annotate(org_default_lock_level=F("model__org__default_lock_level"))
+        .order_by()
+    ),
     int,
     str,
 )
-_LOCK_SEQUENCE = Prepared(
+
+
+def main_branch_with_default(model: RegisteredModel) -> Branch:
+    """The model's main branch, annotated with the org's default lock level as stored."""
+    return _BRANCH_AND_DEFAULT.first(model.pk, Branch.MAIN)
+
+
+_ORG_DEFAULT = Prepared(
+    lambda pk: Organization.objects.filter(pk=pk).values_list("default_lock_level"), int
+)
+# The next number, taken under the row lock of the UPDATE (held until commit).
+_NEXT_NUMBER = PreparedUpdate(
     lambda model_id: (
-        VersionSequence.objects.select_for_update()
-        .filter(model_id=model_id)
-        .values_list("last_number")
-    ),
-    int,
-)
-_SET_SEQUENCE = PreparedUpdate(
-    lambda model_id, number: (
         VersionSequence.objects.filter(model_id=model_id),
-        {"last_number": number},
+        {"last_number": F("last_number") + 1},
     ),
     int,
-    int,
+    returning=("last_number",),
 )
 
 
-def _create_row(actor, model, level, branch_name, label, values, free, parents, staged, placed):
-    branch = _BRANCH.first(model.pk, branch_name)
+def _create_row(
+    actor, model, level, branch_name, branch, label, values, free, parents, staged, placed
+):
     if branch is None:
         raise Invalid(f"branch {branch_name} does not exist on model {model.name}")
     if label is not None:
         label = _clean_label(model, label)
     parent_versions = _clean_parents(actor, model, parents or [])
-    (number,) = _LOCK_SEQUENCE.rows(model.pk)[0]
-    number += 1
-    _SET_SEQUENCE.update(model.pk, number)
+    taken = _NEXT_NUMBER.returning(model.pk)
+    if not taken:  # the model was deleted since it was read
+        raise NotFound(f"model {model.name} not found")
+    ((number,),) = taken
     blobs = {}
     for path, upload in staged.items():
         blob, wrote = blob_attach(upload)

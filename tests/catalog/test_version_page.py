@@ -11,7 +11,7 @@ from registry.services.versions import version_create, version_set_lock_level
 
 pytestmark = pytest.mark.django_db
 
-VERSION_PAGE_QUERIES = 13
+VERSION_PAGE_QUERIES = 12
 
 
 def url(version, name="catalog:version", *extra) -> str:

@@ -15,6 +15,7 @@ from registry.models import (
     RegisteredModel,
     Role,
     Team,
+    VersionSequence,
     Visibility,
 )
 from registry.permissions import Access, model_access
@@ -365,6 +366,16 @@ def test_it_never_reuses_a_version_number(model, alice):
     version_delete(actor=alice, version=versions[0])
     assert version_create(actor=alice, model=model).number == 5
     assert sorted(model.versions.values_list("number", flat=True)) == [4, 5]
+
+
+def test_it_registers_nothing_on_a_model_deleted_since_it_was_read(model, alice):
+    # The number sequence goes with its model; a registration that finds none is a 404.
+    events = ActivityEvent.objects.count()
+    VersionSequence.objects.filter(model=model).delete()
+    with pytest.raises(NotFound, match="model fraud not found"):
+        version_create(actor=alice, model=model)
+    assert not model.versions.exists()
+    assert ActivityEvent.objects.count() == events
 
 
 def test_it_refuses_to_delete_a_version_with_children(model, acme, alice, admin):
