@@ -30,6 +30,17 @@ SHARED_BROKER = "redis://127.0.0.1:6379/12"
 WORKER_READY_TIMEOUT = 30
 
 
+@pytest.fixture(autouse=True)
+def broker_not_remembered_down() -> Iterator[None]:
+    """A broker failure is remembered for a few seconds (notifications.tasks.BROKER_BACKOFF):
+    no test inherits one from the test before it, nor leaves one to the next."""
+    from notifications import tasks
+
+    tasks._broker_down_until = 0.0
+    yield
+    tasks._broker_down_until = 0.0
+
+
 # A local webhook receiver -----------------------------------------------------------------
 
 
@@ -277,4 +288,6 @@ def workers(settings, tmp_path, monkeypatch, transactional_db) -> Iterator[Worke
                 f"_kombu.binding_permanent.{group.queue}",
                 "unacked",
                 "unacked_index",
+                f"modelvault:outbox:{group.queue}",
+                f"modelvault:outbox:{group.queue}:queued",
             )

@@ -126,7 +126,7 @@ def test_it_mails_and_posts_a_request_an_approval_and_a_version(
 
 
 def test_it_delivers_every_event_once_after_a_broker_outage(
-    workers, own_redis, receiver, monkeypatch, caplog, model, alice, bob
+    workers, own_redis, receiver, caplog, model, alice, bob
 ):
     hook = webhook_create(
         actor=alice, org=model.org, model=model, url=receiver.url, events=["stage.applied"]
@@ -140,14 +140,14 @@ def test_it_delivers_every_event_once_after_a_broker_outage(
     outage = time.monotonic() - started
     assert ModelVersion.objects.filter(model=model, stage=Stage.STAGING).count() == 100
     assert outage < 120, f"100 stage changes took {outage:.1f} s with the broker down"
-    assert "could not enqueue notifications.tasks.dispatch_event" in caplog.text
+    assert "could not enqueue events" in caplog.text
     applied = set(ActivityEvent.objects.filter(verb="stage.applied").values_list("pk", flat=True))
     assert len(applied) == 100
     assert receiver.hits == [] and not Delivery.objects.exists()
 
     own_redis.start()
     forget_broker_connections()
-    monkeypatch.setattr(notification_tasks, "_broker_down_until", 0.0)
+    notification_tasks._broker_down_until = 0.0  # as BROKER_BACKOFF seconds later
     workers.start()
     call_command("dispatch_pending", older_than=0)
 
