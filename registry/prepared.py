@@ -147,7 +147,7 @@ class Prepared:
     def _query(self, built: Any) -> Query:
         return built.query
 
-    def _execute(self, args: tuple[Any, ...], cursor, shape: Any = None) -> _Compiled:
+    def _bind(self, args: tuple[Any, ...], shape: Any = None) -> tuple[_Compiled, list[Any]]:
         connection, compiled = self._compiled(shape, tuple(type(a) for a in args))
         if compiled.locks and connection.get_autocommit():
             raise TransactionManagementError(
@@ -156,8 +156,18 @@ class Prepared:
         params = list(compiled.params)
         for position, index, binder in compiled.slots:
             params[position] = binder(args[index])
+        return compiled, params
+
+    def _execute(self, args: tuple[Any, ...], cursor, shape: Any = None) -> _Compiled:
+        compiled, params = self._bind(args, shape)
         cursor.execute(compiled.sql, params)
         return compiled
+
+    def bound(self, *args: Any) -> tuple[str, list[Any]]:
+        """The SQL and its parameters for these arguments, not run: for a statement that
+        carries this one (a data-modifying WITH on PostgreSQL)."""
+        compiled, params = self._bind(args)
+        return compiled.sql, params
 
     def _run(self, args: tuple[Any, ...], shape: Any = None) -> tuple[_Compiled, list[Any]]:
         with connections[self._using].cursor() as cursor:
@@ -243,6 +253,61 @@ class PreparedUpdate(Prepared):
         with connections[self._using].cursor() as cursor:
             self._execute(args, cursor)
             return [tuple(row) for row in cursor.fetchall()]
+
+
+class PreparedInsert:
+    """`PreparedInsert(Model)`: the INSERT of one row of `Model` (every concrete column but a
+    primary key the database makes), its SQL built once per connection, `RETURNING` the new
+    key. `.bound(obj)` gives the SQL and the values of `obj`, each prepared for the database
+    by its field as Django's own insert prepares it (`pre_save`, then `get_db_prep_save`);
+    `.insert(obj)` runs it and sets the new key on `obj`. For rows written on every request
+    whose model has no save() logic of its own to run."""
+
+    def __init__(self, model: type[Model], using: str = DEFAULT_DB_ALIAS):
+        self.model = model
+        self._using = using
+
+    def statement(self, connection) -> tuple[str, tuple[Any, ...]]:
+        """The SQL on this connection, and the fields whose values it takes, in order."""
+        cache = connection.__dict__.setdefault(_CACHE_ATTRIBUTE, {})
+        statement = cache.get(self)
+        if statement is None:
+            meta = self.model._meta
+            if not getattr(meta.pk, "db_returning", False):
+                raise TypeError(f"{meta.label}'s primary key is not made by the database")
+            fields = tuple(field for field in meta.concrete_fields if field is not meta.pk)
+            quote = connection.ops.quote_name
+            columns = ", ".join(quote(field.column) for field in fields)
+            placeholders = ", ".join(["%s"] * len(fields))
+            sql = (
+                f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "
+                f"RETURNING {quote(meta.pk.column)}"
+            )
+            statement = cache[self] = (sql, fields)
+        return statement
+
+    def bound(self, obj: Model) -> tuple[str, list[Any]]:
+        connection = connections[self._using]
+        sql, fields = self.statement(connection)
+        params = [
+            field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection)
+            for field in fields
+        ]
+        return sql, params
+
+    def inserted(self, obj: Model, pk: Any) -> Model:
+        """`obj` as saved, with the key the statement returned."""
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = self._using
+        return obj
+
+    def insert(self, obj: Model) -> Model:
+        sql, params = self.bound(obj)
+        with connections[self._using].cursor() as cursor:
+            cursor.execute(sql, params)
+            (pk,) = cursor.fetchone()
+        return self.inserted(obj, pk)
 
 
 class AnyOf(Func):

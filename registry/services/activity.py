@@ -12,7 +12,7 @@ from registry.models import (
     RegisteredModel,
 )
 from registry.permissions import access_forget
-from registry.prepared import Prepared, PreparedUpdate
+from registry.prepared import Prepared, PreparedInsert, PreparedUpdate
 
 
 def chain_start(org: Organization) -> ActivityChain:
@@ -20,11 +20,13 @@ def chain_start(org: Organization) -> ActivityChain:
     return chain
 
 
-# Every write takes these two (registry.prepared): the head row locked, then moved on.
+# Every write takes these (registry.prepared): the head row locked, the event inserted and the
+# head moved on to it.
 _LOCK_CHAIN = Prepared(
     lambda org_id: ActivityChain.objects.select_for_update(no_key=True).filter(org_id=org_id),
     int,
 )
+_INSERT_EVENT = PreparedInsert(ActivityEvent)
 _ADVANCE_CHAIN = PreparedUpdate(
     lambda org_id, seq, head: (
         ActivityChain.objects.filter(org_id=org_id),
@@ -78,8 +80,7 @@ def event_record(
         prev_hash=chain.head,
     )
     event.hash = link_hash(chain.head, _chained_fields(event))
-    event.save(force_insert=True)
-    _ADVANCE_CHAIN.update(org.pk, event.seq, event.hash)
+    _append(event)
     # The outbox: after commit the event is handed to Celery (notifications.tasks); if the
     # broker is down the hook logs it and the periodic sweep dispatches the event later.
     from notifications.tasks import enqueue_event
@@ -88,6 +89,30 @@ def event_record(
     access_forget()
     transaction.on_commit(lambda: enqueue_event(event_id), robust=True)
     return event
+
+
+def _append(event: ActivityEvent) -> None:
+    """Insert the event and move the chain head on to it: on PostgreSQL in one statement
+    (the insert as a data-modifying WITH of the head's update), elsewhere in two. The event
+    row is new and append-only, so it is written without ActivityEvent.save()."""
+    insert, insert_params = _INSERT_EVENT.bound(event)
+    advance, advance_params = _ADVANCE_CHAIN.bound(event.org_id, event.seq, event.hash)
+    connection = transaction.get_connection()
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            key = connection.ops.quote_name(ActivityEvent._meta.pk.column)
+            cursor.execute(
+                f"WITH event AS ({insert}) {advance} RETURNING (SELECT {key} FROM event)",
+                [*insert_params, *advance_params],
+            )
+            row = cursor.fetchone()
+        else:
+            cursor.execute(insert, insert_params)
+            row = cursor.fetchone()
+            cursor.execute(advance, advance_params)
+    if row is None or row[0] is None:
+        raise RuntimeError(f"the activity chain of org {event.org_id} did not advance")
+    _INSERT_EVENT.inserted(event, row[0])
 
 
 def _chained_fields(event: ActivityEvent) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Prepared querysets (registry.prepared) and the per-request note of who may do what."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from django.db import transaction
@@ -8,13 +9,19 @@ from django.db.models import Count, F
 from django.db.transaction import TransactionManagementError
 
 from registry.errors import NotFound
-from registry.models import ActivityChain, Membership, ModelVersion, RegisteredModel
+from registry.models import (
+    ActivityChain,
+    ActivityEvent,
+    Membership,
+    ModelVersion,
+    RegisteredModel,
+)
 from registry.permissions import (
     access_noted_per_request,
     get_model_for_user,
     model_access,
 )
-from registry.prepared import AnyOf, Prepared, PreparedShapes, PreparedUpdate
+from registry.prepared import AnyOf, Prepared, PreparedInsert, PreparedShapes, PreparedUpdate
 from registry.services.registered_models import model_update
 from registry.services.versions import version_create
 
@@ -140,6 +147,39 @@ def test_an_update_reads_back_what_it_changed(acme, globex, django_assert_num_qu
         PreparedUpdate(
             lambda org_id: (ActivityChain.objects.filter(org_id=org_id), {"seq": 1}), int
         ).returning(acme.pk)
+
+
+@pytest.mark.django_db
+def test_it_inserts_a_row_as_djangos_insert_would(acme, alice, model, django_assert_num_queries):
+    insert = PreparedInsert(ActivityEvent)
+    when = datetime(2026, 11, 22, 9, 30, 15, 250000, tzinfo=UTC)
+    event = ActivityEvent(
+        org=acme,
+        seq=10**12,
+        created_at=when,
+        actor=alice,
+        actor_name="alice",
+        verb="model.updated",
+        target_type="model",
+        target_id=str(model.pk),
+        target_repr="fraud \u2013 <b>ünïcode</b>",
+        model=model,
+        changes={"tags": [{}, {"team": "risk", "n": 1.5, "ok": True, "none": None}]},
+        data={"list": [1, "two", {"three": 3}]},
+        prev_hash="0" * 64,
+        hash="f" * 64,
+    )
+    with django_assert_num_queries(0):
+        sql, params = insert.bound(event)
+    assert sql.startswith("INSERT INTO") and "RETURNING" in sql
+    with django_assert_num_queries(1):
+        assert insert.insert(event) is event
+    assert event.pk is not None and not event._state.adding
+    stored = ActivityEvent.objects.get(pk=event.pk)
+    for field in ActivityEvent._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(event, field.attname), field.name
+    with pytest.raises(TypeError, match="not made by the database"):
+        PreparedInsert(ModelVersion).bound(ModelVersion())
 
 
 @pytest.mark.django_db
