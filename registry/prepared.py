@@ -20,8 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
-from django.db.models import BooleanField, F, Func, Model, QuerySet
+from django.db.models import BooleanField, F, Func, JSONField, Model, QuerySet
 from django.db.models.query import get_related_populators
 from django.db.models.sql import Query, UpdateQuery
 from django.db.transaction import TransactionManagementError
@@ -39,7 +40,37 @@ def _marker(kind: type, index: int, variant: int) -> Any:
         return f"\ue000prepared-{variant}-{index}\ue000"
     if kind is uuid.UUID:
         return uuid.UUID(int=(0xE000 + variant) << 64 | index)
+    if kind is list:
+        return _ListMarker()  # for AnyOf: known by identity, not by value
     raise TypeError(f"no marker for parameters of type {kind.__name__}")
+
+
+class _ListMarker(list):
+    """The marker of a list argument, which only AnyOf takes: its parameter carries the
+    marker it was made from (`source`) and how to prepare another list the same way."""
+
+
+class _BoundList(list):
+    """AnyOf's parameter made from a marker on PostgreSQL: never sent, only rebound."""
+
+    def __init__(self, values: list[Any], source: _ListMarker, prepare: Callable[[Any], Any]):
+        super().__init__(values)
+        self.source = source
+        self._prepare = prepare
+
+    def rebind(self, values: list[Any]) -> list[Any]:
+        return [self._prepare(value) for value in values]
+
+
+class _BoundJSON(str):
+    """AnyOf's parameter made from a marker on SQLite (a JSON array): never sent, only
+    rebound."""
+
+    source: _ListMarker
+    _prepare: Callable[[Any], Any]
+
+    def rebind(self, values: list[Any]) -> str:
+        return json.dumps([self._prepare(value) for value in values])
 
 
 def _forms(marker: Any) -> list[tuple[Any, Callable[[Any], Any]]]:
@@ -63,6 +94,44 @@ def _bind_as(value: Any, binder: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda v: wrap(binder(v))
 
 
+def _fast_json(field: JSONField) -> Callable[[Any, Any, Any], Any]:
+    """JSONField.from_db_value with orjson, three to five times faster on the JSON columns of
+    a page of versions; anything orjson refuses (an integer past 64 bits, NaN) and any
+    field with a decoder of its own take Django's own path, so the values are the same."""
+    slow = field.from_db_value
+
+    def convert(value: Any, expression: Any, connection: Any) -> Any:
+        if type(value) is str:
+            try:
+                return orjson.loads(value)
+            except orjson.JSONDecodeError:
+                pass
+        return slow(value, expression, connection)
+
+    return convert
+
+
+def _converters(compiler) -> tuple[tuple[int, tuple[Callable, ...], Any], ...]:
+    """What results_iter() would apply to each row, worked out once: (position, converters,
+    expression) per column that has any."""
+    fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
+    if compiler.has_composite_fields(fields):
+        raise ValueError("prepared queries do not read composite primary keys")
+    found = []
+    for position, (converters, expression) in compiler.get_converters(fields).items():
+        field = getattr(expression, "output_field", None)
+        converters = tuple(
+            _fast_json(field)
+            if isinstance(field, JSONField)
+            and field.decoder is None
+            and getattr(converter, "__func__", None) is JSONField.from_db_value
+            else converter
+            for converter in converters
+        )
+        found.append((position, converters, expression))
+    return tuple(found)
+
+
 @dataclass(frozen=True)
 class _Compiled:
     sql: str
@@ -70,6 +139,7 @@ class _Compiled:
     slots: tuple[tuple[int, int, Callable[[Any], Any]], ...]  # (param, argument, binder)
     compiler: Any
     locks: bool
+    converters: tuple[tuple[int, tuple[Callable, ...], Any], ...] = ()
     names: tuple[str, ...] = ()  # of a values() shape's columns
     # For model rows only.
     model: type[Model] | None = None
@@ -113,6 +183,14 @@ class Prepared:
         slots, found = [], set()
         for position, (value, other) in enumerate(zip(params, other_params, strict=True)):
             for index, (marker, alternative) in enumerate(zip(markers, others, strict=True)):
+                if isinstance(marker, _ListMarker):
+                    if (
+                        getattr(value, "source", None) is marker
+                        and getattr(other, "source", None) is alternative
+                    ):
+                        slots.append((position, index, value.rebind))
+                        found.add(index)
+                    continue
                 for (form, binder), (other_form, _) in zip(
                     _forms(marker), _forms(alternative), strict=True
                 ):
@@ -128,6 +206,7 @@ class Prepared:
             "slots": tuple(slots),
             "compiler": compiler,
             "locks": query.select_for_update,
+            "converters": _converters(compiler) if compiler.select else (),
         }
         if compiler.klass_info is None or not query.default_cols:  # not model rows
             names = (*query.extra_select, *query.values_select, *query.annotation_select)
@@ -170,10 +249,22 @@ class Prepared:
         return compiled.sql, params
 
     def _run(self, args: tuple[Any, ...], shape: Any = None) -> tuple[_Compiled, list[Any]]:
-        with connections[self._using].cursor() as cursor:
+        connection = connections[self._using]
+        with connection.cursor() as cursor:
             compiled = self._execute(args, cursor, shape)
             rows = cursor.fetchall()
-        return compiled, list(compiled.compiler.results_iter([rows]))
+        if not compiled.converters:
+            return compiled, rows
+        converted = []
+        for row in rows:
+            row = list(row)
+            for position, converters, expression in compiled.converters:
+                value = row[position]
+                for converter in converters:
+                    value = converter(value, expression, connection)
+                row[position] = value
+            converted.append(row)
+        return compiled, converted
 
     def rows(self, *args: Any) -> list[Any]:
         return self._run(args)[1]
@@ -314,32 +405,44 @@ class AnyOf(Func):
     """`column` is one of `values`, with the list as one parameter (`= ANY(%s)` on
     PostgreSQL, `IN (SELECT value FROM json_each(%s))` on SQLite) where `__in` writes a
     placeholder per value and prepares each: for a page's 200 ids that costs more than the
-    query. Use in filter(): `filter(AnyOf("version_id", ids))`."""
+    query. Use in filter(): `filter(AnyOf("version_id", ids))`; in a prepared query, with
+    the argument type `list`: `Prepared(lambda ids: ....filter(AnyOf("version_id", ids)),
+    list)`."""
 
     conditional = True
     output_field = BooleanField()
 
     def __init__(self, column: str, values: list[Any]):
         super().__init__(F(column))
+        self.source = values  # a prepared query's list marker, known by identity
         self.values = list(values)
 
     def _column_and_values(self, compiler, connection):
         column = self.source_expressions[0]
         sql, params = compiler.compile(column)
         field = column.output_field
-        values = [field.get_db_prep_value(value, connection) for value in self.values]
-        return sql, params, values
+
+        def prepare(value: Any) -> Any:
+            return field.get_db_prep_value(value, connection)
+
+        return sql, params, [prepare(value) for value in self.values], prepare
 
     def as_sql(self, compiler, connection, **extra):
         raise NotSupportedError("AnyOf supports PostgreSQL and SQLite")
 
     def as_postgresql(self, compiler, connection, **extra):
-        sql, params, values = self._column_and_values(compiler, connection)
+        sql, params, values, prepare = self._column_and_values(compiler, connection)
+        if isinstance(self.source, _ListMarker):
+            values = _BoundList(values, self.source, prepare)
         return f"{sql} = ANY(%s)", (*params, values)
 
     def as_sqlite(self, compiler, connection, **extra):
-        sql, params, values = self._column_and_values(compiler, connection)
-        return f"{sql} IN (SELECT value FROM json_each(%s))", (*params, json.dumps(values))
+        sql, params, values, prepare = self._column_and_values(compiler, connection)
+        array = json.dumps(values)
+        if isinstance(self.source, _ListMarker):
+            array = _BoundJSON(array)
+            array.source, array._prepare = self.source, prepare
+        return f"{sql} IN (SELECT value FROM json_each(%s))", (*params, array)
 
 
 class PreparedShapes(Prepared):

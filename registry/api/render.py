@@ -16,7 +16,7 @@ from registry.models import (
     RegisteredModel,
     VersionParent,
 )
-from registry.prepared import AnyOf
+from registry.prepared import AnyOf, Prepared
 
 
 def _name(user) -> str | None:
@@ -186,58 +186,71 @@ def version_rows(versions: QuerySet, *more: str) -> QuerySet:
     return versions.values(*VERSION_ROW, *more)
 
 
+# What a page of versions shows beyond its rows, one prepared query each (the page's ids are
+# one parameter): artifacts, parents, and the pending stage request of each version.
+_PAGE_ARTIFACTS = Prepared(
+    lambda ids: (
+        Artifact.objects.filter(AnyOf("version_id", ids))
+        .order_by("version_id", "path")
+        .values_list("version_id", "path", "blob__size", "blob_id")
+    ),
+    list,
+)
+_PAGE_PARENTS = Prepared(
+    lambda ids: (
+        VersionParent.objects.filter(AnyOf("child_id", ids))
+        .order_by("parent__model_id", "-parent__number")
+        .values_list(
+            "child_id", "parent_id", "parent__model__name", "parent__number", "parent__digest"
+        )
+    ),
+    list,
+)
+_PAGE_PENDING = Prepared(
+    lambda ids: (
+        StageChangeRequest.objects.pending()
+        .filter(AnyOf("version_id", ids), kind=RequestKind.STAGE)
+        .with_approvals()
+        .order_by("-created_at", "-id")  # the newest first, as versions_qs() has them
+        .values_list(
+            "version_id",
+            "id",
+            "to_stage",
+            "requester__username",
+            "approvals",
+            "required_approvals",
+            "created_at",
+        )
+    ),
+    list,
+)
+
+
 def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ids = [row["id"] for row in rows]
     artifacts: dict[Any, list] = {pk: [] for pk in ids}
-    if ids:
-        for version_id, path, size, sha256 in (
-            Artifact.objects.filter(AnyOf("version_id", ids))
-            .order_by("version_id", "path")
-            .values_list("version_id", "path", "blob__size", "blob_id")
-        ):
-            artifacts[version_id].append({"path": path, "size": size, "sha256": sha256})
     parents: dict[Any, list] = {pk: [] for pk in ids}
-    if ids:
-        links = (
-            VersionParent.objects.filter(AnyOf("child_id", ids))
-            .order_by("parent__model_id", "-parent__number")
-            .values_list(
-                "child_id", "parent_id", "parent__model__name", "parent__number", "parent__digest"
-            )
-        )
-        for child, pk, model, number, digest in links:
-            parents[child].append(
-                {"id": str(pk), "model": model, "number": number, "digest": digest}
-            )
     pending: dict[Any, dict] = {}
-    if ids:
-        requests = (
-            StageChangeRequest.objects.pending()
-            .filter(AnyOf("version_id", ids), kind=RequestKind.STAGE)
-            .with_approvals()
-            .order_by("-created_at", "-id")  # the newest first, as versions_qs() has them
-            .values_list(
-                "version_id",
-                "id",
-                "to_stage",
-                "requester__username",
-                "approvals",
-                "required_approvals",
-                "created_at",
-            )
+    if not ids:
+        return []
+    for version_id, path, size, sha256 in _PAGE_ARTIFACTS.rows(ids):
+        artifacts[version_id].append({"path": path, "size": size, "sha256": sha256})
+    for child, pk, model, number, digest in _PAGE_PARENTS.rows(ids):
+        parents[child].append({"id": str(pk), "model": model, "number": number, "digest": digest})
+    for version_id, pk, to_stage, requester, approvals, required, created_at in _PAGE_PENDING.rows(
+        ids
+    ):
+        pending.setdefault(
+            version_id,
+            {
+                "id": pk,
+                "to_stage": to_stage,
+                "requester": requester,
+                "approvals": approvals,
+                "required_approvals": required,
+                "created_at": created_at,
+            },
         )
-        for version_id, pk, to_stage, requester, approvals, required, created_at in requests:
-            pending.setdefault(
-                version_id,
-                {
-                    "id": pk,
-                    "to_stage": to_stage,
-                    "requester": requester,
-                    "approvals": approvals,
-                    "required_approvals": required,
-                    "created_at": created_at,
-                },
-            )
     return [
         _version_dict(
             row["id"],

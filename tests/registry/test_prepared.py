@@ -226,6 +226,48 @@ def test_any_of_is_in_with_one_parameter(model, admin, django_assert_num_queries
 
 
 @pytest.mark.django_db
+def test_a_prepared_query_takes_a_list_for_any_of(model, admin, django_assert_num_queries):
+    versions = [version_create(actor=admin, model=model) for _ in range(3)]
+    of_ids = Prepared(
+        lambda ids, org_id: (
+            ModelVersion.objects.filter(AnyOf("id", ids), model__org_id=org_id)
+            .order_by("number")
+            .values_list("number", "tags")
+        ),
+        list,
+        int,
+    )
+    by_number = Prepared(
+        lambda numbers: ModelVersion.objects.filter(AnyOf("number", numbers)).order_by("number"),
+        list,
+    )
+    for wanted, numbers in [
+        ([versions[0].pk, versions[2].pk, uuid.uuid4()], [1, 3]),
+        ([versions[1].pk], [2]),
+        ([], []),
+    ]:
+        with django_assert_num_queries(1):
+            assert [n for n, _ in of_ids.rows(wanted, model.org_id)] == numbers
+        assert [v.number for v in by_number.objects(numbers)] == numbers
+    assert of_ids.rows([versions[0].pk], model.org_id + 1) == []
+    assert of_ids.rows([versions[0].pk], model.org_id) == [[1, {}]]  # JSON as Django reads it
+
+
+@pytest.mark.django_db
+def test_it_reads_json_as_django_does(model, admin):
+    tags = {"big": str(2**70), "text": "ünï \u2028"}
+    params = {"n": 2**70, "f": 2.5, "none": None, "yes": True}  # 2**70: past orjson's ints
+    version = version_create(actor=admin, model=model, tags=tags, params=params)
+    read = Prepared(
+        lambda pk: ModelVersion.objects.filter(pk=pk).values_list("tags", "params"), uuid.UUID
+    )
+    assert read.rows(version.pk) == [[tags, params]]
+    assert read.rows(version.pk)[0] == list(
+        ModelVersion.objects.filter(pk=version.pk).values_list("tags", "params").get()
+    )
+
+
+@pytest.mark.django_db
 def test_shapes_are_compiled_per_shape_and_kept_to_a_bound(model, admin, acme):
     version_create(actor=admin, model=model, tags={"team": "risk"})
     built = []
