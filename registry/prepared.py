@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
-from django.db.models import BooleanField, F, Func, JSONField, Model, QuerySet
+from django.db.models import BooleanField, F, Func, JSONField, Model, QuerySet, signals
 from django.db.models.query import get_related_populators
 from django.db.models.sql import Query, UpdateQuery
 from django.db.transaction import TransactionManagementError
@@ -347,12 +347,14 @@ class PreparedUpdate(Prepared):
 
 
 class PreparedInsert:
-    """`PreparedInsert(Model)`: the INSERT of one row of `Model` (every concrete column but a
-    primary key the database makes), its SQL built once per connection, `RETURNING` the new
+    """`PreparedInsert(Model)`: the INSERT of one row of `Model` (every concrete column, but a
+    primary key the database makes), its SQL built once per connection, `RETURNING` the
     key. `.bound(obj)` gives the SQL and the values of `obj`, each prepared for the database
     by its field as Django's own insert prepares it (`pre_save`, then `get_db_prep_save`);
-    `.insert(obj)` runs it and sets the new key on `obj`. For rows written on every request
-    whose model has no save() logic of its own to run."""
+    `.insert(obj)` runs it and sets the key on `obj`; `.save_new(obj)` is
+    `obj.save(force_insert=True)` for a model whose save() adds nothing to a new row's
+    insert: pre_save, the INSERT, post_save (whose receivers, such as the audit history,
+    run as they would). For rows written on every request."""
 
     def __init__(self, model: type[Model], using: str = DEFAULT_DB_ALIAS):
         self.model = model
@@ -364,9 +366,12 @@ class PreparedInsert:
         statement = cache.get(self)
         if statement is None:
             meta = self.model._meta
-            if not getattr(meta.pk, "db_returning", False):
-                raise TypeError(f"{meta.label}'s primary key is not made by the database")
-            fields = tuple(field for field in meta.concrete_fields if field is not meta.pk)
+            made = getattr(meta.pk, "db_returning", False)  # by the database
+            if not made and not meta.pk.has_default():
+                raise TypeError(f"{meta.label}'s primary key is made neither here nor there")
+            fields = tuple(
+                field for field in meta.concrete_fields if not (made and field is meta.pk)
+            )
             quote = connection.ops.quote_name
             columns = ", ".join(quote(field.column) for field in fields)
             placeholders = ", ".join(["%s"] * len(fields))
@@ -387,8 +392,9 @@ class PreparedInsert:
         return sql, params
 
     def inserted(self, obj: Model, pk: Any) -> Model:
-        """`obj` as saved, with the key the statement returned."""
-        obj.pk = pk
+        """`obj` as saved, with the key the statement returned if the database made it."""
+        if getattr(self.model._meta.pk, "db_returning", False):
+            obj.pk = pk
         obj._state.adding = False
         obj._state.db = self._using
         return obj
@@ -399,6 +405,25 @@ class PreparedInsert:
             cursor.execute(sql, params)
             (pk,) = cursor.fetchone()
         return self.inserted(obj, pk)
+
+    def save_new(self, obj: Model) -> Model:
+        if type(obj) is not self.model:
+            raise TypeError(f"expected a new {self.model._meta.label}, got {type(obj).__name__}")
+        if not obj._state.adding:
+            raise TypeError("save_new() writes new rows only")
+        signals.pre_save.send(
+            sender=self.model, instance=obj, raw=False, using=self._using, update_fields=None
+        )
+        self.insert(obj)
+        signals.post_save.send(
+            sender=self.model,
+            instance=obj,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=self._using,
+        )
+        return obj
 
 
 class AnyOf(Func):

@@ -26,7 +26,7 @@ from registry.models import (
 )
 from registry.models.versions import SEMVER_PATTERN
 from registry.permissions import Access, model_access, require
-from registry.prepared import Prepared, PreparedUpdate
+from registry.prepared import Prepared, PreparedInsert, PreparedUpdate
 from registry.services.activity import event_record
 from registry.services.aliases import alias_change, lock_model_transitions
 from registry.services.blobs import blob_attach, blobs_collect_later
@@ -201,6 +201,8 @@ def main_branch_with_default(model: RegisteredModel) -> Branch:
 _ORG_DEFAULT = Prepared(
     lambda pk: Organization.objects.filter(pk=pk).values_list("default_lock_level"), int
 )
+# The version row, as save() would insert it (ModelVersion.save() adds nothing to a new row).
+_INSERT_VERSION = PreparedInsert(ModelVersion)
 # The next number, taken under the row lock of the UPDATE (held until commit).
 _NEXT_NUMBER = PreparedUpdate(
     lambda model_id: (
@@ -241,16 +243,18 @@ def _create_row(
     # a savepoint, to tell that conflict from a defect.
     try:
         with transaction.atomic() if label is not None else contextlib.nullcontext():
-            version = ModelVersion.objects.create(
-                model=model,
-                number=number,
-                label=label,
-                digest=digest,
-                branch=branch,
-                lock_level=level,
-                created_by=actor,
-                **values,
-                **free,
+            version = _INSERT_VERSION.save_new(
+                ModelVersion(
+                    model=model,
+                    number=number,
+                    label=label,
+                    digest=digest,
+                    branch=branch,
+                    lock_level=level,
+                    created_by=actor,
+                    **values,
+                    **free,
+                )
             )
     except IntegrityError:
         # Only a label taken by a concurrent registration is the caller's conflict; any

@@ -12,6 +12,7 @@ from registry.errors import NotFound
 from registry.models import (
     ActivityChain,
     ActivityEvent,
+    Blob,
     Membership,
     ModelVersion,
     RegisteredModel,
@@ -178,8 +179,40 @@ def test_it_inserts_a_row_as_djangos_insert_would(acme, alice, model, django_ass
     stored = ActivityEvent.objects.get(pk=event.pk)
     for field in ActivityEvent._meta.concrete_fields:
         assert getattr(stored, field.attname) == getattr(event, field.attname), field.name
-    with pytest.raises(TypeError, match="not made by the database"):
-        PreparedInsert(ModelVersion).bound(ModelVersion())
+    with pytest.raises(TypeError, match="made neither here nor there"):
+        PreparedInsert(Blob).bound(Blob(sha256="0" * 64, size=1))
+
+
+@pytest.mark.django_db
+def test_it_saves_a_new_row_as_save_would(model, alice, django_assert_num_queries):
+    from django.db.models.signals import post_save, pre_save
+
+    seen = []
+
+    def note(signal):
+        return lambda sender, instance, **kwargs: seen.append((signal, instance.number, kwargs))
+
+    before, after = note("pre_save"), note("post_save")
+    pre_save.connect(before, sender=ModelVersion)
+    post_save.connect(after, sender=ModelVersion)
+    try:
+        version = ModelVersion(
+            model=model, number=7, digest="sha256:" + "a" * 64, branch=model.branches.get()
+        )
+        version.created_by = alice
+        with django_assert_num_queries(2):  # the row, then its history row (post_save)
+            PreparedInsert(ModelVersion).save_new(version)
+    finally:
+        pre_save.disconnect(before, sender=ModelVersion)
+        post_save.disconnect(after, sender=ModelVersion)
+    assert [(signal, number) for signal, number, _ in seen] == [("pre_save", 7), ("post_save", 7)]
+    assert seen[1][2]["created"] is True and seen[1][2]["raw"] is False
+    stored = ModelVersion.objects.get(pk=version.pk)
+    assert stored.created_at == version.created_at and stored.updated_at == version.updated_at
+    assert version.created_at is not None and not version._state.adding
+    assert stored.history.get().history_type == "+"
+    with pytest.raises(TypeError, match="new rows only"):
+        PreparedInsert(ModelVersion).save_new(stored)
 
 
 @pytest.mark.django_db
