@@ -3,7 +3,7 @@
 with 400 naming it, instead of being ignored or, worse, assigned."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from ninja import Schema
 from pydantic import ConfigDict, Field, model_validator
@@ -39,13 +39,26 @@ def _refuse_unstorable(value: Any) -> None:
             _refuse_unstorable(item)
 
 
+def _is_flag(annotation: Any) -> bool:
+    return annotation is bool or bool in get_args(annotation)
+
+
 class In(Schema):
+    """Input: unknown fields refused, text every database can store, and booleans that are
+    JSON's true or false (pydantic would read "yes", "on", "1" and 1 as true)."""
+
     model_config = ConfigDict(extra="forbid")
 
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
         _refuse_unstorable(data)
+        if isinstance(data, dict):
+            for name, field in cls.model_fields.items():
+                value = data.get(name)
+                flag = _is_flag(field.annotation)
+                if flag and value is not None and not isinstance(value, bool):
+                    raise ValueError(f"{name} must be true or false, not {value!r:.40}")
         return data
 
 

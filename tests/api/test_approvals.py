@@ -46,6 +46,15 @@ def test_it_refuses_an_unknown_stage(api, version, alice_token):
     assert api("POST", f"{V1}/stage-requests", alice_token, {"stage": "live"}).status_code == 400
 
 
+@pytest.mark.parametrize("value", ["yes", "true", "1", 1, 0, "", [], {}])
+def test_it_takes_only_true_or_false_for_a_flag(api, version, alice_token, value):
+    body = {"stage": "staging", "archive_existing": value}
+    response = api("POST", f"{V1}/stage-requests", alice_token, body)
+    assert response.status_code == 400
+    assert "archive_existing must be true or false" in response.json()["error"]["message"]
+    assert not StageChangeRequest.objects.exists()
+
+
 def test_it_lists_a_versions_requests(api, pending, carol_token):
     body = api("GET", f"{V1}/stage-requests", carol_token).json()
     assert [r["id"] for r in body["items"]] == [pending.pk]

@@ -96,6 +96,15 @@ def test_it_refuses_a_bad_or_taken_branch_name(api, exp, alice_token):
 # Protection
 
 
+def test_it_takes_only_true_or_false_for_protection(api, model, exp, admin_token):
+    events = last_event(model.org).seq
+    for value in ("yes", 1, "false", None):
+        response = api("PUT", PROTECTION, admin_token, {"protected": value})
+        assert response.status_code == 400, value
+    assert Branch.objects.get(pk=exp.pk).protected is False
+    assert last_event(model.org).seq == events
+
+
 def test_it_protects_a_branch(api, model, exp, admin_token):
     response = api("PUT", PROTECTION, admin_token, {"protected": True})
     assert response.status_code == 200 and response.json()["protected"] is True
