@@ -10,7 +10,7 @@ from django.utils import timezone
 from ninja import Query, Router, Status
 
 from registry.api import schemas as s
-from registry.api.pagination import after_condition, paginate, paginate_shapes
+from registry.api.pagination import paginate, paginate_shapes
 from registry.api.render import (
     comment_json,
     comments_qs,
@@ -18,11 +18,10 @@ from registry.api.render import (
     model_json,
     models_qs,
     version_json,
-    version_rows,
     versions_page_json,
     with_renderings,
 )
-from registry.api.search import filter_versions
+from registry.api.search import filter_versions, page_query
 from registry.errors import Invalid
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.permissions import (
@@ -131,12 +130,9 @@ def _model_versions_page(shape: Any, model_id: int, *after: Any) -> QuerySet:
     versions = ModelVersion.objects.filter(model_id=model_id)
     if stage is not None:
         versions = versions.filter(stage=stage)
-    if text is not None:
-        versions = filter_versions(versions, text)
-    rows = version_rows(versions).order_by(*MODEL_VERSION_KEYS)
-    if cursor_given:
-        rows = rows.filter(after_condition(MODEL_VERSION_KEYS, after))
-    return rows[: limit + 1]
+    return page_query(
+        versions, text, MODEL_VERSION_KEYS, limit, list(after) if cursor_given else None
+    )
 
 
 # CI polls the same query of a model (`stage == production`): compiled once per shape.

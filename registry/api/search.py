@@ -1,5 +1,6 @@
 """Finding versions: by query (SPEC 3.9) across the models of an org, and by digest."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import QuerySet
@@ -25,6 +26,20 @@ def filter_versions(versions: QuerySet, q: str) -> QuerySet:
     return query.search_versions(versions, q)
 
 
+def page_query(
+    versions: QuerySet, text: str | None, keys: Sequence[str], limit: int, after: list | None
+) -> QuerySet:
+    """The query of a prepared page of versions: `versions` narrowed by the query text (if
+    any), as page rows ordered by `keys`, after the cursor's values (if given), cut at
+    limit + 1."""
+    if text is not None:
+        versions = filter_versions(versions, text)
+    rows = version_rows(versions).order_by(*keys)
+    if after is not None:
+        rows = rows.filter(after_condition(keys, after))
+    return rows[: limit + 1]
+
+
 SEARCH_KEYS = ("model__name", "-number")
 
 
@@ -35,12 +50,7 @@ def _search_page(shape: Any, *args: Any) -> QuerySet:
     org_id, *rest = args
     user_id = rest.pop(0) if kind == "member" else None
     versions = ModelVersion.objects.filter(viewable_condition(kind, user_id, org_id, "model__"))
-    if text is not None:
-        versions = filter_versions(versions, text)
-    rows = version_rows(versions).order_by(*SEARCH_KEYS)
-    if after:
-        rows = rows.filter(after_condition(SEARCH_KEYS, rest))
-    return rows[: limit + 1]
+    return page_query(versions, text, SEARCH_KEYS, limit, rest if after else None)
 
 
 # A CI job repeats the same search: its SQL is compiled once per connection and shape.
