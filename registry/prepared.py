@@ -62,15 +62,33 @@ class _BoundList(list):
         return [self._prepare(value) for value in values]
 
 
-class _BoundJSON(str):
-    """AnyOf's parameter made from a marker on SQLite (a JSON array): never sent, only
-    rebound."""
+class _BoundText(str):
+    """AnyOf's parameter made from a marker when it is one text (a JSON array on SQLite, an
+    array literal on PostgreSQL): never sent, only rebound."""
 
     source: _ListMarker
     _prepare: Callable[[Any], Any]
+    _encode: Callable[[list[Any]], str]
+
+    @classmethod
+    def of(cls, text: str, source: Any, prepare: Callable, encode: Callable) -> str:
+        if not isinstance(source, _ListMarker):
+            return text
+        bound = cls(text)
+        bound.source, bound._prepare, bound._encode = source, prepare, encode
+        return bound
 
     def rebind(self, values: list[Any]) -> str:
-        return json.dumps([self._prepare(value) for value in values])
+        return self._encode([self._prepare(value) for value in values])
+
+
+# Column types whose values' text never needs quoting in an array literal: a list of ids is
+# then sent as one text ('{…}'::uuid[]), which psycopg does not have to adapt item by item.
+_LITERAL_TYPES = frozenset({"uuid", "integer", "bigint", "smallint"})
+
+
+def _array_literal(values: list[Any]) -> str:
+    return "{" + ",".join("NULL" if value is None else str(value) for value in values) + "}"
 
 
 def _forms(marker: Any) -> list[tuple[Any, Callable[[Any], Any]]]:
@@ -457,16 +475,17 @@ class AnyOf(Func):
 
     def as_postgresql(self, compiler, connection, **extra):
         sql, params, values, prepare = self._column_and_values(compiler, connection)
+        db_type = self.source_expressions[0].output_field.db_type(connection)
+        if db_type in _LITERAL_TYPES:
+            text = _BoundText.of(_array_literal(values), self.source, prepare, _array_literal)
+            return f"{sql} = ANY(%s::{db_type}[])", (*params, text)
         if isinstance(self.source, _ListMarker):
             values = _BoundList(values, self.source, prepare)
         return f"{sql} = ANY(%s)", (*params, values)
 
     def as_sqlite(self, compiler, connection, **extra):
         sql, params, values, prepare = self._column_and_values(compiler, connection)
-        array = json.dumps(values)
-        if isinstance(self.source, _ListMarker):
-            array = _BoundJSON(array)
-            array.source, array._prepare = self.source, prepare
+        array = _BoundText.of(json.dumps(values), self.source, prepare, json.dumps)
         return f"{sql} IN (SELECT value FROM json_each(%s))", (*params, array)
 
 

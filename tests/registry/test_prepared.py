@@ -256,6 +256,13 @@ def test_any_of_is_in_with_one_parameter(model, admin, django_assert_num_queries
     assert ModelVersion.objects.filter(~AnyOf("id", wanted)).get() == versions[1]
     numbers = ModelVersion.objects.filter(AnyOf("number", [1, 3])).values_list("number", flat=True)
     assert sorted(numbers) == [1, 3]
+    # Text columns: a list parameter (ids and numbers go as one array literal).
+    named = Prepared(
+        lambda names: RegisteredModel.objects.filter(AnyOf("name", names)).values_list("name"),
+        list,
+    )
+    assert named.rows(["fraud", "x'y,\"{z}"]) == [("fraud",)]
+    assert named.rows(["nope"]) == []
 
 
 @pytest.mark.django_db
