@@ -50,36 +50,35 @@ class _ListMarker(list):
     marker it was made from (`source`) and how to prepare another list the same way."""
 
 
-class _BoundList(list):
-    """AnyOf's parameter made from a marker on PostgreSQL: never sent, only rebound."""
-
-    def __init__(self, values: list[Any], source: _ListMarker, prepare: Callable[[Any], Any]):
-        super().__init__(values)
-        self.source = source
-        self._prepare = prepare
-
-    def rebind(self, values: list[Any]) -> list[Any]:
-        return [self._prepare(value) for value in values]
-
-
-class _BoundText(str):
-    """AnyOf's parameter made from a marker when it is one text (a JSON array on SQLite, an
-    array literal on PostgreSQL): never sent, only rebound."""
+class _Rebinds:
+    """AnyOf's parameter made from a list marker: never sent, only rebound. It carries the
+    marker it was made from (`source`), how each value is prepared for the database and how
+    the prepared list is encoded (a list on PostgreSQL, or one text: a JSON array on SQLite,
+    an array literal on PostgreSQL)."""
 
     source: _ListMarker
     _prepare: Callable[[Any], Any]
-    _encode: Callable[[list[Any]], str]
+    _encode: Callable[[list[Any]], Any]
 
     @classmethod
-    def of(cls, text: str, source: Any, prepare: Callable, encode: Callable) -> str:
+    def of(cls, value: Any, source: Any, prepare: Callable, encode: Callable) -> Any:
+        """`value` as sent, marked for rebinding when it was made from a marker."""
         if not isinstance(source, _ListMarker):
-            return text
-        bound = cls(text)
+            return value
+        bound = cls(value)
         bound.source, bound._prepare, bound._encode = source, prepare, encode
         return bound
 
-    def rebind(self, values: list[Any]) -> str:
+    def rebind(self, values: list[Any]) -> Any:
         return self._encode([self._prepare(value) for value in values])
+
+
+class _BoundList(_Rebinds, list):
+    pass
+
+
+class _BoundText(_Rebinds, str):
+    pass
 
 
 # Column types whose values' text never needs quoting in an array literal: a list of ids is
@@ -338,10 +337,9 @@ class PreparedUpdate(Prepared):
         compiled = super()._compile(connection, build, kinds)
         if not self._returning:
             return compiled
-        queryset, _ = build(*(_marker(kind, i, 0) for i, kind in enumerate(kinds)))
+        meta = compiled.compiler.query.get_meta()
         columns = ", ".join(
-            connection.ops.quote_name(queryset.model._meta.get_field(name).column)
-            for name in self._returning
+            connection.ops.quote_name(meta.get_field(name).column) for name in self._returning
         )
         return _Compiled(
             sql=f"{compiled.sql} RETURNING {columns}",
@@ -479,8 +477,7 @@ class AnyOf(Func):
         if db_type in _LITERAL_TYPES:
             text = _BoundText.of(_array_literal(values), self.source, prepare, _array_literal)
             return f"{sql} = ANY(%s::{db_type}[])", (*params, text)
-        if isinstance(self.source, _ListMarker):
-            values = _BoundList(values, self.source, prepare)
+        values = _BoundList.of(values, self.source, prepare, list)
         return f"{sql} = ANY(%s)", (*params, values)
 
     def as_sqlite(self, compiler, connection, **extra):
