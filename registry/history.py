@@ -74,7 +74,6 @@ class AuditedHistory(HistoricalRecords):
             return super().create_historical_record(instance, history_type, using=using)
         using = using if self.use_base_model_db else None
         connection = connections[using or router.db_for_write(insert.model, instance=instance)]
-        sql, fields = insert.statement(connection)
         history_user = self.get_history_user(instance)
         values = {
             "history_date": getattr(instance, "_history_date", timezone.now()),
@@ -84,15 +83,10 @@ class AuditedHistory(HistoricalRecords):
                 instance, history_type, using
             ),
         }
-        params = [
-            field.get_db_prep_save(
-                values[field.attname]
-                if field.attname in values
-                else getattr(instance, field.attname),
-                connection=connection,
-            )
-            for field in fields
-        ]
+        sql, params = insert.bound_values(
+            lambda field: values.get(field.attname, getattr(instance, field.attname, None)),
+            connection,
+        )
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
         return None

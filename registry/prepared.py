@@ -399,13 +399,15 @@ class PreparedInsert:
         return statement
 
     def bound(self, obj: Model) -> tuple[str, list[Any]]:
-        connection = connections[self._using]
+        return self.bound_values(lambda field: field.pre_save(obj, add=True))
+
+    def bound_values(
+        self, value_of: Callable[[Any], Any], connection: Any = None
+    ) -> tuple[str, list[Any]]:
+        """The SQL and the values `value_of(field)` gives, prepared for the database."""
+        connection = connection or connections[self._using]
         sql, fields = self.statement(connection)
-        params = [
-            field.get_db_prep_save(field.pre_save(obj, add=True), connection=connection)
-            for field in fields
-        ]
-        return sql, params
+        return sql, [field.get_db_prep_save(value_of(field), connection) for field in fields]
 
     def inserted(self, obj: Model, pk: Any) -> Model:
         """`obj` as saved, with the key the statement returned if the database made it."""
