@@ -3,6 +3,7 @@ shows on the version page, on the catalog tile and in the technical documentatio
 resolves it."""
 
 import pytest
+from playwright.sync_api import expect
 
 from registry.models import Flag
 from registry.services.versions import version_create
@@ -33,7 +34,7 @@ def test_it_lets_a_viewer_flag_a_version_and_shows_it_everywhere(
         carol.fill("#flag-summary", SUMMARY)
         carol.fill("#flag-details", PAYLOAD)
         carol.click("#raise-flag-form button[type=submit]")
-        assert "raised" in carol.locator(".messages").inner_text()
+        expect(carol.locator(".messages")).to_contain_text("raised")
         badge = carol.locator("#open-flags-badge")
         assert badge.inner_text() == "1 open flag"
         assert badge.get_attribute("data-open-flags") == "1"
@@ -64,7 +65,7 @@ def test_it_lets_a_viewer_flag_a_version_and_shows_it_everywhere(
         alice.goto(version_url)
         alice.fill(f"#resolution-{flag.pk}", "Upstream feature pipeline fixed.")
         alice.click(f"#flag-{flag.pk} .resolve-flag button[type=submit]")
-        assert "resolved" in alice.locator(".messages").inner_text()
+        expect(alice.locator(".messages")).to_contain_text("resolved")
         assert alice.locator("#open-flags-badge").count() == 0
         assert alice.locator("#no-open-flags").count() == 1
         alice.goto(f"{live_server.url}/orgs/acme/models/")

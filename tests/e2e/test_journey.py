@@ -4,6 +4,7 @@ import io
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from registry.services.versions import version_create, version_set_lock_level
 from tests.e2e.pages import login
@@ -54,12 +55,12 @@ def test_it_takes_a_request_through_review(browser, live_server, cast, model, jo
         assert "skips a step" in alice.locator("#stage-request .warning").inner_text()
         alice.fill("#request-comment", "Ready for **shadow traffic** tests.")
         alice.click("#stage-request button[type=submit]")
-        assert "Requested Staging" in alice.locator(".messages").inner_text()
+        expect(alice.locator(".messages")).to_contain_text("Requested Staging")
         assert "Pending request" in alice.locator(".pending-banner").inner_text()
         # 7. a payload in a comment does not execute either.
         alice.fill("#comment-body", PAYLOAD)
         alice.click("#comments button[type=submit]")
-        assert "AUC 0.91" in alice.locator(".comment-body").inner_text()
+        expect(alice.locator(".comment-body")).to_contain_text("AUC 0.91")
         assert alice.evaluate("window.pwned") is None
         shoot(alice, "version.png")
     finally:
@@ -75,7 +76,7 @@ def test_it_takes_a_request_through_review(browser, live_server, cast, model, jo
         bob.fill("#approve-comment", "Metrics hold up, approved.")
         bob.click("button.approve")
         # 3. the stage badge changes; the activity tab shows both steps with their comments.
-        assert bob.locator("#stage-badge").inner_text() == "Staging"
+        expect(bob.locator("#stage-badge")).to_have_text("Staging")
         assert bob.evaluate("window.pwned") is None
         bob.goto(f"{live_server.url}/orgs/acme/models/fraud/?tab=activity")
         activity = bob.locator("table.events").inner_text()
