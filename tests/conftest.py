@@ -201,3 +201,22 @@ def _service_markers(request):
                 "needs PostgreSQL with parallel connections: DATABASE_URL=postgres://... "
                 "(make test-postgres)"
             )
+
+
+@pytest.fixture
+def blob_open():
+    """`blob_open(sha256)`: whether this process holds the stored blob's file open."""
+
+    def check(sha256: str) -> bool:
+        from registry import storage
+
+        path = os.path.realpath(storage.artifact_storage().path(storage.blob_key(sha256)))
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:  # closed meanwhile
+                continue
+        return path in links
+
+    return check

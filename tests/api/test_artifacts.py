@@ -184,6 +184,28 @@ def test_it_streams_a_large_artifact_with_the_same_answer(
     assert answers[1024]["X-Checksum-Sha256"] == hashlib.sha256(data).hexdigest()
 
 
+def test_it_stops_reading_a_download_the_client_left_midway(
+    api, version, alice_token, carol_token, settings, monkeypatch, blob_open
+):
+    """The server closes the response of a client that went away: the thread reading the
+    blob ahead stops and the file is closed."""
+    import threading
+
+    from registry import storage
+
+    settings.ARTIFACT_DIRECT_IO = True
+    monkeypatch.setattr(storage, "DIRECT_READ_MIN", 1024)
+    data = random.Random(10).randbytes(12 * 1024 * 1024)
+    assert api("PUT", f"{ARTIFACTS}/big/w.bin", alice_token, data=data).status_code == 201
+    sha256 = hashlib.sha256(data).hexdigest()
+    response = api("GET", f"{ARTIFACTS}/big/w.bin", carol_token)
+    assert next(iter(response.streaming_content)) == data[: 1024 * 1024]
+    assert blob_open(sha256)
+    response.close()
+    assert [t for t in threading.enumerate() if t.name == "download-read"] == []
+    assert not blob_open(sha256)
+
+
 def test_it_hides_a_download_from_an_outsider(api, version, mallory_token):
     assert api("GET", f"{ARTIFACTS}/model.bin", mallory_token).status_code == 404
 
