@@ -6,7 +6,12 @@ class RegistryConfig(AppConfig):
     verbose_name = "Registry"
 
     def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from registry.timestamps import install_fast_timestamps
+
         _cache_history_managers()
+        connection_created.connect(install_fast_timestamps, dispatch_uid="fast-timestamps")
 
 
 def _cache_history_managers() -> None:
