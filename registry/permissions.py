@@ -52,12 +52,17 @@ _ORG_ROLE = Prepared(
 )
 
 
+def _org_role_key(user: UserLike, org_id: int) -> tuple:
+    """Where a user's role in an org is noted for the rest of a request."""
+    return ("org", user.pk, org_id)
+
+
 def org_role(user: UserLike, org: Organization) -> str | None:
     if not _active(user):
         return None
     if user.is_superuser:
         return Role.ADMIN
-    noted, key = _NOTED.get(), ("org", user.pk, org.pk)
+    noted, key = _NOTED.get(), _org_role_key(user, org.pk)
     if noted is not None and key in noted:
         return noted[key]
     rows = _ORG_ROLE.rows(user.pk, org.pk)
@@ -227,13 +232,30 @@ def require_org(user: UserLike, org: Organization, need: Literal["member", "admi
 
 
 _ORG_BY_SLUG = Prepared(lambda slug: Organization.objects.filter(slug=slug), str)
+# The org with the caller's role in it (None for no membership): one round trip for an
+# org-level request, where the org and then the role took two.
+_ORG_BY_SLUG_WITH_ROLE = Prepared(
+    lambda user_id, slug: Organization.objects.filter(slug=slug).annotate(
+        caller_role=Subquery(
+            Membership.objects.filter(org_id=OuterRef("pk"), user_id=user_id).values("role")[:1]
+        )
+    ),
+    int,
+    str,
+)
 
 
 def get_org_for_user(
     user: UserLike, org: str | Organization, need: Literal["member", "admin"] = "member"
 ) -> Organization:
     if isinstance(org, str):
-        found = _ORG_BY_SLUG.first(org)
+        noted = _NOTED.get()
+        if noted is not None and _active(user) and not user.is_superuser:
+            found = _ORG_BY_SLUG_WITH_ROLE.first(user.pk, org)
+            if found is not None:  # for require_org below and the rest of the request
+                noted[_org_role_key(user, found.pk)] = found.caller_role
+        else:
+            found = _ORG_BY_SLUG.first(org)
         if found is None:
             raise NotFound(f"organization {org} not found")
         org = found

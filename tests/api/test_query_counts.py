@@ -50,3 +50,23 @@ def test_it_lists_in_a_fixed_number_of_queries(
         response = api("GET", path, carol_token, limit=200)
     assert response.status_code == 200
     assert len(response.json()["items"]) >= rows
+
+
+@pytest.mark.parametrize(
+    ("path", "queries"),
+    [
+        # token; the org with the caller's role (one query); the page
+        ("/orgs/acme/models", 3),
+        # token; the org with the caller's role; the page; its artifacts, parents and
+        # pending requests
+        ("/orgs/acme/versions", 6),
+    ],
+)
+def test_an_org_level_request_reads_the_org_and_the_callers_role_at_once(
+    api, version, carol_token, path, queries, django_assert_num_queries
+):
+    api("GET", path, carol_token)  # the token's first use also notes its last use
+    with django_assert_num_queries(queries):
+        response = api("GET", path, carol_token)
+    assert response.status_code == 200
+    assert response.json()["items"]

@@ -8,7 +8,7 @@ from registry.services.versions import version_create
 
 pytestmark = pytest.mark.django_db
 
-CATALOG_QUERIES = 7
+CATALOG_QUERIES = 6
 
 
 def catalog_url(**params) -> str:
