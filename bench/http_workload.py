@@ -1,5 +1,5 @@
 """The client side of the HTTP benchmark (bench/http.py): the MLflow baseline workload over
-the API with httpx, timed per request."""
+the API with http.client, timed per request."""
 
 import hashlib
 import http.client
@@ -47,22 +47,11 @@ def latency(times: list[float]) -> dict[str, Any]:
 # The client side.
 
 
-def client(base: str, token: str):
-    """An httpx client, for the artifacts' streamed upload and download."""
-    import httpx
-
-    return httpx.Client(
-        base_url=base,
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=httpx.Timeout(300, connect=10),
-    )
-
-
 class Session:
-    """One keep-alive HTTP/1.1 connection with the standard library's http.client, for the
-    JSON requests of the load and the reads: the clients share the machine's two cores with
-    the server, and httpx spends about three times the CPU per request (1.4 ms a version
-    against 0.5). The artifacts keep httpx, for its streaming both ways."""
+    """One keep-alive HTTP/1.1 connection with the standard library's http.client: the
+    clients share the machine's two cores with the server, and httpx spends about three times
+    the CPU per request (1.4 ms a version against 0.5); streaming 256 MB, it receives in 64
+    KiB pieces through h11 and sends through a join of every chunk."""
 
     def __init__(self, base: str, token: str):
         parts = urlsplit(base)
@@ -96,6 +85,33 @@ class Session:
 
     def get(self, path: str) -> "Answer":
         return self.request("GET", path)
+
+    def put_stream(
+        self, path: str, chunks: Iterator[bytes | memoryview], headers: dict[str, str]
+    ) -> "Answer":
+        """PUT the chunks as they come, as the body of a declared Content-Length."""
+        target = self._target(path)
+        connection = self._connection
+        connection.putrequest("PUT", target, skip_accept_encoding=True)
+        for name, value in {**self._headers, **headers}.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        for chunk in chunks:
+            connection.send(chunk)
+        response = connection.getresponse()
+        return Answer("PUT", target, response.status, response.headers, response.read())
+
+    def get_stream(self, path: str, consume: Callable[[bytes], None]) -> "Answer":
+        """GET, handing a 200's body to `consume` in pieces of up to CHUNK bytes as they
+        arrive (the Answer then has no content); any other answer is read whole."""
+        target = self._target(path)
+        self._connection.request("GET", target, headers=self._headers)
+        response = self._connection.getresponse()
+        if response.status != 200:
+            return Answer("GET", target, response.status, response.headers, response.read())
+        while piece := response.read(CHUNK):
+            consume(piece)
+        return Answer("GET", target, response.status, response.headers, b"")
 
     def post(self, path: str, json: Any) -> "Answer":
         return self.request("POST", path, json)
@@ -339,7 +355,7 @@ def bench_reads(
     return figures
 
 
-def random_chunks(size: int, seed: int) -> Iterator[bytes]:
+def random_chunks(size: int, seed: int) -> Iterator[memoryview]:
     """`size` incompressible bytes in CHUNK pieces, cut from a 16 MB random block whose first
     bytes depend on `seed` (each run's upload is new content: no blob to share)."""
     rng = random.Random(seed)
@@ -347,15 +363,30 @@ def random_chunks(size: int, seed: int) -> Iterator[bytes]:
     view = memoryview(block)
     for offset in range(0, size, CHUNK):
         start = offset % len(block)
-        yield bytes(view[start : start + min(CHUNK, size - offset)])
+        yield view[start : start + min(CHUNK, size - offset)]
 
 
-def sha256_of(chunks: Iterator[bytes]) -> tuple[str, float]:
+def sha256_of(chunks: Iterator[memoryview]) -> tuple[str, float]:
     hasher = hashlib.sha256()
     begin = time.perf_counter()
     for chunk in chunks:
         hasher.update(chunk)
     return hasher.hexdigest(), time.perf_counter() - begin
+
+
+def download(http: Session, url: str) -> tuple["Answer", int, str]:
+    """GET an artifact: the answer, the bytes received and their SHA-256, hashed as they
+    arrive (on a second thread it was no faster: the two cores are busy enough)."""
+    hasher = hashlib.sha256()
+    received = 0
+
+    def take(piece: bytes) -> None:
+        nonlocal received
+        received += len(piece)
+        hasher.update(piece)
+
+    response = http.get_stream(url, take)
+    return response, received, hasher.hexdigest()
 
 
 def bench_artifacts(
@@ -371,7 +402,7 @@ def bench_artifacts(
         "down_server": [],
         "down_client": [],
     }
-    with client(base, token) as http:
+    with Session(base, token) as http:
         expect(http.post(f"/orgs/{ORG}/models", json={"name": "bench-artifacts"}), 201)
         for run in range(UPLOAD_RUNS):
             version = expect(
@@ -383,9 +414,9 @@ def bench_artifacts(
             hashing.append(seconds)
             begin, server0, client0 = time.perf_counter(), cpu(), time.process_time()
             body = expect(
-                http.put(
+                http.put_stream(
                     url,
-                    content=random_chunks(size, run),
+                    random_chunks(size, run),
                     headers={
                         "Content-Length": str(size),
                         "Content-Type": "application/octet-stream",
@@ -399,22 +430,16 @@ def bench_artifacts(
             cpu_used["up_client"].append(time.process_time() - client0)
             if body["sha256"] != digest or body["size"] != size:
                 raise BenchError(f"the upload was stored as {body}")
-            hasher = hashlib.sha256()
-            received = 0
             begin, server0, client0 = time.perf_counter(), cpu(), time.process_time()
-            with http.stream("GET", url) as response:
-                expect(response, 200)
-                if response.headers.get("Content-Encoding"):
-                    raise BenchError("the download came content-encoded")
-                # As received: re-chunking (iter_bytes(n)) halves what a Python client reads.
-                for chunk in response.iter_raw():
-                    hasher.update(chunk)
-                    received += len(chunk)
+            response, received, downloaded = download(http, url)
+            expect(response, 200)
+            if response.headers.get("Content-Encoding"):
+                raise BenchError("the download came content-encoded")
             downloads.append(time.perf_counter() - begin)
             cpu_used["down_server"].append(cpu() - server0)
             cpu_used["down_client"].append(time.process_time() - client0)
             if (
-                hasher.hexdigest() != digest
+                downloaded != digest
                 or received != size
                 or response.headers["X-Checksum-Sha256"] != digest
             ):
