@@ -13,7 +13,7 @@ also after a failure or Ctrl-C.
 
     --scale N            models, 10 versions each (default 1000)
     --worker-class W     gunicorn worker class, sync or gthread (default gthread)
-    --threads N          threads per gthread worker (default 4)
+    --threads N          threads per gthread worker (default 2: one per core)
     --dispatch MODE      broker (Redis, no worker: the request only enqueues), eager (the
                          notification dispatch runs inline in the request), or auto
 """
@@ -310,7 +310,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--scale", type=int, default=1000, help="models, 10 versions each")
     parser.add_argument("--worker-class", choices=("sync", "gthread"), default="gthread")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="threads per gthread worker (default 2)"
+    )
     parser.add_argument("--dispatch", choices=("auto", "broker", "eager"), default="auto")
     parser.add_argument("--upload-mb", type=int, default=UPLOAD_SIZE // MB, help="artifact size")
     parser.add_argument("--pg-url", default=PG_ADMIN_URL, help="a database to connect to first")
