@@ -13,7 +13,7 @@ also after a failure or Ctrl-C.
 
     --scale N            models, 10 versions each (default 1000)
     --worker-class W     gunicorn worker class, sync or gthread (default gthread)
-    --threads N          threads per gthread worker (default 2: one per core)
+    --threads N          threads per gthread worker (default 2)
     --dispatch MODE      broker (Redis, no worker: the request only enqueues), eager (the
                          notification dispatch runs inline in the request), or auto
 """

@@ -289,6 +289,8 @@ def _host_header(target) -> str:
 
 
 def _post(webhook: Webhook, delivery: Delivery, body: bytes) -> "httpx.Response":
+    import httpx  # see _send_webhook
+
     # Checked again now, and the connection goes to the address checked (Host header and
     # TLS name stay the URL's), so DNS cannot swap in a private address after the check.
     target = check_url(webhook.url)
@@ -304,15 +306,15 @@ def _post(webhook: Webhook, delivery: Delivery, body: bytes) -> "httpx.Response"
         DELIVERY_HEADER: str(delivery.pk),
     }
     url = f"{target.scheme}://{host}:{target.port}{target.path}"
-    import httpx  # only where webhooks are sent: with what it imports, 4 MB of every web worker
-
     extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
     with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, follow_redirects=False) as client:
         return client.post(url, content=body, headers=headers, extensions=extensions)
 
 
 def _send_webhook(delivery: Delivery) -> Outcome:
-    import httpx  # see _post
+    # Imported only where a webhook is sent: with what it imports, httpx is 4 MB of every
+    # web worker, which never sends one (tests/notifications/test_web_worker_imports.py).
+    import httpx
 
     webhook = delivery.webhook
     if not webhook.active:
