@@ -1,5 +1,10 @@
 # One command per task; the same commands locally and in CI (docs/operations.md).
-PYTHON_BIN ?= python3
+# The venv's interpreter: the distribution's CPython where it is 3.11+ with venv support (a
+# PGO and LTO build: the server needs 15-20% less CPU on it than on a plain source build, see
+# docs/operations.md), else the first python3 on PATH. PYTHON_BIN=... chooses another.
+PYTHON_BIN ?= $(firstword $(shell for p in /usr/bin/python3 python3; do \
+	"$$p" -c 'import ensurepip, sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null \
+	&& echo "$$p"; done) python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
