@@ -1,9 +1,10 @@
+import re
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from registry.audit import GENESIS, link_hash
+from registry.audit import GENESIS, canonical_event_around_seq, link_hash
 from registry.models import (
     ActivityChain,
     ActivityEvent,
@@ -20,13 +21,14 @@ def chain_start(org: Organization) -> ActivityChain:
     return chain
 
 
-# Every write takes these (registry.prepared): the head row locked, the event inserted and the
-# head moved on to it.
+# An append elsewhere than on PostgreSQL (registry.prepared): the head row locked, the event
+# inserted and the head moved on to it.
 _LOCK_CHAIN = Prepared(
     lambda org_id: ActivityChain.objects.select_for_update(no_key=True).filter(org_id=org_id),
     int,
 )
 _INSERT_EVENT = PreparedInsert(ActivityEvent)
+_APPEND_CACHE = "_modelvault_activity_append"
 _ADVANCE_CHAIN = PreparedUpdate(
     lambda org_id, seq, head: (
         ActivityChain.objects.filter(org_id=org_id),
@@ -55,17 +57,13 @@ def event_record(
     The chain head row is locked, so concurrent writers queue and links never fork. Callers
     record events last in their transaction, so this lock is always the last one taken.
     """
-    if not transaction.get_connection().in_atomic_block:
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
         raise RuntimeError("event_record must run inside the service's transaction")
-    chain = _LOCK_CHAIN.first(org.pk)
-    if chain is None:
-        chain_start(org)
-        chain = _LOCK_CHAIN.first(org.pk)
     if version is not None and model is None:
         model = version.model
     event = ActivityEvent(
         org=org,
-        seq=chain.seq + 1,
         created_at=timezone.now(),
         actor=actor if getattr(actor, "pk", None) else None,
         actor_name=actor.get_username() if getattr(actor, "pk", None) else "",
@@ -77,10 +75,12 @@ def event_record(
         version=version,
         changes=changes or {},
         data=data or {},
-        prev_hash=chain.head,
     )
-    event.hash = link_hash(chain.head, _chained_fields(event))
-    _append(event)
+    append = _append_in_one if connection.vendor == "postgresql" else _append_in_steps
+    if not append(event, connection):
+        chain_start(org)  # an org made without one (organization_create starts it)
+        if not append(event, connection):
+            raise RuntimeError(f"the activity chain of org {org.pk} did not advance")
     # The outbox: after commit the event is handed to Celery (notifications.tasks); if the
     # broker is down the hook logs it and the periodic sweep dispatches the event later.
     from notifications.tasks import enqueue_event
@@ -91,28 +91,79 @@ def event_record(
     return event
 
 
-def _append(event: ActivityEvent) -> None:
-    """Insert the event and move the chain head on to it: on PostgreSQL in one statement
-    (the insert as a data-modifying WITH of the head's update), elsewhere in two. The event
-    row is new and append-only, so it is written without ActivityEvent.save()."""
-    insert, insert_params = _INSERT_EVENT.bound(event)
-    advance, advance_params = _ADVANCE_CHAIN.bound(event.org_id, event.seq, event.hash)
-    connection = transaction.get_connection()
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            key = connection.ops.quote_name(ActivityEvent._meta.pk.column)
-            cursor.execute(
-                f"WITH event AS ({insert}) {advance} RETURNING (SELECT {key} FROM event)",
-                [*insert_params, *advance_params],
-            )
-            row = cursor.fetchone()
-        else:
-            cursor.execute(insert, insert_params)
-            row = cursor.fetchone()
-            cursor.execute(advance, advance_params)
-    if row is None or row[0] is None:
+def _append_in_steps(event: ActivityEvent, connection) -> bool:
+    """Lock the head, link the event to it, insert it and move the head on to it; False
+    when the org has no chain yet."""
+    chain = _LOCK_CHAIN.first(event.org_id)
+    if chain is None:
+        return False
+    event.seq, event.prev_hash = chain.seq + 1, chain.head
+    event.hash = link_hash(chain.head, _chained_fields(event))
+    _INSERT_EVENT.insert(event)
+    if not _ADVANCE_CHAIN.update(event.org_id, event.seq, event.hash):
         raise RuntimeError(f"the activity chain of org {event.org_id} did not advance")
-    _INSERT_EVENT.inserted(event, row[0])
+    return True
+
+
+def _append_in_one(event: ActivityEvent, connection) -> bool:
+    """The same on PostgreSQL as one statement (`_APPEND_SQL`): the head's update locks the
+    row, links the event (its seq and hash computed there, from the canonical text around
+    the seq) and the insert writes it, so the lock is held from this statement to COMMIT
+    only. False when the org has no chain yet."""
+    sql, positions = _append_sql(connection)
+    before, after = canonical_event_around_seq(_chained_fields(event))
+    _, values = _INSERT_EVENT.bound(event)
+    params = [before, after, event.org_id, *(values[i] for i in positions)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    pk, event.seq, event.prev_hash, event.hash = row
+    # The database hashed what this process would: a mismatch (a database whose text is not
+    # UTF-8, say) would write a chain that verify_activity refuses, so it is refused here.
+    if link_hash(event.prev_hash, _chained_fields(event)) != event.hash:
+        raise RuntimeError("the database's link hash differs from registry.audit.link_hash")
+    _INSERT_EVENT.inserted(event, pk)
+    return True
+
+
+def _append_sql(connection) -> tuple[str, tuple[int, ...]]:
+    """The append statement, built once per connection, and which of the event insert's
+    values it takes (all but seq, prev_hash and hash, which come from the head's update).
+
+    The head is read for update in the FROM list, as its value before the update is the
+    event's prev_hash (RETURNING gives only the new one)."""
+    cache = connection.__dict__.setdefault(_APPEND_CACHE, {})
+    if "sql" in cache:
+        return cache["sql"]
+    quote = connection.ops.quote_name
+    _, fields = _INSERT_EVENT.statement(connection)
+    chain = quote(ActivityChain._meta.db_table)
+    linked = {"seq": "link.seq", "prev_hash": "link.prev_head", "hash": "link.head"}
+    columns, items, positions = [], [], []
+    for position, field in enumerate(fields):
+        columns.append(quote(field.column))
+        if field.attname in linked:
+            items.append(linked[field.attname])
+        else:
+            # Typed, as INSERT ... SELECT does not type its parameters from the columns; a
+            # length is left to the column, so an overlong value is refused, not cut.
+            items.append(f"%s::{re.sub(r'[(].*[)]', '', field.db_type(connection))}")
+            positions.append(position)
+    sql = (
+        f"WITH link AS (UPDATE {chain} AS chain SET seq = chain.seq + 1, "
+        "head = encode(sha256(convert_to("
+        "chain.head || %s || (chain.seq + 1)::text || %s, 'UTF8')), 'hex') "
+        f"FROM (SELECT org_id, head FROM {chain} WHERE org_id = %s FOR NO KEY UPDATE) AS prev "
+        "WHERE chain.org_id = prev.org_id "
+        "RETURNING chain.seq, chain.head, prev.head AS prev_head) "
+        f"INSERT INTO {quote(ActivityEvent._meta.db_table)} ({', '.join(columns)}) "
+        f"SELECT {', '.join(items)} FROM link "
+        f"RETURNING {quote(ActivityEvent._meta.pk.column)}, seq, prev_hash, hash"
+    )
+    cache["sql"] = (sql, tuple(positions))
+    return cache["sql"]
 
 
 def _chained_fields(event: ActivityEvent) -> dict[str, Any]:

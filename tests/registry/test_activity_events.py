@@ -10,9 +10,16 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 
-from registry.audit import GENESIS, verify_chain
+from registry.audit import (
+    GENESIS,
+    canonical_event,
+    canonical_event_around_seq,
+    link_hash,
+    verify_chain,
+)
 from registry.errors import Forbidden
 from registry.models import ActivityChain, ActivityEvent, LockLevel, ModelVersion, Organization
+from registry.services.activity import event_record
 from registry.services.artifacts import artifact_delete, artifact_put
 from registry.services.comments import comment_add
 from registry.services.orgs import (
@@ -466,3 +473,56 @@ def test_it_shows_a_tampered_chain_as_broken(world, acme, tamper, broken_at):
     checked, broken = verify(acme)
     assert broken is not None
     assert broken.seq == broken_at
+
+
+def test_it_splits_the_canonical_event_around_its_seq():
+    event = {
+        "org_id": 7,
+        "seq": 0,
+        "created_at": "2026-12-02T01:02:03.000004Z",
+        "actor_id": None,
+        "actor_name": "zoë",
+        "verb": "version.created",
+        "target_type": "version",
+        "target_id": '"seq":0,',
+        "target_repr": "fraud v3",
+        "model_id": 3,
+        "version_id": None,
+        # A key named seq in the free data must not be taken for the event's own.
+        "changes": {"seq": [0, 1]},
+        "data": {"a": 1, "seq": 0, "z": "\u2603"},
+    }
+    before, after = canonical_event_around_seq(event)
+    for seq in (1, 9, 10, 123456789012):
+        assert before + str(seq) + after == canonical_event({**event, "seq": seq})
+
+
+@pytest.mark.postgres
+def test_it_appends_on_postgresql_in_one_statement(acme, model, alice, django_assert_num_queries):
+    before = ActivityChain.objects.get(org=acme)
+    with transaction.atomic(), django_assert_num_queries(1):
+        event = event_record(
+            actor=alice,
+            org=acme,
+            verb="model.updated",
+            target=model,
+            changes={"description": ["", 'Zürich ☃ "quoted" \\ back']},
+        )
+    stored = ActivityEvent.objects.get(pk=event.pk)
+    assert (stored.seq, stored.prev_hash) == (before.seq + 1, before.head)
+    assert (event.seq, event.prev_hash, event.hash) == (stored.seq, stored.prev_hash, stored.hash)
+    assert stored.hash == link_hash(before.head, stored.__dict__)
+    after = ActivityChain.objects.get(org=acme)
+    assert (after.seq, after.head) == (stored.seq, stored.hash)
+    assert verify(acme) == (ActivityEvent.objects.filter(org=acme).count(), None)
+
+
+def test_it_starts_the_chain_of_an_org_made_without_one(alice):
+    org = Organization.objects.create(slug="bare", name="Bare")
+    assert not ActivityChain.objects.filter(org=org).exists()
+    with transaction.atomic():
+        first = event_record(actor=alice, org=org, verb="settings.changed", target=org)
+        second = event_record(actor=alice, org=org, verb="settings.changed", target=org)
+    assert (first.seq, first.prev_hash) == (1, GENESIS)
+    assert (second.seq, second.prev_hash) == (2, first.hash)
+    assert verify(org) == (2, None)
