@@ -16,6 +16,8 @@ also after a failure or Ctrl-C.
     --threads N          threads per gthread worker (default 2)
     --dispatch MODE      broker (Redis, no worker: the request only enqueues), eager (the
                          notification dispatch runs inline in the request), or auto
+    --no-autoanalyze     on a server without autovacuum, leave the tables unanalysed during
+                         the load (by default the bench stands in for autovacuum's analysis)
 """
 
 import argparse
@@ -33,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.http_server import (
+    ANALYZE_NAPTIME,
     ORG,
     WORKERS,
+    AutoAnalyze,
     BenchError,
     RssSampler,
     admin_connection,
@@ -250,8 +254,19 @@ def run(args: argparse.Namespace, var_dir: Path, cleanups: list[Callable[[], Non
     started = time.perf_counter()
     figures: dict[str, dict[str, Any]] = {}
 
+    with admin_connection(db_url) as conn:
+        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
+    analyzer = AutoAnalyze(db_url) if autovacuum == "off" and args.autoanalyze else None
+    if analyzer is not None:
+        analyzer.start()
+        cleanups.append(analyzer.halt)
     sampler.phase = "load"
-    log(f"load: {args.scale} models x {VERSIONS_PER_MODEL} versions by {CLIENTS} clients ...")
+    log(
+        f"load: {args.scale} models x {VERSIONS_PER_MODEL} versions by {CLIENTS} clients; "
+        f"autovacuum is {autovacuum} on this server"
+        + (f", its analysis stood in for every {ANALYZE_NAPTIME:g} s" if analyzer else "")
+        + " ..."
+    )
     figures["http_version_create"] = judge(
         "http_version_create", bench_load(base, tokens["loader"], args.scale, cpu)
     )
@@ -263,10 +278,10 @@ def run(args: argparse.Namespace, var_dir: Path, cleanups: list[Callable[[], Non
 
     # The planner's statistics, as autovacuum would have gathered them on a live server by
     # now (its first pass waits up to a minute, and this server may run without it).
+    analyzed = analyzer.stop() if analyzer is not None else None
     with admin_connection(db_url) as conn:
-        autovacuum = conn.execute("SHOW autovacuum").fetchone()[0]
         conn.execute("ANALYZE")
-    log(f"ANALYZE after the load (autovacuum is {autovacuum} on this server)")
+    log("ANALYZE after the load")
 
     sampler.phase = "reads"
     log(f"reads: {WARMUP} warm-up + {ITERATIONS} requests each, one client ...")
@@ -292,6 +307,8 @@ def run(args: argparse.Namespace, var_dir: Path, cleanups: list[Callable[[], Non
             "dispatch": dispatch,
             "database": "PostgreSQL " + pg_version,
             "autovacuum": autovacuum,
+            # Tables the stand-in for autovacuum analysed during the load (None: not run).
+            "analyzed_during_load": analyzed,
             "analyzed_after_load": True,
         },
         "machine": {**info, "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
@@ -314,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=2, help="threads per gthread worker (default 2)"
     )
     parser.add_argument("--dispatch", choices=("auto", "broker", "eager"), default="auto")
+    parser.add_argument(
+        "--no-autoanalyze",
+        dest="autoanalyze",
+        action="store_false",
+        help="on a server without autovacuum, do not stand in for its analysis during the load",
+    )
     parser.add_argument("--upload-mb", type=int, default=UPLOAD_SIZE // MB, help="artifact size")
     parser.add_argument("--pg-url", default=PG_ADMIN_URL, help="a database to connect to first")
     parser.add_argument(
