@@ -196,3 +196,11 @@ def test_it_says_what_is_missing_when_manage_py_runs_without_its_settings(var_di
     assert done.returncode == 1
     assert "SECRET_KEY must be set when DEBUG is off" in done.stderr
     assert "AppRegistryNotReady" not in done.stderr
+
+
+def test_it_serves_with_a_short_interpreter_switch_interval(var_dir):
+    # config/wsgi.py: a request thread back from PostgreSQL gets the interpreter within 1 ms.
+    probe = "import sys, config.wsgi; print(sys.getswitchinterval())"
+    done = run(["-c", probe], {"SECRET_KEY": secrets.token_urlsafe(50)}, var_dir)
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) == 0.001
