@@ -78,7 +78,7 @@ def event_record(
     )
     append = _append_in_one if connection.vendor == "postgresql" else _append_in_steps
     if not append(event, connection):
-        chain_start(org)  # an org made without one (organization_create starts it)
+        chain_start(org)  # an org made other than by org_create, which starts its chain
         if not append(event, connection):
             raise RuntimeError(f"the activity chain of org {org.pk} did not advance")
     # The outbox: after commit the event is handed to Celery (notifications.tasks); if the
@@ -106,7 +106,7 @@ def _append_in_steps(event: ActivityEvent, connection) -> bool:
 
 
 def _append_in_one(event: ActivityEvent, connection) -> bool:
-    """The same on PostgreSQL as one statement (`_APPEND_SQL`): the head's update locks the
+    """The same on PostgreSQL as one statement (`_append_sql`): the head's update locks the
     row, links the event (its seq and hash computed there, from the canonical text around
     the seq) and the insert writes it, so the lock is held from this statement to COMMIT
     only. False when the org has no chain yet."""
@@ -134,9 +134,9 @@ def _append_sql(connection) -> tuple[str, tuple[int, ...]]:
 
     The head is read for update in the FROM list, as its value before the update is the
     event's prev_hash (RETURNING gives only the new one)."""
-    cache = connection.__dict__.setdefault(_APPEND_CACHE, {})
-    if "sql" in cache:
-        return cache["sql"]
+    built = connection.__dict__.get(_APPEND_CACHE)
+    if built is not None:
+        return built
     quote = connection.ops.quote_name
     _, fields = _INSERT_EVENT.statement(connection)
     chain = quote(ActivityChain._meta.db_table)
@@ -162,8 +162,8 @@ def _append_sql(connection) -> tuple[str, tuple[int, ...]]:
         f"SELECT {', '.join(items)} FROM link "
         f"RETURNING {quote(ActivityEvent._meta.pk.column)}, seq, prev_hash, hash"
     )
-    cache["sql"] = (sql, tuple(positions))
-    return cache["sql"]
+    built = connection.__dict__[_APPEND_CACHE] = (sql, tuple(positions))
+    return built
 
 
 def _chained_fields(event: ActivityEvent) -> dict[str, Any]:
