@@ -18,6 +18,13 @@ REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 ORG = "bench"
 WORKERS = 2
+# --worker-class: Modelvault's own worker (config/workers.py), or one of gunicorn's.
+WORKER_CLASSES = {
+    "keepalive": "config.workers.KeepAliveThreadWorker",
+    "gthread": "gthread",
+    "sync": "sync",
+}
+THREADED = ("keepalive", "gthread")
 RSS_EVERY = 0.2  # seconds between samples of the workers' resident set
 
 
@@ -182,7 +189,7 @@ def start_gunicorn(
         "--workers",
         str(WORKERS),
         "--worker-class",
-        worker_class,
+        WORKER_CLASSES[worker_class],
         "--bind",
         f"127.0.0.1:{port}",
         # A 256 MB request must not be taken for a hung worker.
@@ -195,7 +202,7 @@ def start_gunicorn(
         "--error-logfile",
         str(log_path),
     ]
-    if worker_class == "gthread":
+    if worker_class in THREADED:
         command += ["--threads", str(threads)]
     return subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
 
