@@ -94,22 +94,34 @@ def test_it_answers_every_request_of_a_keep_alive_connection(tmp_path, linger):
     assert len({answer["pid"] for answer in answers}) == 1
 
 
-def test_it_hands_a_connection_back_when_another_waits_for_the_thread(tmp_path):
-    # One thread, and a linger longer than the clients' patience: while connection A sends
-    # its requests back to back, connection B's request must still be answered.
+def test_a_lingering_thread_yields_to_a_connection_that_waits_for_it(tmp_path):
+    # One thread, and a linger far longer than the clients' patience: whichever connection
+    # the thread lingers on, a request on the other one must be answered at once.
+    with server(tmp_path, SERVER_KEEPALIVE_LINGER_MS="60000") as port:
+        first = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        ask(first)  # the thread now lingers on the first connection
+        ask(second)  # ... and must hand it back to answer this one
+        for _ in range(5):  # back and forth, each while the thread lingers on the other
+            ask(first)
+            ask(second)
+        first.close()
+        second.close()
+
+
+def test_it_hands_a_connection_back_when_a_request_waits_behind_it(tmp_path):
+    # The second connection's request is queued while the first sends its requests back to
+    # back: it must be answered although the first never pauses for the linger time.
     with server(tmp_path, SERVER_KEEPALIVE_LINGER_MS="60000") as port:
         first = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         ask(first)
-        second = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         second.request("GET", "/")
-        # The lingering thread learns of B when A's next request ends its wait: B must have
-        # been accepted and queued for the thread by then.
-        time.sleep(0.5)
-        ask(first)  # the thread serves A's next request, then sees B waiting
+        for _ in range(3):
+            ask(first)
         answer = second.getresponse()
         assert answer.status == 200
         answer.read()
-        # And A, back on the poller, is served again.
         ask(first)
         first.close()
         second.close()
