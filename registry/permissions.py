@@ -16,6 +16,7 @@ from django.db.models import (
     BooleanField,
     Exists,
     ExpressionWrapper,
+    FilteredRelation,
     OuterRef,
     Q,
     Subquery,
@@ -23,6 +24,7 @@ from django.db.models import (
 
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import (
+    Branch,
     Membership,
     ModelGroupPermission,
     ModelPermission,
@@ -296,6 +298,42 @@ def get_model_for_user(
     access = access_of(user, model, model.visibility)
     _check(user, model, _note(user, model.pk, access), need)
     return model
+
+
+# What registering a version reads: the model with its org (not its owner or creator, which
+# the new version's answer does not show) and the branch it goes on, joined on its name.
+_MODEL_FOR_REGISTRATION = Prepared(
+    lambda user_id, slug, name, branch: (
+        RegisteredModel.objects.annotate(
+            registration_branch=FilteredRelation("branches", condition=Q(branches__name=branch))
+        )
+        .select_related("org", "registration_branch")
+        .filter(org__slug=slug, name=name)
+        .annotate(**_access_annotations(user_id))
+    ),
+    int,
+    str,
+    str,
+    str,
+)
+
+
+def get_model_for_registration(
+    user: UserLike, org: str | Organization, name: str, branch: str
+) -> tuple[RegisteredModel, Branch | None]:
+    """get_model_for_user(..., "write") for registering a version on `branch`, and that
+    branch of the model (None when it has none) read in the same query, for version_create
+    to take as it is."""
+    if not _active(user):
+        raise NotFound(f"model {name} not found")
+    slug = org if isinstance(org, str) else org.slug
+    model = _MODEL_FOR_REGISTRATION.first(user.pk, slug, name, branch)
+    if model is None:
+        raise NotFound(f"model {name} not found")
+    access = access_of(user, model, model.visibility)
+    _check(user, model, _note(user, model.pk, access), "write")
+    # Django sets the joined branch only when there is one.
+    return model, getattr(model, "registration_branch", None)
 
 
 _MAX_NUMBER = 2**31 - 1  # the column's range: no larger number names a version

@@ -23,8 +23,9 @@ from registry.api.render import (
 )
 from registry.api.search import filter_versions, page_query
 from registry.errors import Invalid
-from registry.models import Alias, ModelVersion, RegisteredModel
+from registry.models import Alias, Branch, ModelVersion, RegisteredModel
 from registry.permissions import (
+    get_model_for_registration,
     get_model_for_user,
     get_org_for_user,
     get_version_by_ref,
@@ -165,8 +166,12 @@ def list_versions(
 
 @router.post(MODEL + "/versions", response={201: s.VersionOut, **E})
 def create_version(request: HttpRequest, org: str, model: str, payload: s.VersionCreateIn):
-    found = get_model_for_user(request.auth, org, model, "write")
     fields = payload.model_dump(exclude_unset=True)
+    found, branch = get_model_for_registration(
+        request.auth, org, model, fields.get("branch", Branch.MAIN)
+    )
+    if branch is not None:  # else version_create says the branch does not exist
+        fields["branch"] = branch
     fields["parents"] = _parents(request, org, fields.get("parents"))
     version = version_create(actor=request.auth, model=found, **fields)
     # Rendered as created rather than read back: a new version has no artifacts and no

@@ -124,7 +124,7 @@ def version_create(
     actor,
     model: RegisteredModel,
     lock_level: str | None = None,
-    branch: str = Branch.MAIN,
+    branch: str | Branch = Branch.MAIN,
     label: str | None = None,
     description: str = "",
     readme: str = "",
@@ -135,17 +135,26 @@ def version_create(
 ) -> ModelVersion:
     """Register a version with its number taken under a row lock (never reused, no gaps
     under concurrency), at `lock_level` or the org default; artifacts given here are stored
-    in the same transaction, so a version can be born closed with its files."""
+    in the same transaction, so a version can be born closed with its files.
+
+    `branch` is a branch name, or a Branch of `model` that the caller read together with
+    the model and its org (registry.permissions.get_model_for_registration): then the org's
+    default level is taken from that same read."""
     _refuse_not_editable(ingredients)
     access = require(actor, model, "write")
-    # The branch, and the org's default level as stored (not as the caller's possibly stale
-    # instance holds it), in one read. Branches go only with their model, whose deletion
-    # the sequence's row lock orders against this registration.
-    found = _BRANCH_AND_DEFAULT.first(model.pk, branch)
-    if found is None:
-        default_level = _ORG_DEFAULT.rows(model.org_id)[0][0]
+    if isinstance(branch, Branch):
+        if branch.model_id != model.pk:
+            raise Invalid(f"branch {branch.name} is not a branch of model {model.name}")
+        found, branch, default_level = branch, branch.name, model.org.default_lock_level
     else:
-        default_level = found.org_default_lock_level
+        # The branch, and the org's default level as stored (not as the caller's possibly
+        # stale instance holds it), in one read. Branches go only with their model, whose
+        # deletion the sequence's row lock orders against this registration.
+        found = _BRANCH_AND_DEFAULT.first(model.pk, branch)
+        if found is None:
+            default_level = _ORG_DEFAULT.rows(model.org_id)[0][0]
+        else:
+            default_level = found.org_default_lock_level
     level = lock_level or default_level
     if level not in LockLevel.values:
         raise Invalid(f"lock_level must be one of {LockLevel.values}")

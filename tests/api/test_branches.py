@@ -158,6 +158,23 @@ def test_it_registers_a_version_on_a_branch(api, exp, alice_token):
     assert missing.status_code == 400 and "branch nope does not exist" in missing.text
 
 
+def test_it_reads_the_branch_with_the_model_when_registering(api, exp, alice_token):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        response = api("POST", f"{MODEL}/versions", alice_token, {"branch": "exp"})
+    assert response.status_code == 201 and response.json()["branch"] == "exp"
+    # One read of the model, its org, the caller's access and the branch, not two.
+    reads = [
+        q["sql"]
+        for q in captured.captured_queries
+        if q["sql"].startswith("SELECT")
+        and ('"registry_branch"' in q["sql"] or '"registry_registeredmodel"' in q["sql"])
+    ]
+    assert len(reads) == 1 and '"registry_branch"' in reads[0]
+
+
 # Promotion
 
 

@@ -81,6 +81,23 @@ def test_it_refuses_an_invalid_branch_name(model, alice, name):
     assert list(Branch.objects.filter(model=model).values_list("name", flat=True)) == ["main"]
 
 
+def test_it_registers_on_a_branch_read_with_the_model(cast, model, alice, exp):
+    from registry.permissions import get_model_for_registration
+
+    found, branch = get_model_for_registration(alice, "acme", "fraud", "exp")
+    assert branch == exp and found == model
+    version = version_create(actor=alice, model=found, branch=branch)
+    assert (version.branch, version.lock_level) == (exp, found.org.default_lock_level)
+    assert get_model_for_registration(alice, "acme", "fraud", "nope")[1] is None
+
+
+def test_it_refuses_a_branch_of_another_model(cast, model, alice, exp):
+    other = model_create(actor=alice, org=model.org, name="churn")
+    with pytest.raises(Invalid, match="branch exp is not a branch of model churn"):
+        version_create(actor=alice, model=other, branch=exp)
+    assert not ModelVersion.objects.filter(model=other).exists()
+
+
 def test_it_refuses_a_duplicate_branch(model, alice, exp):
     events = ActivityEvent.objects.count()
     with pytest.raises(Conflict, match="already exists"):
