@@ -365,8 +365,9 @@ class PreparedUpdate(Prepared):
 class PreparedInsert:
     """`PreparedInsert(Model)`: the INSERT of one row of `Model` (every concrete column, but a
     primary key the database makes), its SQL built once per connection, `RETURNING` the
-    key. `.bound(obj)` gives the SQL and the values of `obj`, each prepared for the database
-    by its field as Django's own insert prepares it (`pre_save`, then `get_db_prep_save`);
+    key (made by the database, made in Python, or a one-to-one key given by the row).
+    `.bound(obj)` gives the SQL and the values of `obj`, each prepared for the database by
+    its field as Django's own insert prepares it (`pre_save`, then `get_db_prep_save`);
     `.insert(obj)` runs it and sets the key on `obj`; `.save_new(obj)` is
     `obj.save(force_insert=True)` for a model whose save() adds nothing to a new row's
     insert: pre_save, the INSERT, post_save (whose receivers, such as the audit history,
@@ -383,7 +384,8 @@ class PreparedInsert:
         if statement is None:
             meta = self.model._meta
             made = getattr(meta.pk, "db_returning", False)  # by the database
-            if not made and not meta.pk.has_default():
+            # Else made in Python, or the key of the row this one extends (a one-to-one key).
+            if not made and not meta.pk.has_default() and not meta.pk.is_relation:
                 raise TypeError(f"{meta.label}'s primary key is made neither here nor there")
             fields = tuple(
                 field for field in meta.concrete_fields if not (made and field is meta.pk)

@@ -25,7 +25,7 @@ from registry.models import (
 )
 from registry.models.catalog import NAME_PATTERN, closed_versions_of
 from registry.permissions import require, require_org
-from registry.prepared import Prepared
+from registry.prepared import Prepared, PreparedInsert
 from registry.services.activity import event_record
 from registry.services.blobs import blobs_collect_later
 
@@ -86,6 +86,20 @@ _MODEL_PERMISSIONS = Prepared(
 )
 
 
+# The fixed reads and writes of every new model (registry.prepared); none of these models'
+# save() adds anything to a new row's insert.
+_MODEL_NAMED = Prepared(
+    lambda org_id, name: RegisteredModel.objects.filter(org_id=org_id, name=name).values_list("pk")[
+        :1
+    ],
+    int,
+    str,
+)
+_INSERT_MODEL = PreparedInsert(RegisteredModel)
+_INSERT_SEQUENCE = PreparedInsert(VersionSequence)
+_INSERT_BRANCH = PreparedInsert(Branch)
+
+
 @transaction.atomic
 def model_create(
     *,
@@ -111,11 +125,13 @@ def model_create(
         },
         org,
     )
-    if RegisteredModel.objects.filter(org=org, name=name).exists():
+    if _MODEL_NAMED.rows(org.pk, name):
         raise Conflict(f"model {name} already exists in {org.slug}")
-    model = RegisteredModel.objects.create(org=org, owner=actor, created_by=actor, **fields)
-    VersionSequence.objects.create(model=model)
-    Branch.objects.create(model=model, name=Branch.MAIN, protected=True, created_by=actor)
+    model = _INSERT_MODEL.save_new(
+        RegisteredModel(org=org, owner=actor, created_by=actor, **fields)
+    )
+    _INSERT_SEQUENCE.save_new(VersionSequence(model=model))
+    _INSERT_BRANCH.save_new(Branch(model=model, name=Branch.MAIN, protected=True, created_by=actor))
     # What assign_perm would write for each of the three, in one insert: the model is new,
     # so there is nothing to look up first.
     permissions = _MODEL_PERMISSIONS.rows()

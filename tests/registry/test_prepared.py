@@ -184,6 +184,16 @@ def test_it_inserts_a_row_as_djangos_insert_would(acme, alice, model, django_ass
 
 
 @pytest.mark.django_db
+def test_it_inserts_a_row_keyed_by_the_row_it_extends(acme, alice):
+    from registry.models import RegisteredModel, VersionSequence
+
+    bare = RegisteredModel.objects.create(org=acme, name="bare", owner=alice, created_by=alice)
+    sequence = PreparedInsert(VersionSequence).save_new(VersionSequence(model=bare))
+    assert (sequence.pk, sequence._state.adding) == (bare.pk, False)
+    assert VersionSequence.objects.get(model=bare).last_number == 0
+
+
+@pytest.mark.django_db
 def test_it_saves_a_new_row_as_save_would(model, alice, django_assert_num_queries):
     from django.db.models.signals import post_save, pre_save
 
