@@ -275,15 +275,17 @@ def _create_row(
         raise
     # A version may be born closed with its files and parents: these rows are part of its
     # birth, in its creating transaction, so they bypass the guards that freeze a closed one.
-    VersionParent._base_manager.bulk_create(
-        [VersionParent(child=version, parent=parent) for parent in parent_versions]
-    )
-    Artifact._base_manager.bulk_create(
-        [
-            Artifact(version=version, path=path, blob=blob, created_by=actor)
-            for path, blob in blobs.items()
-        ]
-    )
+    if parent_versions:
+        VersionParent._base_manager.bulk_create(
+            [VersionParent(child=version, parent=parent) for parent in parent_versions]
+        )
+    if blobs:
+        Artifact._base_manager.bulk_create(
+            [
+                Artifact(version=version, path=path, blob=blob, created_by=actor)
+                for path, blob in blobs.items()
+            ]
+        )
     changes = {
         "number": [None, version.number],
         "lock_level": [None, level],
