@@ -98,14 +98,29 @@ class KeepAliveThreadWorker(ThreadWorker):
                 if self._waiting > 0:
                     return False
                 self._lingering.append(wake_write)
-            remaining_ms = max(0, round((deadline - time.monotonic()) * 1000))
-            ready = {fd for fd, _ in poller.poll(remaining_ms)}
-            with self._waiting_lock:
-                if wake_write in self._lingering:
-                    self._lingering.remove(wake_write)
-                else:  # woken: enqueue_req wrote the byte before taking the pipe out
-                    os.read(wake_read, 1)
+            ready: set[int] = set()
+            try:
+                remaining_ms = max(0, round((deadline - time.monotonic()) * 1000))
+                ready = {fd for fd, _ in poller.poll(remaining_ms)}
+            finally:
+                with self._waiting_lock:
+                    woken = wake_write not in self._lingering
+                    if not woken:
+                        self._lingering.remove(wake_write)
+                if woken or wake_read in ready:
+                    # The byte enqueue_req wrote (under the lock, so it is there once the
+                    # pipe is found taken out), and any left behind: none may cut short a
+                    # later linger.
+                    _drain(wake_read)
             if sock in ready:
                 return self._waiting == 0
             if wake_read not in ready and time.monotonic() >= deadline:
                 return False
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 64):
+            pass
+    except BlockingIOError:
+        pass

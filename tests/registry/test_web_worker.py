@@ -4,6 +4,7 @@ a thread, and the collector is tuned after the application loads."""
 
 import contextlib
 import http.client
+import io
 import json
 import os
 import socket
@@ -125,6 +126,56 @@ def test_it_hands_a_connection_back_when_a_request_waits_behind_it(tmp_path):
         ask(first)
         first.close()
         second.close()
+
+
+def lingering_worker(linger_ms: int):
+    """The worker's linger alone, without a gunicorn arbiter around it."""
+    import threading
+    import types
+
+    from config.workers import KeepAliveThreadWorker
+
+    worker = KeepAliveThreadWorker.__new__(KeepAliveThreadWorker)
+    worker.alive, worker._linger_ms, worker._waiting = True, linger_ms, 0
+    worker._lingering, worker._waiting_lock = [], threading.Lock()
+    worker._thread = threading.local()
+    ours, theirs = socket.socketpair()
+    conn = types.SimpleNamespace(
+        sock=ours, parser=types.SimpleNamespace(unreader=types.SimpleNamespace(buf=io.BytesIO()))
+    )
+    return worker, conn, theirs
+
+
+def test_a_woken_linger_leaves_nothing_in_its_pipe(monkeypatch):
+    import threading
+
+    from gunicorn.workers.gthread import ThreadWorker
+
+    monkeypatch.setattr(ThreadWorker, "enqueue_req", lambda self, conn: None)
+    worker, conn, client = lingering_worker(60_000)
+    woken = threading.Timer(0.2, worker.enqueue_req, args=(object(),))
+    woken.start()
+    started = time.monotonic()
+    assert worker._next_request_here(conn) is False  # a connection waits: hand this one back
+    assert time.monotonic() - started < 10
+    assert worker._lingering == []
+    # Nothing is left in the pipe to cut the next linger short.
+    worker._waiting = 0
+    client.send(b"GET / HTTP/1.1\r\n")
+    assert worker._next_request_here(conn) is True
+    read_end = worker._wake_pipe()[0]
+    with pytest.raises(BlockingIOError):
+        os.read(read_end, 1)
+
+
+def test_a_stale_wake_up_byte_does_not_end_a_linger_early():
+    worker, conn, client = lingering_worker(300)
+    os.write(worker._wake_pipe()[1], b"\0")  # left behind, as after an interrupted linger
+    started = time.monotonic()
+    assert worker._next_request_here(conn) is False  # no request came
+    assert time.monotonic() - started >= 0.29
+    with pytest.raises(BlockingIOError):
+        os.read(worker._wake_pipe()[0], 1)
 
 
 def test_it_freezes_the_loaded_heap_and_raises_the_collectors_threshold(tmp_path):
