@@ -87,11 +87,9 @@ _MODEL_PERMISSIONS = Prepared(
 
 
 # The fixed reads and writes of every new model (registry.prepared); none of these models'
-# save() adds anything to a new row's insert.
+# save() adds anything to a new row's insert. Names are unique in an org: one row at most.
 _MODEL_NAMED = Prepared(
-    lambda org_id, name: RegisteredModel.objects.filter(org_id=org_id, name=name).values_list("pk")[
-        :1
-    ],
+    lambda org_id, name: RegisteredModel.objects.filter(org_id=org_id, name=name).values_list("pk"),
     int,
     str,
 )
