@@ -289,10 +289,18 @@ def get_model_for_user(
 ) -> RegisteredModel:
     """The model with its org, owner and creator, fetched with the user's role and grants
     in one query: 404 unless the user may view it."""
+    return _fetched_model(_MODEL_FOR_USER, user, org, name, need)
+
+
+def _fetched_model(
+    prepared: Prepared, user: UserLike, org: str | Organization, name: str, need: Need, *more
+) -> RegisteredModel:
+    """The model `prepared` reads for (user, org slug, name, *more), with the user's access
+    checked and noted for the rest of the request: 404 before 403."""
     if not _active(user):
         raise NotFound(f"model {name} not found")
     slug = org if isinstance(org, str) else org.slug
-    model = _MODEL_FOR_USER.first(user.pk, slug, name)
+    model = prepared.first(user.pk, slug, name, *more)
     if model is None:
         raise NotFound(f"model {name} not found")
     access = access_of(user, model, model.visibility)
@@ -324,14 +332,7 @@ def get_model_for_registration(
     """get_model_for_user(..., "write") for registering a version on `branch`, and that
     branch of the model (None when it has none) read in the same query, for version_create
     to take as it is."""
-    if not _active(user):
-        raise NotFound(f"model {name} not found")
-    slug = org if isinstance(org, str) else org.slug
-    model = _MODEL_FOR_REGISTRATION.first(user.pk, slug, name, branch)
-    if model is None:
-        raise NotFound(f"model {name} not found")
-    access = access_of(user, model, model.visibility)
-    _check(user, model, _note(user, model.pk, access), "write")
+    model = _fetched_model(_MODEL_FOR_REGISTRATION, user, org, name, "write", branch)
     # Django sets the joined branch only when there is one.
     return model, getattr(model, "registration_branch", None)
 
