@@ -1,8 +1,11 @@
 """Registered models: create, update, delete, share (SPEC 2, 3.1)."""
 
+import contextlib
+from collections.abc import Iterator
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from guardian.shortcuts import assign_perm, remove_perm
 
 from registry import validation
@@ -98,7 +101,24 @@ _INSERT_SEQUENCE = PreparedInsert(VersionSequence)
 _INSERT_BRANCH = PreparedInsert(Branch)
 
 
-@transaction.atomic
+@contextlib.contextmanager
+def _taken_name_is_conflict(org_id: int, name: object, model_id=None) -> Iterator[None]:
+    """Around a transaction that gives a model (`model_id`, or a new one) `name`: when a
+    concurrent transaction took the name after this one checked it, the unique constraint's
+    error (caught once this transaction has rolled back) is the caller's 409, not a server
+    error. Any other integrity error stays one."""
+    try:
+        yield
+    except IntegrityError:
+        taken = isinstance(name, str) and any(
+            pk != model_id for (pk,) in _MODEL_NAMED.rows(org_id, name)
+        )
+        if not taken:
+            raise
+        slug = Organization.objects.values_list("slug", flat=True).get(pk=org_id)
+        raise Conflict(f"model {name} already exists in {slug}") from None
+
+
 def model_create(
     *,
     actor,
@@ -111,6 +131,15 @@ def model_create(
     required_approvals: int | None = None,
 ) -> RegisteredModel:
     """Any member registers a model; its creator receives view, write and approve on it."""
+    with _taken_name_is_conflict(org.pk, name), transaction.atomic():
+        return _model_create(
+            actor, org, name, description, readme, visibility, tags, required_approvals
+        )
+
+
+def _model_create(
+    actor, org, name, description, readme, visibility, tags, required_approvals
+) -> RegisteredModel:
     require_org(actor, org, "member")
     fields = _clean(
         {
@@ -153,8 +182,13 @@ def model_create(
     return model
 
 
-@transaction.atomic
 def model_update(*, actor, model: RegisteredModel, **changes) -> RegisteredModel:
+    name = changes.get("name")
+    with _taken_name_is_conflict(model.org_id, name, model.pk), transaction.atomic():
+        return _model_update(actor, model, changes)
+
+
+def _model_update(actor, model: RegisteredModel, changes: dict) -> RegisteredModel:
     access = require(actor, model, "write")
     model = (
         RegisteredModel.objects.select_for_update(no_key=True, of=("self",))

@@ -17,6 +17,7 @@ from django.db import connection, transaction
 
 from registry.audit import verify_chain
 from registry.demo import ensure_shared_model
+from registry.errors import Conflict
 from registry.models import (
     ActivityChain,
     ActivityEvent,
@@ -28,6 +29,7 @@ from registry.models import (
 )
 from registry.services.artifacts import artifact_delete, artifact_put
 from registry.services.blobs import blob_attach, blob_collect
+from registry.services.registered_models import model_create, model_update
 from registry.services.versions import version_create
 from registry.storage import blob_exists, hash_stored_blob, staged_upload, stored_blob_keys
 
@@ -124,6 +126,57 @@ def test_it_numbers_twenty_concurrent_versions_one_to_twenty(model, alice):
     created = [e for e in events if e["verb"] == "version.created"]
     assert len(events) == events_before + 20
     assert sorted(e["changes"]["number"][1] for e in created) == list(range(1, 21))
+
+
+class Refused(str):
+    """A racer's Conflict, as its result (Race counts exceptions as failures)."""
+
+
+def conflict_or(work: Callable[[], Any]) -> Any:
+    try:
+        return work()
+    except Conflict as conflict:
+        return Refused(conflict)
+
+
+def test_it_gives_a_name_registered_at_once_to_one_model_and_409_to_the_rest(acme, alice):
+    from registry.models import Organization
+
+    events_before = ActivityEvent.objects.filter(org=acme).count()
+
+    def create(i: int) -> Any:
+        org, racer = Organization.objects.get(pk=acme.pk), User.objects.get(pk=alice.pk)
+        return conflict_or(lambda: model_create(actor=racer, org=org, name="raced").pk)
+
+    outcomes = Race(6, create).run()
+
+    conflicts = [o for o in outcomes if isinstance(o, Refused)]
+    created = [o for o in outcomes if not isinstance(o, Refused)]
+    assert len(created) == 1 and len(conflicts) == 5
+    assert all("model raced already exists in acme" in str(c) for c in conflicts)
+    # The losers left nothing: one model, one sequence, one branch, one event.
+    model = RegisteredModel.objects.get(org=acme, name="raced")
+    assert model.pk == created[0]
+    assert VersionSequence.objects.filter(model=model).count() == 1
+    assert model.branches.count() == 1
+    assert ActivityEvent.objects.filter(org=acme).count() == events_before + 1
+    assert_chain_intact(acme)
+
+
+def test_it_gives_409_to_a_rename_that_a_concurrent_registration_beat(model, alice):
+    def work(i: int) -> Any:
+        racer_model, racer = fresh(model, alice)
+        if i == 0:
+            return conflict_or(
+                lambda: model_create(actor=racer, org=racer_model.org, name="taken").pk
+            )
+        return conflict_or(lambda: model_update(actor=racer, model=racer_model, name="taken"))
+
+    outcomes = Race(2, work).run()
+
+    assert sum(isinstance(o, Refused) for o in outcomes) == 1
+    assert RegisteredModel.objects.filter(org=model.org, name="taken").count() == 1
+    assert_chain_intact(model.org)
 
 
 def test_it_stores_concurrent_uploads_of_the_same_new_content_once(model, alice, settings):
