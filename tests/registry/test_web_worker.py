@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -128,25 +129,32 @@ def test_it_hands_a_connection_back_when_a_request_waits_behind_it(tmp_path):
         second.close()
 
 
-def lingering_worker(linger_ms: int):
-    """The worker's linger alone, without a gunicorn arbiter around it."""
-    import threading
-    import types
+@pytest.fixture
+def lingering_worker():
+    """A worker as gunicorn's arbiter makes it, for its linger alone: (worker, its side of
+    a connection, the client's side)."""
+    from gunicorn.config import Config
 
     from config.workers import KeepAliveThreadWorker
 
-    worker = KeepAliveThreadWorker.__new__(KeepAliveThreadWorker)
-    worker.alive, worker._linger_ms, worker._waiting = True, linger_ms, 0
-    worker._lingering, worker._waiting_lock = [], threading.Lock()
-    worker._thread = threading.local()
-    ours, theirs = socket.socketpair()
-    conn = types.SimpleNamespace(
-        sock=ours, parser=types.SimpleNamespace(unreader=types.SimpleNamespace(buf=io.BytesIO()))
-    )
-    return worker, conn, theirs
+    made = []
+
+    def make(linger_ms: int):
+        worker = KeepAliveThreadWorker(1, os.getpid(), [], None, 30, Config(), None)
+        worker._linger_ms = linger_ms  # as load_wsgi() sets it from the settings
+        ours, theirs = socket.socketpair()
+        made.append((worker, ours, theirs))
+        buffer = types.SimpleNamespace(unreader=types.SimpleNamespace(buf=io.BytesIO()))
+        return worker, types.SimpleNamespace(sock=ours, parser=buffer), theirs
+
+    yield make
+    for worker, ours, theirs in made:
+        worker.tmp.close()
+        ours.close()
+        theirs.close()
 
 
-def test_a_woken_linger_leaves_nothing_in_its_pipe(monkeypatch):
+def test_a_woken_linger_leaves_nothing_in_its_pipe(lingering_worker, monkeypatch):
     import threading
 
     from gunicorn.workers.gthread import ThreadWorker
@@ -168,7 +176,7 @@ def test_a_woken_linger_leaves_nothing_in_its_pipe(monkeypatch):
         os.read(read_end, 1)
 
 
-def test_a_stale_wake_up_byte_does_not_end_a_linger_early():
+def test_a_stale_wake_up_byte_does_not_end_a_linger_early(lingering_worker):
     worker, conn, client = lingering_worker(300)
     os.write(worker._wake_pipe()[1], b"\0")  # left behind, as after an interrupted linger
     started = time.monotonic()
