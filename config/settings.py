@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "approvals",
     "catalog",
     "notifications",
+    "api",
 ]
 
 MIDDLEWARE = [

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from registry.api import api as ninja_api
+from api.urls import api as ninja_api
 from registry.export import FORMAT, verify_export
 from registry.models import ActivityChain, ActivityEvent
 from registry.services.artifacts import artifact_put

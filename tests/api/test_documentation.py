@@ -125,7 +125,7 @@ def test_it_reads_in_a_constant_number_of_queries(api, alice_token, model, alice
 
 
 def test_it_is_declared_in_the_openapi_document(api):
-    from registry.api import api as ninja_api
+    from api.urls import api as ninja_api
 
     schema = ninja_api.get_openapi_schema(path_prefix="/api/v1/")
     documented = "/api/v1/orgs/{org}/models/{model}/versions/{number}/documentation"

@@ -1,6 +1,6 @@
 import pytest
 
-from registry.api.schemas import ModelOut
+from api.schemas import ModelOut
 from registry.models import RegisteredModel
 from registry.services.registered_models import model_create
 from registry.services.versions import version_create

@@ -1,4 +1,4 @@
-"""The API's JSON writer (registry.api.renderer) writes what django-ninja's would."""
+"""The API's JSON writer (api.renderer) writes what django-ninja's would."""
 
 import json
 import uuid
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from ninja.responses import NinjaJSONEncoder
 
-from registry.api.renderer import dumps
+from api.renderer import dumps
 
 
 def test_it_writes_what_the_standard_encoder_writes():

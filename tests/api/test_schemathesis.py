@@ -7,9 +7,9 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
+from api.urls import api
 from notifications.models import Delivery
 from notifications.services import event_dispatch, webhook_create
-from registry.api import api
 from registry.models import ActivityEvent
 from registry.services.comments import comment_add
 

@@ -1,13 +1,13 @@
 """Pages of versions are built from rows, not model instances, and written without
-django-ninja's validation (registry.api.render): each item must still be exactly what GET
+django-ninja's validation (api.render): each item must still be exactly what GET
 of that version answers, and each page must still match its response schema."""
 
 import io
 
 import pytest
 
+from api.schemas import ModelPage, VersionPage
 from approvals.services import request_approve, request_create
-from registry.api.schemas import ModelPage, VersionPage
 from registry.services.registered_models import model_create, model_update
 from registry.services.versions import version_create
 

@@ -7,9 +7,9 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from registry.api import schemas as s
-from registry.api.pagination import paginate
-from registry.api.render import version_json
+from api import schemas as s
+from api.pagination import paginate
+from api.render import version_json
 from registry.errors import NotFound
 from registry.lineage import version_lineage
 from registry.models import Branch, RegisteredModel

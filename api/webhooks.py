@@ -17,6 +17,8 @@ from ninja import Router, Status
 from pydantic import field_validator
 from pydantic.json_schema import SkipJsonSchema
 
+from api import schemas as s
+from api.pagination import paginate
 from notifications.models import Channel, Delivery, Webhook
 from notifications.services import (
     delivery_replay,
@@ -24,8 +26,6 @@ from notifications.services import (
     webhook_delete,
     webhook_update,
 )
-from registry.api import schemas as s
-from registry.api.pagination import paginate
 from registry.errors import Invalid, NotFound
 from registry.models import (
     ModelGroupPermission,

@@ -8,9 +8,9 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from registry.api import schemas as s
-from registry.api.pagination import paginate
-from registry.api.render import artifact_json
+from api import schemas as s
+from api.pagination import paginate
+from api.render import artifact_json
 from registry.downloads import download_response
 from registry.errors import Invalid, NotFound, TooLarge
 from registry.models import Artifact

@@ -12,13 +12,13 @@ from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
-from notifications import api as webhooks_api
-from registry.api import activity, approvals, artifacts, catalog, errors, schemas, search
-from registry.api import branches as branches_api
-from registry.api import documentation as documentation_api
-from registry.api import flags as flags_api
-from registry.api.auth import AUTH
-from registry.api.renderer import FastJSONRenderer
+from api import activity, approvals, artifacts, catalog, errors, schemas, search
+from api import branches as branches_api
+from api import documentation as documentation_api
+from api import flags as flags_api
+from api import webhooks as webhooks_api
+from api.auth import AUTH
+from api.renderer import FastJSONRenderer
 
 
 def _guarded(view):

@@ -11,9 +11,9 @@ from django.db.models import Q
 from django.http import HttpRequest, StreamingHttpResponse
 from ninja import Router
 
-from registry.api import schemas as s
-from registry.api.pagination import paginate
-from registry.api.render import event_json
+from api import schemas as s
+from api.pagination import paginate
+from api.render import event_json
 from registry.errors import Invalid
 from registry.export import CONTENT_TYPES, export_for, parse_time
 from registry.models import ActivityEvent, RegisteredModel

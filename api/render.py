@@ -6,8 +6,8 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpResponse
 
+from api.renderer import FastJSONRenderer, dumps
 from approvals.models import RequestKind, StageChangeRequest
-from registry.api.renderer import FastJSONRenderer, dumps
 from registry.models import (
     ActivityEvent,
     Artifact,

@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.loader import render_to_string
 from ninja import Router
 
-from registry.api import schemas as s
+from api import schemas as s
 from registry.documentation import (
     filename,
     render_json,

@@ -9,9 +9,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router, Status
 
-from registry.api import schemas as s
-from registry.api.pagination import paginate, paginate_shapes
-from registry.api.render import (
+from api import schemas as s
+from api.pagination import paginate, paginate_shapes
+from api.render import (
     comment_json,
     comments_qs,
     json_response,
@@ -21,7 +21,7 @@ from registry.api.render import (
     versions_page_json,
     with_renderings,
 )
-from registry.api.search import filter_versions, page_query
+from api.search import filter_versions, page_query
 from registry.errors import Invalid
 from registry.models import Alias, Branch, ModelVersion, RegisteredModel
 from registry.permissions import (

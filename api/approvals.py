@@ -3,11 +3,11 @@
 from django.http import HttpRequest
 from ninja import Router, Status
 
+from api import schemas as s
+from api.pagination import paginate
+from api.render import request_json, requests_qs
 from approvals.models import RequestKind, StageChangeRequest
 from approvals.services import request_approve, request_cancel, request_create, request_reject
-from registry.api import schemas as s
-from registry.api.pagination import paginate
-from registry.api.render import request_json, requests_qs
 from registry.errors import NotFound
 from registry.permissions import get_org_for_user, get_version_for_user
 

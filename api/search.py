@@ -7,10 +7,10 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router
 
+from api import schemas as s
+from api.pagination import after_condition, paginate, paginate_shapes
+from api.render import json_response, version_rows, versions_page_json
 from registry import query
-from registry.api import schemas as s
-from registry.api.pagination import after_condition, paginate, paginate_shapes
-from registry.api.render import json_response, version_rows, versions_page_json
 from registry.models import ModelVersion
 from registry.models.catalog import viewable_condition, viewer_kind
 from registry.permissions import get_org_for_user

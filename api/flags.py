@@ -9,8 +9,8 @@ from django.http import HttpRequest
 from ninja import Router, Status
 from pydantic import model_validator
 
-from registry.api import schemas as s
-from registry.api.pagination import paginate
+from api import schemas as s
+from api.pagination import paginate
 from registry.errors import NotFound
 from registry.models import Flag
 from registry.permissions import get_org_for_user, get_version_for_user
