@@ -93,6 +93,11 @@ def _outbox_redis() -> redis.Redis | None:
     return client
 
 
+def on_activity_committed(sender, event_id: int, **kwargs) -> None:
+    """registry.signals.activity_committed: hand the committed event on to be dispatched."""
+    enqueue_event(event_id)
+
+
 def enqueue_event(event_id: int) -> bool:
     """The on_commit hook of event_record: the event row is the outbox message."""
     if settings.CELERY_TASK_ALWAYS_EAGER:

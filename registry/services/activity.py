@@ -14,6 +14,7 @@ from registry.models import (
 )
 from registry.permissions import access_forget
 from registry.prepared import Prepared, PreparedInsert, PreparedUpdate
+from registry.signals import activity_committed
 
 
 def chain_start(org: Organization) -> ActivityChain:
@@ -81,13 +82,13 @@ def event_record(
         chain_start(org)  # an org made other than by org_create, which starts its chain
         if not append(event, connection):
             raise RuntimeError(f"the activity chain of org {org.pk} did not advance")
-    # The outbox: after commit the event is handed to Celery (notifications.tasks); if the
-    # broker is down the hook logs it and the periodic sweep dispatches the event later.
-    from notifications.tasks import enqueue_event
-
+    # The outbox: after commit the event is handed on to whoever listens (notifications);
+    # a listener that fails is logged, and the periodic sweep dispatches the event later.
     event_id = event.pk
     access_forget()
-    transaction.on_commit(lambda: enqueue_event(event_id), robust=True)
+    transaction.on_commit(
+        lambda: activity_committed.send(sender=ActivityEvent, event_id=event_id), robust=True
+    )
     return event
 
 
