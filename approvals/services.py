@@ -2,7 +2,7 @@
 workflow: request, approve or reject, apply, cancel.
 
 Lock order, the same in every service here, so that no two transactions wait on each other
-in a cycle: the model's transition lock (registry.services.aliases.lock_model_transitions),
+in a cycle: the model's transition lock (registry.services.locks.lock_model_transitions),
 then the request row, then the version rows that change, then the activity chain head
 (event_record, always last).
 """
@@ -29,9 +29,9 @@ from registry.services.aliases import (
     alias_change,
     clean_alias_name,
     clean_comment,
-    lock_model_transitions,
     version_of,
 )
+from registry.services.locks import lock_model_transitions
 
 
 def _fresh_version(version: ModelVersion) -> ModelVersion:

@@ -1,9 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from catalog import tokens
 from catalog.views import activity_export as activity_export_views
-from catalog.views import browse, compare, home, settings, versions
+from catalog.views import browse, compare, home, settings, tokens, versions
 from catalog.views import documentation as documentation_views
 from catalog.views import flags as flag_views
 from catalog.views import lineage as lineage_views

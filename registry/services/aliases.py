@@ -11,10 +11,11 @@ from django.db import IntegrityError, transaction
 
 from registry import validation
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
-from registry.models import Alias, ModelVersion, RegisteredModel, VersionSequence
+from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.models.catalog import NAME_PATTERN
 from registry.permissions import require
 from registry.services.activity import event_record
+from registry.services.locks import lock_model_transitions
 
 MAX_COMMENT = 20_000
 
@@ -38,19 +39,6 @@ def clean_comment(comment: Any) -> str:
     if len(comment) > MAX_COMMENT:
         raise Invalid(f"a comment is at most {MAX_COMMENT} characters")
     return validation.storable("comment", comment).strip()
-
-
-def lock_model_transitions(model: RegisteredModel) -> None:
-    """Serialize the stage and alias changes of one model, inside the caller's transaction.
-
-    The lock is the model's VersionSequence row: every approval, alias change and request
-    takes it first, so that they queue instead of deciding on a stale read. The model row
-    is not used because the core services lock it after a version row, and this lock is
-    taken before version rows.
-    """
-    held = VersionSequence.objects.select_for_update().filter(pk=model.pk).values_list("pk")
-    if not list(held):
-        raise NotFound(f"model {model.name} not found")
 
 
 def version_of(model: RegisteredModel, version: ModelVersion) -> ModelVersion:

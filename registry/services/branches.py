@@ -24,7 +24,7 @@ from registry.models import (
 from registry.models.catalog import NAME_PATTERN
 from registry.permissions import require
 from registry.services.activity import event_record
-from registry.services.aliases import lock_model_transitions
+from registry.services.locks import lock_model_transitions
 from registry.services.versions import (
     _clean_ingredients,
     _create_row,

@@ -28,8 +28,9 @@ from registry.models.versions import SEMVER_PATTERN
 from registry.permissions import Access, model_access, require
 from registry.prepared import Prepared, PreparedInsert, PreparedUpdate
 from registry.services.activity import event_record
-from registry.services.aliases import alias_change, lock_model_transitions
+from registry.services.aliases import alias_change
 from registry.services.blobs import blob_attach, blobs_collect_later
+from registry.services.locks import lock_model_transitions
 from registry.storage import StagedUpload, remove_blob_bytes, staged_upload
 
 EDITABLE = (*FREE_METADATA_FIELDS, *INGREDIENT_FIELDS, "parents")
