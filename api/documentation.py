@@ -8,7 +8,7 @@ from django.template.loader import render_to_string
 from ninja import Router
 
 from api import schemas as s
-from registry.documentation import (
+from compliance import (
     filename,
     render_json,
     render_markdown,

@@ -1,12 +1,12 @@
 """Values of the technical documentation as the page shows them: the same display rule as
-its Markdown download (registry.documentation.display)."""
+its Markdown download (compliance.display)."""
 
 import json
 from typing import Any
 
 from django import template
 
-from registry.documentation import display
+from compliance import display
 
 register = template.Library()
 

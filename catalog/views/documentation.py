@@ -7,7 +7,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from catalog.errors import domain_errors
-from registry.documentation import (
+from compliance import (
     filename,
     render_json,
     render_markdown,

@@ -10,7 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils.html import escape
 
-from registry.documentation import display, md_line
+from compliance import display, md_line
 from registry.services.registered_models import model_create
 from registry.services.versions import version_create
 from tests.registry.test_documentation import SECTIONS, build_documented_version

@@ -12,7 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from approvals.services import request_approve, request_create
-from registry.documentation import (
+from compliance import (
     md_inline,
     render_json,
     render_markdown,

@@ -9,7 +9,7 @@ from django.db.models import Prefetch
 from django.utils import timezone
 
 from approvals.models import RequestKind, Review, StageChangeRequest
-from registry.documentation.render import display
+from compliance.render import display
 from registry.models import (
     INGREDIENT_FIELDS,
     ActivityEvent,

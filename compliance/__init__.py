@@ -8,8 +8,8 @@ the EU declaration, ...) is always listed as missing. The document is read in a 
 of queries, whatever the number of events, requests, flags or versions.
 """
 
-from registry.documentation.build import REGULATION, technical_documentation
-from registry.documentation.render import (
+from compliance.build import REGULATION, technical_documentation
+from compliance.render import (
     MISSING,
     display,
     filename,
