@@ -1,24 +1,18 @@
 """The document itself: what the registry knows about a version, read in a fixed number of
 queries and laid out along Annex IV, with every gap an explicit missing item."""
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from django.db.models import Prefetch
 from django.utils import timezone
 
-from approvals.models import RequestKind, Review, StageChangeRequest
+from approvals.models import RequestKind, StageChangeRequest
+from compliance.facts import Facts, fetch
 from compliance.render import display
 from registry.models import (
     INGREDIENT_FIELDS,
-    ActivityEvent,
-    Artifact,
-    Flag,
     LockLevel,
     ModelVersion,
-    Organization,
-    RegisteredModel,
 )
 
 REGULATION = "EU AI Act (Regulation (EU) 2024/1689), Annex IV"
@@ -34,68 +28,6 @@ _WHO_MAY_CHANGE = {
 }
 # Dict ingredients whose changes read best key by key.
 _KEYED = ("params", "metrics", "environment", "code_version")
-_HISTORY_COLUMNS = ("number", "label", "digest", "stage", "lock_level", "created_at")
-
-
-@dataclass(frozen=True)
-class _Facts:
-    """Everything the document shows, fetched once."""
-
-    version: ModelVersion
-    model: RegisteredModel
-    org: Organization
-    artifacts: list[Artifact]
-    parents: list[ModelVersion]
-    children: list[ModelVersion]
-    history: list[ModelVersion]
-    previous: ModelVersion | None
-    events: list[ActivityEvent]
-    requests: list[StageChangeRequest]
-    flags: list[Flag]
-
-
-def _fetch(version: ModelVersion, viewer) -> _Facts:
-    """One query per kind of row, whatever their number (the prefetches run only when
-    there is something to prefetch)."""
-    version = ModelVersion.objects.select_related(
-        "model__org", "model__owner", "branch", "created_by"
-    ).get(pk=version.pk)
-    model = version.model
-    visible = RegisteredModel.objects.visible_to(viewer)
-    lineage = ("model__name", "number")
-    reviews = Prefetch("reviews", queryset=Review.objects.select_related("reviewer"))
-    return _Facts(
-        version=version,
-        model=model,
-        org=model.org,
-        artifacts=list(Artifact.objects.filter(version=version).select_related("blob")),
-        parents=list(
-            version.parents.filter(model__in=visible).select_related("model").order_by(*lineage)
-        ),
-        children=list(
-            version.children.filter(model__in=visible).select_related("model").order_by(*lineage)
-        ),
-        history=list(
-            ModelVersion.objects.filter(model=model, number__lte=version.number)
-            .select_related("branch", "created_by")
-            .only(*_HISTORY_COLUMNS, "branch__name", "created_by__username")
-            .order_by("number")
-        ),
-        previous=ModelVersion.objects.filter(
-            model=model, branch=version.branch, number__lt=version.number
-        )
-        .prefetch_related("artifacts")
-        .order_by("-number")
-        .first(),
-        events=list(ActivityEvent.objects.filter(version_id=version.pk).order_by("seq")),
-        requests=list(
-            StageChangeRequest.objects.filter(version=version)
-            .select_related("requester")
-            .prefetch_related(reviews)
-            .order_by("created_at", "id")
-        ),
-        flags=list(Flag.objects.filter(version=version).open().select_related("raised_by")),
-    )
 
 
 # Items
@@ -169,7 +101,7 @@ def _section(key: str, title: str, annex: str, items: list[Item]) -> Section:
 # Sections, in the order of Annex IV
 
 
-def _identity(f: _Facts) -> Section:
+def _identity(f: Facts) -> Section:
     v = f.version
     return _section(
         "identity",
@@ -209,7 +141,7 @@ def _identity(f: _Facts) -> Section:
     )
 
 
-def _description(f: _Facts) -> Section:
+def _description(f: Facts) -> Section:
     v, on_model = f.version, "on the registered model"
     return _section(
         "description",
@@ -256,7 +188,7 @@ def _description(f: _Facts) -> Section:
     )
 
 
-def _architecture(f: _Facts) -> Section:
+def _architecture(f: Facts) -> Section:
     v, env = f.version, f.version.environment
     artifacts = _table(
         ["path", "size (bytes)", "sha256"],
@@ -321,7 +253,7 @@ def _lineage_table(versions: list[ModelVersion]) -> dict[str, Any]:
     )
 
 
-def _data(f: _Facts) -> Section:
+def _data(f: Facts) -> Section:
     v = f.version
     datasets = _table(
         ["name", "uri", "version", "digest"],
@@ -367,7 +299,7 @@ def _data(f: _Facts) -> Section:
     )
 
 
-def _training(f: _Facts) -> Section:
+def _training(f: Facts) -> Section:
     v = f.version
     return _section(
         "training",
@@ -397,7 +329,7 @@ def _change_text(changes: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
-def _ingredient_changes(previous: ModelVersion, f: _Facts) -> list[list[Any]]:
+def _ingredient_changes(previous: ModelVersion, f: Facts) -> list[list[Any]]:
     """What changed from the previous version of the branch: ingredient, before, now."""
     rows: list[list[Any]] = []
     for field in INGREDIENT_FIELDS:
@@ -419,7 +351,7 @@ def _ingredient_changes(previous: ModelVersion, f: _Facts) -> list[list[Any]]:
     return rows
 
 
-def _history(f: _Facts) -> Section:
+def _history(f: Facts) -> Section:
     versions = _table(
         ["number", "label", "branch", "stage", "lock", "digest", "registered by", "registered at"],
         [
@@ -498,7 +430,7 @@ def _request_change(request: StageChangeRequest) -> str:
     return f"alias @{request.alias_name} removed"
 
 
-def _approvals(f: _Facts) -> Section:
+def _approvals(f: Facts) -> Section:
     requests = _table(
         [
             "request",
@@ -557,7 +489,7 @@ def _approvals(f: _Facts) -> Section:
     )
 
 
-def _lock(f: _Facts) -> Section:
+def _lock(f: Facts) -> Section:
     v, final = f.version, f.org.closed_is_final
     lowering = (
         "never, by anyone: the version is closed and the organization is in compliance mode"
@@ -577,7 +509,7 @@ def _lock(f: _Facts) -> Section:
     )
 
 
-def _flags(f: _Facts) -> Section:
+def _flags(f: Facts) -> Section:
     flags = _table(
         ["severity", "summary", "details", "raised by", "raised at", "digest"],
         [
@@ -645,7 +577,7 @@ def _kept_outside() -> Section:
 def technical_documentation(version: ModelVersion, *, viewer) -> dict[str, Any]:
     """The Annex IV document of `version`, as `viewer` may see it (lineage that crosses into
     models they may not view stays out). The caller has checked that they may view it."""
-    f = _fetch(version, viewer)
+    f = fetch(version, viewer)
     sections = [
         _identity(f),
         _description(f),

@@ -13,7 +13,7 @@ from registry.services.comments import comment_add
 from registry.services.registered_models import model_create
 from registry.services.versions import version_create
 from tests.api.conftest import error_code
-from tests.registry.test_documentation import SECTIONS, build_documented_version
+from tests.compliance.test_documentation import SECTIONS, build_documented_version
 
 pytestmark = pytest.mark.django_db
 

@@ -13,7 +13,7 @@ from django.utils.html import escape
 from compliance import display, md_line
 from registry.services.registered_models import model_create
 from registry.services.versions import version_create
-from tests.registry.test_documentation import SECTIONS, build_documented_version
+from tests.compliance.test_documentation import SECTIONS, build_documented_version
 
 pytestmark = pytest.mark.django_db
 
