@@ -338,13 +338,3 @@ def test_shapes_are_compiled_per_shape_and_kept_to_a_bound(model, admin, acme):
     assert shapes.dicts(acme.pk + 1, shape="region") == []
     assert shapes.dicts(acme.pk, shape="team") == [{"number": 1, "model__name": "fraud"}]
     assert built.count("team") == 4  # the oldest two shapes were let go: compiled again
-
-
-@pytest.mark.django_db
-def test_history_managers_are_built_once_and_still_record(model, admin):
-    """registry.apps caches simple-history's manager class per descriptor."""
-    version = version_create(actor=admin, model=model, description="first")
-    first, second = ModelVersion.history, version.history
-    assert type(first) is type(second)
-    assert first.model is second.model
-    assert list(version.history.values_list("description", flat=True)) == ["first"]
