@@ -9,9 +9,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
+from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid
-from registry.history import AuditedHistory
 from registry.models import (
     Membership,
     ModelGroupPermission,
@@ -156,7 +156,7 @@ class StageChangeRequest(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     objects = StageChangeRequestQuerySet.as_manager()
 
@@ -222,7 +222,7 @@ class Review(models.Model):
     decision = models.CharField(max_length=8, choices=Decision.choices)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [

@@ -56,18 +56,6 @@ def canonical_event(event: Mapping[str, Any]) -> str:
     return canonical_json(_canonical_fields(event))
 
 
-def canonical_event_around_seq(event: Mapping[str, Any]) -> tuple[str, str]:
-    """The canonical event as the text before and after its seq's digits, for a writer that
-    learns the seq only where it appends (the database, under the chain head's lock):
-    `before + str(seq) + after == canonical_event(event with that seq)`. Keys are sorted, so
-    the fields named before "seq" come before it."""
-    fields = _canonical_fields({**event, "seq": 0})
-    del fields["seq"]
-    before = canonical_json({name: value for name, value in fields.items() if name < "seq"})
-    after = canonical_json({name: value for name, value in fields.items() if name > "seq"})
-    return before[:-1] + ',"seq":', "," + after[1:]
-
-
 def link_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
     return hashlib.sha256((prev_hash + canonical_event(event)).encode()).hexdigest()
 

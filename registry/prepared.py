@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 from django.db import DEFAULT_DB_ALIAS, NotSupportedError, connections
-from django.db.models import BooleanField, F, Func, JSONField, Model, QuerySet, signals
+from django.db.models import BooleanField, F, Func, JSONField, Model, QuerySet
 from django.db.models.query import get_related_populators
-from django.db.models.sql import Query, UpdateQuery
+from django.db.models.sql import Query
 from django.db.transaction import TransactionManagementError
 
 _CACHE_ATTRIBUTE = "_modelvault_prepared"
@@ -304,146 +304,6 @@ class Prepared:
     def first(self, *args: Any) -> Model | None:
         found = self.objects(*args)
         return found[0] if found else None
-
-
-class PreparedUpdate(Prepared):
-    """`PreparedUpdate(lambda pk, n: (Model.objects.filter(pk=pk), {"field": n}), int, int)`:
-    an UPDATE of a fixed shape; `.update(*args)` runs it and gives the rows changed. Only
-    for rows without history (simple-history records `save()`, never an UPDATE).
-
-    With `returning=("field", ...)` the statement also gives those columns of the rows it
-    changed, as they are after the update (`RETURNING`, on PostgreSQL and SQLite alike):
-    `.returning(*args)` gives the rows as the database sends them (no field converters: for
-    integer and text columns), so that a counter is moved on and read in one statement,
-    under the row lock the UPDATE itself takes."""
-
-    def __init__(
-        self,
-        build: Callable[..., Any],
-        *kinds: type,
-        returning: tuple[str, ...] = (),
-        using: str = DEFAULT_DB_ALIAS,
-    ):
-        super().__init__(build, *kinds, using=using)
-        self._returning = returning
-
-    def _query(self, built: Any) -> Query:
-        queryset, values = built
-        query = queryset.query.chain(UpdateQuery)
-        query.add_update_values(values)
-        return query
-
-    def _compile(self, connection, build: Callable[..., Any], kinds: tuple[type, ...]):
-        compiled = super()._compile(connection, build, kinds)
-        if not self._returning:
-            return compiled
-        meta = compiled.compiler.query.get_meta()
-        columns = ", ".join(
-            connection.ops.quote_name(meta.get_field(name).column) for name in self._returning
-        )
-        return _Compiled(
-            sql=f"{compiled.sql} RETURNING {columns}",
-            params=compiled.params,
-            slots=compiled.slots,
-            compiler=compiled.compiler,
-            locks=False,
-        )
-
-    def update(self, *args: Any) -> int:
-        with connections[self._using].cursor() as cursor:
-            self._execute(args, cursor)
-            return cursor.rowcount
-
-    def returning(self, *args: Any) -> list[tuple[Any, ...]]:
-        if not self._returning:
-            raise TypeError("this prepared update names no columns to return")
-        with connections[self._using].cursor() as cursor:
-            self._execute(args, cursor)
-            return [tuple(row) for row in cursor.fetchall()]
-
-
-class PreparedInsert:
-    """`PreparedInsert(Model)`: the INSERT of one row of `Model` (every concrete column, but a
-    primary key the database makes), its SQL built once per connection, `RETURNING` the
-    key (made by the database, made in Python, or a one-to-one key given by the row).
-    `.bound(obj)` gives the SQL and the values of `obj`, each prepared for the database by
-    its field as Django's own insert prepares it (`pre_save`, then `get_db_prep_save`);
-    `.insert(obj)` runs it and sets the key on `obj`; `.save_new(obj)` is
-    `obj.save(force_insert=True)` for a model whose save() adds nothing to a new row's
-    insert: pre_save, the INSERT, post_save (whose receivers, such as the audit history,
-    run as they would). For rows written on every request."""
-
-    def __init__(self, model: type[Model], using: str = DEFAULT_DB_ALIAS):
-        self.model = model
-        self._using = using
-
-    def statement(self, connection) -> tuple[str, tuple[Any, ...]]:
-        """The SQL on this connection, and the fields whose values it takes, in order."""
-        cache = connection.__dict__.setdefault(_CACHE_ATTRIBUTE, {})
-        statement = cache.get(self)
-        if statement is None:
-            meta = self.model._meta
-            made = getattr(meta.pk, "db_returning", False)  # by the database
-            # Else made in Python, or the key of the row this one extends (a one-to-one key).
-            if not made and not meta.pk.has_default() and not meta.pk.is_relation:
-                raise TypeError(f"{meta.label}'s primary key is made neither here nor there")
-            fields = tuple(
-                field for field in meta.concrete_fields if not (made and field is meta.pk)
-            )
-            quote = connection.ops.quote_name
-            columns = ", ".join(quote(field.column) for field in fields)
-            placeholders = ", ".join(["%s"] * len(fields))
-            sql = (
-                f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) "
-                f"RETURNING {quote(meta.pk.column)}"
-            )
-            statement = cache[self] = (sql, fields)
-        return statement
-
-    def bound(self, obj: Model) -> tuple[str, list[Any]]:
-        return self.bound_values(lambda field: field.pre_save(obj, add=True))
-
-    def bound_values(
-        self, value_of: Callable[[Any], Any], connection: Any = None
-    ) -> tuple[str, list[Any]]:
-        """The SQL and the values `value_of(field)` gives, prepared for the database."""
-        connection = connection or connections[self._using]
-        sql, fields = self.statement(connection)
-        return sql, [field.get_db_prep_save(value_of(field), connection) for field in fields]
-
-    def inserted(self, obj: Model, pk: Any) -> Model:
-        """`obj` as saved, with the key the statement returned if the database made it."""
-        if getattr(self.model._meta.pk, "db_returning", False):
-            obj.pk = pk
-        obj._state.adding = False
-        obj._state.db = self._using
-        return obj
-
-    def insert(self, obj: Model) -> Model:
-        sql, params = self.bound(obj)
-        with connections[self._using].cursor() as cursor:
-            cursor.execute(sql, params)
-            (pk,) = cursor.fetchone()
-        return self.inserted(obj, pk)
-
-    def save_new(self, obj: Model) -> Model:
-        if type(obj) is not self.model:
-            raise TypeError(f"expected a new {self.model._meta.label}, got {type(obj).__name__}")
-        if not obj._state.adding:
-            raise TypeError("save_new() writes new rows only")
-        signals.pre_save.send(
-            sender=self.model, instance=obj, raw=False, using=self._using, update_fields=None
-        )
-        self.insert(obj)
-        signals.post_save.send(
-            sender=self.model,
-            instance=obj,
-            created=True,
-            update_fields=None,
-            raw=False,
-            using=self._using,
-        )
-        return obj
 
 
 class AnyOf(Func):

@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid
-from registry.history import AuditedHistory
 from registry.models.catalog import RegisteredModel, name_validator
 from registry.models.versions import ModelVersion
 
@@ -30,7 +30,7 @@ class Alias(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = AuditedHistory(excluded_fields=["updated_at"])
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     objects = AliasQuerySet.as_manager()
 

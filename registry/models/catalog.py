@@ -5,9 +5,9 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+from simple_history.models import HistoricalRecords
 
 from registry.errors import Locked
-from registry.history import AuditedHistory
 from registry.models.choices import LockLevel, Role, Visibility
 from registry.models.orgs import Membership, Organization
 
@@ -140,7 +140,7 @@ class RegisteredModel(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     objects = RegisteredModelQuerySet.as_manager()
 
@@ -190,7 +190,7 @@ class Branch(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     MAIN = "main"
 
@@ -232,7 +232,7 @@ class Comment(models.Model):
     )
     body = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["created_at", "id"]

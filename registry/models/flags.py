@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.db import models
+from simple_history.models import HistoricalRecords
 
-from registry.history import AuditedHistory
 from registry.models.catalog import RegisteredModel
 from registry.models.versions import ModelVersion
 
@@ -44,7 +44,7 @@ class Flag(models.Model):
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution = models.TextField(blank=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     objects = FlagQuerySet.as_manager()
 

@@ -2,8 +2,8 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
+from simple_history.models import HistoricalRecords
 
-from registry.history import AuditedHistory
 from registry.models.choices import LockLevel, Role
 
 slug_validator = RegexValidator(
@@ -26,7 +26,7 @@ class Organization(models.Model):
         help_text="Compliance mode: a closed version can never be lowered, by anyone.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["slug"]
@@ -42,7 +42,7 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [
@@ -61,7 +61,7 @@ class Team(models.Model):
     name = models.CharField(max_length=100)
     group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="team")
     created_at = models.DateTimeField(auto_now_add=True)
-    history = AuditedHistory()
+    history = HistoricalRecords()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "name"], name="team_unique_name")]

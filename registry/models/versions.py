@@ -3,9 +3,9 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid, Locked
-from registry.history import AuditedHistory
 from registry.models.catalog import Branch, RegisteredModel, viewable_in
 from registry.models.choices import LockLevel, Stage
 
@@ -110,7 +110,7 @@ class ModelVersion(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = AuditedHistory(excluded_fields=["updated_at"])
+    history = HistoricalRecords(excluded_fields=["updated_at"])
 
     objects = ModelVersionQuerySet.as_manager()
 

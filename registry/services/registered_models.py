@@ -28,7 +28,6 @@ from registry.models import (
 )
 from registry.models.catalog import NAME_PATTERN, closed_versions_of
 from registry.permissions import require, require_org
-from registry.prepared import Prepared, PreparedInsert
 from registry.services.activity import event_record
 from registry.services.blobs import blobs_collect_later
 
@@ -80,27 +79,6 @@ def _shown(field: str, value):
     return value
 
 
-_MODEL_PERMISSIONS = Prepared(
-    lambda: Permission.objects.filter(
-        content_type__app_label=RegisteredModel._meta.app_label,
-        content_type__model=RegisteredModel._meta.model_name,
-        codename__in=list(ModelPermission.values),
-    ).values_list("pk")
-)
-
-
-# The fixed reads and writes of every new model (registry.prepared); none of these models'
-# save() adds anything to a new row's insert. Names are unique in an org: one row at most.
-_MODEL_NAMED = Prepared(
-    lambda org_id, name: RegisteredModel.objects.filter(org_id=org_id, name=name).values_list("pk"),
-    int,
-    str,
-)
-_INSERT_MODEL = PreparedInsert(RegisteredModel)
-_INSERT_SEQUENCE = PreparedInsert(VersionSequence)
-_INSERT_BRANCH = PreparedInsert(Branch)
-
-
 @contextlib.contextmanager
 def _taken_name_is_conflict(org_id: int, name: object, model_id=None) -> Iterator[None]:
     """Around a transaction that gives a model (`model_id`, or a new one) `name`: when a
@@ -110,8 +88,11 @@ def _taken_name_is_conflict(org_id: int, name: object, model_id=None) -> Iterato
     try:
         yield
     except IntegrityError:
-        taken = isinstance(name, str) and any(
-            pk != model_id for (pk,) in _MODEL_NAMED.rows(org_id, name)
+        taken = (
+            isinstance(name, str)
+            and RegisteredModel.objects.filter(org_id=org_id, name=name)
+            .exclude(pk=model_id)
+            .exists()
         )
         if not taken:
             raise
@@ -152,22 +133,26 @@ def _model_create(
         },
         org,
     )
-    if _MODEL_NAMED.rows(org.pk, name):
+    if RegisteredModel.objects.filter(org=org, name=name).exists():
         raise Conflict(f"model {name} already exists in {org.slug}")
-    model = _INSERT_MODEL.save_new(
-        RegisteredModel(org=org, owner=actor, created_by=actor, **fields)
-    )
-    _INSERT_SEQUENCE.save_new(VersionSequence(model=model))
-    _INSERT_BRANCH.save_new(Branch(model=model, name=Branch.MAIN, protected=True, created_by=actor))
+    model = RegisteredModel.objects.create(org=org, owner=actor, created_by=actor, **fields)
+    VersionSequence.objects.create(model=model)
+    Branch.objects.create(model=model, name=Branch.MAIN, protected=True, created_by=actor)
     # What assign_perm would write for each of the three, in one insert: the model is new,
     # so there is nothing to look up first.
-    permissions = _MODEL_PERMISSIONS.rows()
+    permissions = list(
+        Permission.objects.filter(
+            content_type__app_label=RegisteredModel._meta.app_label,
+            content_type__model=RegisteredModel._meta.model_name,
+            codename__in=list(ModelPermission.values),
+        ).values_list("pk", flat=True)
+    )
     if len(permissions) != len(ModelPermission):
         raise RuntimeError("the model permissions are missing from the database: run migrate")
     ModelUserPermission.objects.bulk_create(
         [
             ModelUserPermission(permission_id=pk, user=actor, content_object=model)
-            for (pk,) in permissions
+            for pk in permissions
         ]
     )
     event_record(

@@ -26,7 +26,6 @@ from registry.models import (
 )
 from registry.models.versions import SEMVER_PATTERN
 from registry.permissions import Access, model_access, require
-from registry.prepared import Prepared, PreparedInsert, PreparedUpdate
 from registry.services.activity import event_record
 from registry.services.aliases import alias_change
 from registry.services.blobs import blob_attach, blobs_collect_later
@@ -151,9 +150,11 @@ def version_create(
         # The branch, and the org's default level as stored (not as the caller's possibly
         # stale instance holds it), in one read. Branches go only with their model, whose
         # deletion the sequence's row lock orders against this registration.
-        found = _BRANCH_AND_DEFAULT.first(model.pk, branch)
+        found = _branch_with_default(model, branch)
         if found is None:
-            default_level = _ORG_DEFAULT.rows(model.org_id)[0][0]
+            default_level = Organization.objects.values_list("default_lock_level", flat=True).get(
+                pk=model.org_id
+            )
         else:
             default_level = found.org_default_lock_level
     level = lock_level or default_level
@@ -190,38 +191,20 @@ def _default(field: str) -> Any:
     return ModelVersion._meta.get_field(field).get_default()
 
 
-# The fixed reads and writes of every registration (registry.prepared).
-# Unique per model, so no ordering: Branch's default one joins the model and org tables.
-_BRANCH_AND_DEFAULT = Prepared(
-    lambda model_id, name: (
-        Branch.objects.filter(model_id=model_id, name=name)
+def _branch_with_default(model: RegisteredModel, name: str) -> Branch | None:
+    """The model's branch `name`, annotated with the org's default lock level as stored."""
+    # order_by(): Branch's default ordering would join the model and org tables for nothing.
+    return (
+        Branch.objects.filter(model=model, name=name)
         .annotate(org_default_lock_level=F("model__org__default_lock_level"))
         .order_by()
-    ),
-    int,
-    str,
-)
+        .first()
+    )
 
 
 def main_branch_with_default(model: RegisteredModel) -> Branch:
     """The model's main branch, annotated with the org's default lock level as stored."""
-    return _BRANCH_AND_DEFAULT.first(model.pk, Branch.MAIN)
-
-
-_ORG_DEFAULT = Prepared(
-    lambda pk: Organization.objects.filter(pk=pk).values_list("default_lock_level"), int
-)
-# The version row, as save() would insert it (ModelVersion.save() adds nothing to a new row).
-_INSERT_VERSION = PreparedInsert(ModelVersion)
-# The next number, taken under the row lock of the UPDATE (held until commit).
-_NEXT_NUMBER = PreparedUpdate(
-    lambda model_id: (
-        VersionSequence.objects.filter(model_id=model_id),
-        {"last_number": F("last_number") + 1},
-    ),
-    int,
-    returning=("last_number",),
-)
+    return _branch_with_default(model, Branch.MAIN)
 
 
 def _create_row(
@@ -232,10 +215,12 @@ def _create_row(
     if label is not None:
         label = _clean_label(model, label)
     parent_versions = _clean_parents(actor, model, parents or [])
-    taken = _NEXT_NUMBER.returning(model.pk)
-    if not taken:  # the model was deleted since it was read
-        raise NotFound(f"model {model.name} not found")
-    ((number,),) = taken
+    # The UPDATE takes the sequence's row lock, held until commit: concurrent registrations
+    # queue here, so each reads the number it took.
+    sequence = VersionSequence.objects.filter(model=model)
+    if not sequence.update(last_number=F("last_number") + 1):
+        raise NotFound(f"model {model.name} not found")  # deleted since it was read
+    number = sequence.values_list("last_number", flat=True).get()
     blobs = {}
     for path, upload in staged.items():
         blob, wrote = blob_attach(upload)
@@ -253,18 +238,16 @@ def _create_row(
     # a savepoint, to tell that conflict from a defect.
     try:
         with transaction.atomic() if label is not None else contextlib.nullcontext():
-            version = _INSERT_VERSION.save_new(
-                ModelVersion(
-                    model=model,
-                    number=number,
-                    label=label,
-                    digest=digest,
-                    branch=branch,
-                    lock_level=level,
-                    created_by=actor,
-                    **values,
-                    **free,
-                )
+            version = ModelVersion.objects.create(
+                model=model,
+                number=number,
+                label=label,
+                digest=digest,
+                branch=branch,
+                lock_level=level,
+                created_by=actor,
+                **values,
+                **free,
             )
     except IntegrityError:
         # Only a label taken by a concurrent registration is the caller's conflict; any

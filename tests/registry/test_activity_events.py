@@ -4,16 +4,17 @@ old -> new values; events are append-only; each org's events form a verifiable h
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from registry.audit import (
     GENESIS,
     canonical_event,
-    canonical_event_around_seq,
     link_hash,
     verify_chain,
 )
@@ -475,32 +476,40 @@ def test_it_shows_a_tampered_chain_as_broken(world, acme, tamper, broken_at):
     assert broken.seq == broken_at
 
 
-def test_it_splits_the_canonical_event_around_its_seq():
+def test_it_links_an_event_to_the_one_before_by_the_documented_formula():
+    # SPEC 3.7 by hand: hash = sha256(prev_hash + canonical JSON of the chained fields), the
+    # keys sorted, no spaces, the time in UTC with microseconds, a version id as text.
+    prev = "ab" * 32
     event = {
         "org_id": 7,
-        "seq": 0,
-        "created_at": "2026-12-02T01:02:03.000004Z",
+        "seq": 3,
+        "created_at": datetime(2026, 12, 2, 2, 2, 3, 4, tzinfo=timezone(timedelta(hours=1))),
         "actor_id": None,
         "actor_name": "zoë",
         "verb": "version.created",
         "target_type": "version",
-        "target_id": '"seq":0,',
+        "target_id": "12",
         "target_repr": "fraud v3",
         "model_id": 3,
-        "version_id": None,
-        # A key named seq in the free data must not be taken for the event's own.
-        "changes": {"seq": [0, 1]},
-        "data": {"a": 1, "seq": 0, "z": "\u2603"},
+        "version_id": 12,
+        "changes": {"number": [None, 3]},
+        "data": {"z": "\u2603", "a": 1},
     }
-    before, after = canonical_event_around_seq(event)
-    for seq in (1, 9, 10, 123456789012):
-        assert before + str(seq) + after == canonical_event({**event, "seq": seq})
+    canonical = (
+        '{"actor_id":null,"actor_name":"zoë","changes":{"number":[null,3]},'
+        '"created_at":"2026-12-02T01:02:03.000004Z","data":{"a":1,"z":"\u2603"},"model_id":3,'
+        '"org_id":7,"seq":3,"target_id":"12","target_repr":"fraud v3","target_type":"version",'
+        '"verb":"version.created","version_id":"12"}'
+    )
+    assert canonical_event(event) == canonical
+    expected = hashlib.sha256((prev + canonical).encode("utf-8")).hexdigest()
+    assert link_hash(prev, event) == expected
+    assert link_hash(GENESIS, event) != expected
 
 
-@pytest.mark.postgres
-def test_it_appends_on_postgresql_in_one_statement(acme, model, alice, django_assert_num_queries):
+def test_it_appends_under_the_heads_row_lock_and_moves_the_head(acme, model, alice):
     before = ActivityChain.objects.get(org=acme)
-    with transaction.atomic(), django_assert_num_queries(1):
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
         event = event_record(
             actor=alice,
             org=acme,
@@ -508,6 +517,10 @@ def test_it_appends_on_postgresql_in_one_statement(acme, model, alice, django_as
             target=model,
             changes={"description": ["", 'Zürich ☃ "quoted" \\ back']},
         )
+    # The head read for update, the event inserted, the head moved: nothing else.
+    assert len(queries) == 3
+    if connection.features.has_select_for_update:
+        assert "FOR NO KEY UPDATE" in queries[0]["sql"]
     stored = ActivityEvent.objects.get(pk=event.pk)
     assert (stored.seq, stored.prev_hash) == (before.seq + 1, before.head)
     assert (event.seq, event.prev_hash, event.hash) == (stored.seq, stored.prev_hash, stored.hash)

@@ -1,18 +1,14 @@
 """Prepared querysets (registry.prepared) and the per-request note of who may do what."""
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count
 from django.db.transaction import TransactionManagementError
 
 from registry.errors import NotFound
 from registry.models import (
-    ActivityChain,
-    ActivityEvent,
-    Blob,
     Membership,
     ModelVersion,
     RegisteredModel,
@@ -22,7 +18,7 @@ from registry.permissions import (
     get_model_for_user,
     model_access,
 )
-from registry.prepared import AnyOf, Prepared, PreparedInsert, PreparedShapes, PreparedUpdate
+from registry.prepared import AnyOf, Prepared, PreparedShapes
 from registry.services.registered_models import model_update
 from registry.services.versions import version_create
 
@@ -110,119 +106,6 @@ def test_it_keeps_row_locks_inside_transactions(model):
         locked.first(model.pk)
     with transaction.atomic():
         assert locked.first(model.pk) == model
-
-
-@pytest.mark.django_db
-def test_it_updates_rows_of_a_fixed_shape(acme, globex, django_assert_num_queries):
-    renumber = PreparedUpdate(
-        lambda seq, org_id: (ActivityChain.objects.filter(org_id=org_id), {"seq": seq}),
-        int,
-        int,
-    )
-    before = ActivityChain.objects.get(org=globex)
-    for seq in (10**12, 10**12 + 1):  # a big integer column, as the backend sends it
-        with django_assert_num_queries(1):
-            assert renumber.update(seq, acme.pk) == 1
-        assert ActivityChain.objects.get(org=acme).seq == seq
-    assert renumber.update(1, 10**6) == 0
-    after = ActivityChain.objects.get(org=globex)
-    assert (after.seq, after.head) == (before.seq, before.head)
-
-
-@pytest.mark.django_db
-def test_an_update_reads_back_what_it_changed(acme, globex, django_assert_num_queries):
-    advance = PreparedUpdate(
-        lambda org_id: (ActivityChain.objects.filter(org_id=org_id), {"seq": F("seq") + 1}),
-        int,
-        returning=("seq", "head"),
-    )
-    before = ActivityChain.objects.get(org=acme)
-    other = ActivityChain.objects.get(org=globex)
-    with django_assert_num_queries(1):
-        assert advance.returning(acme.pk) == [(before.seq + 1, before.head)]
-    assert advance.returning(acme.pk) == [(before.seq + 2, before.head)]
-    assert ActivityChain.objects.get(org=acme).seq == before.seq + 2
-    assert ActivityChain.objects.get(org=globex).seq == other.seq
-    assert advance.returning(10**6) == []
-    with pytest.raises(TypeError, match="no columns to return"):
-        PreparedUpdate(
-            lambda org_id: (ActivityChain.objects.filter(org_id=org_id), {"seq": 1}), int
-        ).returning(acme.pk)
-
-
-@pytest.mark.django_db
-def test_it_inserts_a_row_as_djangos_insert_would(acme, alice, model, django_assert_num_queries):
-    insert = PreparedInsert(ActivityEvent)
-    when = datetime(2026, 11, 22, 9, 30, 15, 250000, tzinfo=UTC)
-    event = ActivityEvent(
-        org=acme,
-        seq=10**12,
-        created_at=when,
-        actor=alice,
-        actor_name="alice",
-        verb="model.updated",
-        target_type="model",
-        target_id=str(model.pk),
-        target_repr="fraud \u2013 <b>ünïcode</b>",
-        model=model,
-        changes={"tags": [{}, {"team": "risk", "n": 1.5, "ok": True, "none": None}]},
-        data={"list": [1, "two", {"three": 3}]},
-        prev_hash="0" * 64,
-        hash="f" * 64,
-    )
-    with django_assert_num_queries(0):
-        sql, params = insert.bound(event)
-    assert sql.startswith("INSERT INTO") and "RETURNING" in sql
-    with django_assert_num_queries(1):
-        assert insert.insert(event) is event
-    assert event.pk is not None and not event._state.adding
-    stored = ActivityEvent.objects.get(pk=event.pk)
-    for field in ActivityEvent._meta.concrete_fields:
-        assert getattr(stored, field.attname) == getattr(event, field.attname), field.name
-    with pytest.raises(TypeError, match="made neither here nor there"):
-        PreparedInsert(Blob).bound(Blob(sha256="0" * 64, size=1))
-
-
-@pytest.mark.django_db
-def test_it_inserts_a_row_keyed_by_the_row_it_extends(acme, alice):
-    from registry.models import RegisteredModel, VersionSequence
-
-    bare = RegisteredModel.objects.create(org=acme, name="bare", owner=alice, created_by=alice)
-    sequence = PreparedInsert(VersionSequence).save_new(VersionSequence(model=bare))
-    assert (sequence.pk, sequence._state.adding) == (bare.pk, False)
-    assert VersionSequence.objects.get(model=bare).last_number == 0
-
-
-@pytest.mark.django_db
-def test_it_saves_a_new_row_as_save_would(model, alice, django_assert_num_queries):
-    from django.db.models.signals import post_save, pre_save
-
-    seen = []
-
-    def note(signal):
-        return lambda sender, instance, **kwargs: seen.append((signal, instance.number, kwargs))
-
-    before, after = note("pre_save"), note("post_save")
-    pre_save.connect(before, sender=ModelVersion)
-    post_save.connect(after, sender=ModelVersion)
-    try:
-        version = ModelVersion(
-            model=model, number=7, digest="sha256:" + "a" * 64, branch=model.branches.get()
-        )
-        version.created_by = alice
-        with django_assert_num_queries(2):  # the row, then its history row (post_save)
-            PreparedInsert(ModelVersion).save_new(version)
-    finally:
-        pre_save.disconnect(before, sender=ModelVersion)
-        post_save.disconnect(after, sender=ModelVersion)
-    assert [(signal, number) for signal, number, _ in seen] == [("pre_save", 7), ("post_save", 7)]
-    assert seen[1][2]["created"] is True and seen[1][2]["raw"] is False
-    stored = ModelVersion.objects.get(pk=version.pk)
-    assert stored.created_at == version.created_at and stored.updated_at == version.updated_at
-    assert version.created_at is not None and not version._state.adding
-    assert stored.history.get().history_type == "+"
-    with pytest.raises(TypeError, match="new rows only"):
-        PreparedInsert(ModelVersion).save_new(stored)
 
 
 @pytest.mark.django_db
@@ -338,13 +221,3 @@ def test_shapes_are_compiled_per_shape_and_kept_to_a_bound(model, admin, acme):
     assert shapes.dicts(acme.pk + 1, shape="region") == []
     assert shapes.dicts(acme.pk, shape="team") == [{"number": 1, "model__name": "fraud"}]
     assert built.count("team") == 4  # the oldest two shapes were let go: compiled again
-
-
-@pytest.mark.django_db
-def test_history_managers_are_built_once_and_still_record(model, admin):
-    """registry.apps caches simple-history's manager class per descriptor."""
-    version = version_create(actor=admin, model=model, description="first")
-    first, second = ModelVersion.history, version.history
-    assert type(first) is type(second)
-    assert first.model is second.model
-    assert list(version.history.values_list("description", flat=True)) == ["first"]
