@@ -1,4 +1,4 @@
-"""Prepared querysets (registry.prepared) and the per-request note of who may do what."""
+"""Prepared querysets (registry.prepared)."""
 
 import uuid
 from datetime import UTC, datetime
@@ -8,7 +8,6 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.db.transaction import TransactionManagementError
 
-from registry.errors import NotFound
 from registry.models import (
     ActivityChain,
     ActivityEvent,
@@ -17,13 +16,7 @@ from registry.models import (
     ModelVersion,
     RegisteredModel,
 )
-from registry.permissions import (
-    access_noted_per_request,
-    get_model_for_user,
-    model_access,
-)
 from registry.prepared import AnyOf, Prepared, PreparedInsert, PreparedShapes, PreparedUpdate
-from registry.services.registered_models import model_update
 from registry.services.versions import version_create
 
 BY_NAME = Prepared(
@@ -229,28 +222,6 @@ def test_it_saves_a_new_row_as_save_would(model, alice, django_assert_num_querie
 def test_it_checks_its_arguments(acme):
     with pytest.raises(TypeError, match="expected 2 arguments"):
         BY_NAME.objects(acme.pk)
-
-
-@pytest.mark.django_db
-def test_a_request_reads_access_once(model, carol, django_assert_num_queries):
-    with access_noted_per_request():
-        get_model_for_user(carol, "acme", "fraud")
-        with django_assert_num_queries(0):
-            assert model_access(carol, model).view
-    # Outside a request nothing is noted: every check reads as stored, in one query
-    # (visibility, role and grants).
-    with django_assert_num_queries(1):
-        assert model_access(carol, model).view
-
-
-@pytest.mark.django_db
-def test_a_change_in_the_request_forgets_what_was_noted(model, admin, carol):
-    with access_noted_per_request():
-        noted = get_model_for_user(carol, "acme", "fraud")
-        model_update(actor=admin, model=model, visibility="private")
-        assert not model_access(carol, noted).view
-        with pytest.raises(NotFound):
-            get_model_for_user(carol, "acme", "fraud")
 
 
 @pytest.mark.django_db
