@@ -20,7 +20,8 @@ def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, size: int) -> list[Any]:
+def _decode(cursor: str, kinds: Sequence[type | tuple[type, ...]]) -> list[Any]:
+    """The values of a cursor given out for keys whose values are of `kinds`."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -28,8 +29,11 @@ def _decode(cursor: str, size: int) -> list[Any]:
         raise Invalid("the cursor is not one this API gave out") from None
     if (
         not isinstance(values, list)
-        or len(values) != size
-        or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
+        or len(values) != len(kinds)
+        or not all(
+            isinstance(v, kind) and not isinstance(v, bool)
+            for v, kind in zip(values, kinds, strict=True)
+        )
     ):
         raise Invalid("the cursor is not one this API gave out")
     return values
@@ -70,14 +74,16 @@ def paginate(
     limit: int | None,
     render: Callable[[Any], Any] | None = None,
     render_all: Callable[[list[Any]], list[Any]] | None = None,
+    kinds: Sequence[type | tuple[type, ...]] | None = None,
 ) -> dict[str, Any]:
     """{"items": [...], "next": cursor or None}; `keys` must order rows uniquely. Rows are
     rendered one by one (`render`) or as a page (`render_all`, for values() rows whose
-    related rows it fetches at once)."""
+    related rows it fetches at once). A cursor's values must be of `kinds` (one per key)."""
     limit = clean_limit(limit)
     queryset = queryset.order_by(*keys)
     if cursor:
-        queryset = queryset.filter(after_condition(keys, _decode(cursor, len(keys))))
+        after = _decode(cursor, kinds or [(str, int)] * len(keys))
+        queryset = queryset.filter(after_condition(keys, after))
     rows = list(queryset[: limit + 1])
     if render_all is not None:
         return _page(rows, keys, limit, render_all)
@@ -109,8 +115,6 @@ def paginate_shapes(
     `(shape, limit, whether a cursor is given)` and `args` followed by the cursor's values
     (of `kinds`, one per key), ordered by `keys` and cut at limit + 1."""
     limit = clean_limit(limit)
-    after = _decode(cursor, len(keys)) if cursor else []
-    if not all(isinstance(v, kind) for v, kind in zip(after, kinds, strict=False)):
-        raise Invalid("the cursor is not one this API gave out")
+    after = _decode(cursor, kinds) if cursor else []
     rows = prepared.dicts(*args, *after, shape=(shape, limit, bool(after)))
     return _page(rows, keys, limit, render_all)

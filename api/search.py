@@ -1,20 +1,17 @@
 """Finding versions: by query (SPEC 3.9) across the models of an org, and by digest."""
 
 from collections.abc import Sequence
-from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router
 
 from api import schemas as s
-from api.pagination import after_condition, paginate, paginate_shapes
+from api.pagination import after_condition, paginate
 from api.render import json_response, version_rows, versions_page_json
 from registry import query
 from registry.models import ModelVersion
-from registry.models.catalog import viewable_condition, viewer_kind
 from registry.permissions import get_org_for_user
-from registry.prepared import PreparedShapes
 
 router = Router(tags=["search"])
 E = s.ERRORS
@@ -43,20 +40,6 @@ def page_query(
 SEARCH_KEYS = ("model__name", "-number")
 
 
-def _search_page(shape: Any, *args: Any) -> QuerySet:
-    """The org search's page query for ((query text, viewer kind), limit, after a cursor):
-    args are the org id, the user's id for a member, then the cursor's values."""
-    (text, kind), limit, after = shape
-    org_id, *rest = args
-    user_id = rest.pop(0) if kind == "member" else None
-    versions = ModelVersion.objects.filter(viewable_condition(kind, user_id, org_id, "model__"))
-    return page_query(versions, text, SEARCH_KEYS, limit, rest if after else None)
-
-
-# A CI job repeats the same search: its SQL is compiled once per connection and shape.
-_SEARCH = PreparedShapes(_search_page)
-
-
 @router.get("/orgs/{org}/versions", response={200: s.VersionPage, **E})
 def search_versions(
     request: HttpRequest,
@@ -66,12 +49,11 @@ def search_versions(
     limit: s.Limit | None = None,
 ):
     found = get_org_for_user(request.auth, org)
-    kind = viewer_kind(request.auth, found)
-    args = (found.pk, request.auth.pk) if kind == "member" else (found.pk,)
-    page = paginate_shapes(
-        _SEARCH,
-        shape=(q if q and q.strip() else None, kind),
-        args=args,
+    versions = ModelVersion.objects.visible_in(request.auth, found)
+    if q and q.strip():
+        versions = filter_versions(versions, q)
+    page = paginate(
+        version_rows(versions),
         keys=SEARCH_KEYS,
         kinds=(str, int),
         cursor=cursor,

@@ -18,72 +18,70 @@ name_validator = RegexValidator(
 )
 
 
-def viewer_kind(user, org: Organization) -> str | None:
-    """How the user views `org`'s models: "all" (org admin, superuser), "member" (those
-    shared with the org or granted), or None (nothing)."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+def is_acting(user) -> bool:
+    """Whether `user` may do anything at all: signed in and active."""
+    return bool(getattr(user, "is_authenticated", False) and user.is_active)
+
+
+def role_in(user, org: Organization) -> str | None:
+    """The role `user` acts with in `org` (SPEC 3.1): admin of every org for a superuser,
+    none for a non-member or an inactive or anonymous user."""
+    if not is_acting(user):
         return None
     if user.is_superuser:
-        return "all"
-    from registry.permissions import org_role  # which imports these models
+        return Role.ADMIN
+    return Membership.objects.filter(user=user, org=org).values_list("role", flat=True).first()
 
-    role = org_role(user, org)
+
+def granted_to(user, codename: str | None = None, model_ref: str = "pk") -> Q:
+    """That `user` or a team of theirs holds `codename` (with None, any of view, write and
+    approve) on the model at `model_ref` of the query."""
+    on_model = {"content_object_id": OuterRef(model_ref)}
+    if codename is not None:
+        on_model["permission__codename"] = codename
+    by_user = ModelUserPermission.objects.filter(user_id=user.pk, **on_model)
+    by_team = ModelGroupPermission.objects.filter(group__user=user.pk, **on_model)
+    return Q(Exists(by_user)) | Q(Exists(by_team))
+
+
+def _viewable_by_member(user, prefix: str) -> Q:
+    """The models a member who is not an admin of their org views: those shared with the
+    org, and those granted to them or a team of theirs. `prefix="model__"` says it of rows
+    that point at a model."""
+    shared = Q(**{f"{prefix}visibility": Visibility.ORGANIZATION})
+    return shared | granted_to(user, model_ref="model_id" if prefix else "pk")
+
+
+def viewable_in(user, org: Organization, prefix: str = "") -> Q:
+    """The condition of RegisteredModelQuerySet.visible_in on models, or with
+    `prefix="model__"` on rows that point at one."""
+    role = role_in(user, org)
     if role is None:
-        return None
-    return "all" if role == Role.ADMIN else "member"
-
-
-def viewable_condition(kind: str | None, user_id: int, org_id: int, model_ref: str = "") -> Q:
-    """The condition of viewer_kind's `kind` on models (or, with `model_ref="model__"`, on
-    rows with a `model` foreign key): of the org, and viewable by that user (SPEC 3.1)."""
-    if kind is None:
         return Q(pk__in=[])
-    of_org = Q(**{f"{model_ref}org_id": org_id})
-    if kind == "all":
-        return of_org
-    pk = OuterRef("model_id" if model_ref else "pk")
-    user_grant = ModelUserPermission.objects.filter(user_id=user_id, content_object=pk)
-    team_grant = ModelGroupPermission.objects.filter(group__user=user_id, content_object=pk)
-    return of_org & (
-        Q(**{f"{model_ref}visibility": Visibility.ORGANIZATION})
-        | Exists(user_grant)
-        | Exists(team_grant)
-    )
-
-
-def viewable_in(user, org: Organization, model_ref: str = "") -> Q:
-    """The condition on models (or rows pointing at one) that they are of `org` and
-    viewable by the user; see visible_in."""
-    return viewable_condition(viewer_kind(user, org), user.pk, org.pk, model_ref)
+    of_org = Q(**{f"{prefix}org": org})
+    return of_org if role == Role.ADMIN else of_org & _viewable_by_member(user, prefix)
 
 
 class RegisteredModelQuerySet(models.QuerySet):
     def visible_to(self, user) -> "RegisteredModelQuerySet":
-        """Models the user may view (SPEC 3.1): anything less is as if it did not exist."""
-        if not getattr(user, "is_authenticated", False) or not user.is_active:
+        """Models the user may view (SPEC 3.1): anything less is as if it did not exist.
+        access_from (the permissions module) says the same of one model, and a test holds the
+        two to one answer."""
+        if not is_acting(user):
             return self.none()
         if user.is_superuser:
             return self
         memberships = Membership.objects.filter(user=user)
         admin_orgs = memberships.filter(role=Role.ADMIN).values("org_id")
         member_orgs = memberships.values("org_id")
-        # Any of view, write or approve lets a member see the model.
-        user_grant = ModelUserPermission.objects.filter(user=user, content_object=OuterRef("pk"))
-        team_grant = ModelGroupPermission.objects.filter(
-            group__user=user, content_object=OuterRef("pk")
-        )
         return self.filter(
-            Q(org__in=admin_orgs)
-            | (
-                Q(org__in=member_orgs)
-                & (Q(visibility=Visibility.ORGANIZATION) | Exists(user_grant) | Exists(team_grant))
-            )
+            Q(org__in=admin_orgs) | (Q(org__in=member_orgs) & _viewable_by_member(user, ""))
         )
 
     def visible_in(self, user, org: Organization) -> "RegisteredModelQuerySet":
-        """The models of `org` the user may view: the rows of visible_to(user) in `org`, with
-        the user's role read first, so that the query holds only the test that role needs
-        (a simpler statement, which PostgreSQL plans and estimates better)."""
+        """The rows of visible_to(user) in `org`. The user's role is read first, so that the
+        query holds only the test that role needs: a simpler statement, which PostgreSQL
+        plans and estimates better than the general one narrowed to the org."""
         return self.filter(viewable_in(user, org))
 
     def delete(self):

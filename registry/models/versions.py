@@ -48,7 +48,8 @@ class ModelVersionQuerySet(models.QuerySet):
         return self.filter(model__in=RegisteredModel.objects.visible_to(user))
 
     def visible_in(self, user, org) -> "ModelVersionQuerySet":
-        """Versions of `org` the user may view (RegisteredModelQuerySet.visible_in)."""
+        """Versions of `org` the user may view (RegisteredModelQuerySet.visible_in), tested
+        on the joined model row rather than through a subquery of models."""
         return self.filter(viewable_in(user, org, "model__"))
 
     def by_digest(self, digest: str) -> "ModelVersionQuerySet":

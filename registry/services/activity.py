@@ -11,7 +11,6 @@ from registry.models import (
     Organization,
     RegisteredModel,
 )
-from registry.permissions import access_forget
 from registry.signals import activity_committed
 
 
@@ -68,7 +67,6 @@ def event_record(
     # The outbox: after commit the event is handed on to whoever listens (notifications);
     # a listener that fails is logged, and the periodic sweep dispatches the event later.
     event_id = event.pk
-    access_forget()
     transaction.on_commit(
         lambda: activity_committed.send(sender=ActivityEvent, event_id=event_id), robust=True
     )

@@ -11,7 +11,8 @@ from registry.services.versions import version_create, version_set_lock_level
 
 pytestmark = pytest.mark.django_db
 
-VERSION_PAGE_QUERIES = 12
+# One of them is the view's read of what the caller may do (model_access), after the fetch.
+VERSION_PAGE_QUERIES = 13
 
 
 def url(version, name="catalog:version", *extra) -> str:

@@ -6,7 +6,12 @@ from django.contrib.auth.models import AnonymousUser
 
 from registry.errors import Forbidden, NotFound
 from registry.models import ActivityEvent, ModelVersion, RegisteredModel, Visibility
-from registry.permissions import get_model_for_user, get_org_for_user, get_version_for_user
+from registry.permissions import (
+    get_model_for_user,
+    get_org_for_user,
+    get_version_for_user,
+    model_access,
+)
 from registry.services.artifacts import artifact_delete, artifact_put
 from registry.services.comments import comment_add
 from registry.services.orgs import membership_remove, team_create, team_set_members
@@ -243,19 +248,63 @@ def test_it_judges_visibility_as_stored_not_as_a_stale_instance_says(cast, model
         comment_add(actor=carol, model=stale, body="still here?")
 
 
-def test_visible_in_an_org_is_visible_to_narrowed_to_that_org(
-    catalog, cast, acme, globex, admin, alice, bob, carol, mallory, root
-):
-    """The org-scoped form (one role read, a simpler statement) keeps exactly the rows of
-    the general one, whatever reaches the model: role, visibility, own grant, team grant,
-    a grant left behind by a removed membership."""
+@pytest.fixture
+def reached(catalog, acme, admin, alice, bob, carol):
+    """The catalog, with acme/secret reached every way: carol's own grant, bob's team's
+    grant, and alice's grant left behind by her removed membership; and acme/vault, private
+    and granted to nobody."""
     _, secret, _ = catalog
+    vault = model_create(actor=admin, org=acme, name="vault", visibility=Visibility.PRIVATE)
+    version_create(actor=admin, model=vault)
     model_grant(actor=admin, model=secret, permission="view", user=carol)
     team = team_create(actor=admin, org=acme, name="reviewers")
     team_set_members(actor=admin, team=team, users=[bob])
     model_grant(actor=admin, model=secret, permission="approve", team=team)
     model_grant(actor=admin, model=secret, permission="write", user=alice)
     membership_remove(actor=admin, org=acme, user=alice)
+    return catalog
+
+
+@pytest.mark.parametrize(
+    "who", ["admin", "alice", "bob", "carol", "mallory", "root", "inactive_admin", "anonymous"]
+)
+def test_the_list_filter_and_the_access_of_one_model_agree(request, reached, admin, who):
+    """SPEC 3.1 has one filter for lists (visible_to, visible_in) and one computation for a
+    model (access_from, behind model_access and the fetch helpers): they give one answer."""
+    if who == "inactive_admin":
+        admin.is_active = False
+        admin.save()
+    user = AnonymousUser() if who == "anonymous" else request.getfixturevalue(who.split("_")[-1])
+    listed = set(RegisteredModel.objects.visible_to(user))
+    for model in RegisteredModel.objects.select_related("org"):
+        view = model_access(user, model).view
+        assert (model in listed) == view, (who, str(model))
+        assert RegisteredModel.objects.visible_in(user, model.org).contains(model) == view
+        assert ModelVersion.objects.visible_to(user).filter(model=model).exists() == view
+        try:
+            get_model_for_user(user, model.org.slug, model.name)
+        except NotFound:
+            fetched = False
+        else:
+            fetched = True
+        assert fetched == view, (who, str(model))
+    expected = {
+        "admin": {"acme/fraud", "acme/secret", "acme/vault"},
+        "alice": set(),
+        "bob": {"acme/fraud", "acme/secret"},
+        "carol": {"acme/fraud", "acme/secret"},
+        "mallory": {"globex/rockets"},
+        "root": {"acme/fraud", "acme/secret", "acme/vault", "globex/rockets"},
+    }
+    assert {str(m) for m in listed} == expected.get(who, set())
+
+
+def test_visible_in_an_org_is_visible_to_narrowed_to_that_org(
+    reached, cast, acme, globex, admin, alice, bob, carol, mallory, root
+):
+    """The org-scoped form (one role read, a simpler statement) keeps exactly the rows of
+    the general one, whatever reaches the model: role, visibility, own grant, team grant,
+    a grant left behind by a removed membership."""
     users = [admin, alice, bob, carol, mallory, root, AnonymousUser()]
     seen = {}
     for user in users:
