@@ -6,6 +6,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpResponse
 
+from api import sql
 from api.renderer import FastJSONRenderer, dumps
 from approvals.models import RequestKind, StageChangeRequest
 from registry.models import (
@@ -14,9 +15,7 @@ from registry.models import (
     Comment,
     ModelVersion,
     RegisteredModel,
-    VersionParent,
 )
-from registry.prepared import AnyOf, Prepared
 
 
 def _name(user) -> str | None:
@@ -186,58 +185,20 @@ def version_rows(versions: QuerySet, *more: str) -> QuerySet:
     return versions.values(*VERSION_ROW, *more)
 
 
-# What a page of versions shows beyond its rows, one prepared query each (the page's ids are
-# one parameter): artifacts, parents, and the pending stage request of each version.
-_PAGE_ARTIFACTS = Prepared(
-    lambda ids: (
-        Artifact.objects.filter(AnyOf("version_id", ids))
-        .order_by("version_id", "path")
-        .values_list("version_id", "path", "blob__size", "blob_id")
-    ),
-    list,
-)
-_PAGE_PARENTS = Prepared(
-    lambda ids: (
-        VersionParent.objects.filter(AnyOf("child_id", ids))
-        .order_by("parent__model_id", "-parent__number")
-        .values_list(
-            "child_id", "parent_id", "parent__model__name", "parent__number", "parent__digest"
-        )
-    ),
-    list,
-)
-_PAGE_PENDING = Prepared(
-    lambda ids: (
-        StageChangeRequest.objects.pending()
-        .filter(AnyOf("version_id", ids), kind=RequestKind.STAGE)
-        .with_approvals()
-        .order_by("-created_at", "-id")  # the newest first, as versions_qs() has them
-        .values_list(
-            "version_id",
-            "id",
-            "to_stage",
-            "requester__username",
-            "approvals",
-            "required_approvals",
-            "created_at",
-        )
-    ),
-    list,
-)
-
-
 def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """version_json's answer for each of a page's rows (version_rows), with the page's
+    artifacts, parents and pending stage requests read in one statement each (api.sql)."""
     ids = [row["id"] for row in rows]
+    if not ids:
+        return []
     artifacts: dict[Any, list] = {pk: [] for pk in ids}
     parents: dict[Any, list] = {pk: [] for pk in ids}
     pending: dict[Any, dict] = {}
-    if not ids:
-        return []
-    for version_id, path, size, sha256 in _PAGE_ARTIFACTS.rows(ids):
+    for version_id, path, size, sha256 in sql.page_artifacts(ids):
         artifacts[version_id].append({"path": path, "size": size, "sha256": sha256})
-    for child, pk, model, number, digest in _PAGE_PARENTS.rows(ids):
+    for child, pk, model, number, digest in sql.page_parents(ids):
         parents[child].append({"id": str(pk), "model": model, "number": number, "digest": digest})
-    for version_id, pk, to_stage, requester, approvals, required, created_at in _PAGE_PENDING.rows(
+    for version_id, pk, to_stage, requester, approvals, required, created_at in sql.page_pending(
         ids
     ):
         pending.setdefault(
