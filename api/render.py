@@ -1,12 +1,14 @@
 """Rows to JSON, and the querysets that fetch everything a rendering needs in a fixed
 number of queries (list endpoints never grow with rows)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpResponse
 
 from api import sql
+from api.pagination import paginate
 from api.renderer import FastJSONRenderer, dumps
 from approvals.models import RequestKind, StageChangeRequest
 from registry.models import (
@@ -166,31 +168,31 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
     )
 
 
-# Pages of versions: rows as values, not model instances, and what each row shows beyond
-# its own columns in one query per kind, as versions_qs() and version_json would give it
-# (a page of 200 costs a fraction of building 200 versions with their related objects).
-VERSION_ROW = (
-    "id",
-    *_VERSION_COLUMNS,
-    "created_at",
-    "model__name",
-    "branch__name",
-    "created_by__username",
-)
-
-
-def version_rows(versions: QuerySet, *more: str) -> QuerySet:
-    """`versions` (a ModelVersion queryset, narrowed and ordered as the caller likes) as
-    rows for versions_page_json, with `more` columns (to order by) if need be."""
-    return versions.values(*VERSION_ROW, *more)
+def versions_page(
+    versions: QuerySet,
+    *,
+    keys: Sequence[str],
+    kinds: Sequence[type],
+    cursor: str | None,
+    limit: int | None,
+) -> HttpResponse:
+    """The page of `versions` (narrowed to what the caller may view) in the order `keys`,
+    after `cursor`: the ORM picks the page's ids and sort keys; api.sql reads what each
+    version shows, as version_json has it, in one statement per kind of row."""
+    rows = versions.values("id", *(key.lstrip("-") for key in keys))
+    page = paginate(
+        rows, keys=keys, kinds=kinds, cursor=cursor, limit=limit, render_all=versions_page_json
+    )
+    return json_response(page)
 
 
 def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """version_json's answer for each of a page's rows (version_rows), with the page's
-    artifacts, parents and pending stage requests read in one statement each (api.sql)."""
+    """version_json's answer for the versions of these rows (with an "id" each), in their
+    order."""
     ids = [row["id"] for row in rows]
     if not ids:
         return []
+    versions = sql.page_versions(ids)
     artifacts: dict[Any, list] = {pk: [] for pk in ids}
     parents: dict[Any, list] = {pk: [] for pk in ids}
     pending: dict[Any, dict] = {}
@@ -214,17 +216,17 @@ def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
     return [
         _version_dict(
-            row["id"],
-            row["model__name"],
-            row["branch__name"],
-            row,
-            parents[row["id"]],
-            artifacts[row["id"]],
-            row["created_by__username"],
-            row["created_at"],
-            pending.get(row["id"]),
+            pk,
+            versions[pk]["model__name"],
+            versions[pk]["branch__name"],
+            versions[pk],
+            parents[pk],
+            artifacts[pk],
+            versions[pk]["created_by__username"],
+            versions[pk]["created_at"],
+            pending.get(pk),
         )
-        for row in rows
+        for pk in ids
     ]
 
 

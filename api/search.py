@@ -1,60 +1,19 @@
 """Finding versions: by query (SPEC 3.9) across the models of an org, and by digest."""
 
-from collections.abc import Sequence
-from typing import Any
-
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router
 
 from api import schemas as s
-from api.pagination import after_condition, paginate, paginate_shapes
-from api.render import json_response, version_rows, versions_page_json
+from api.render import versions_page
 from registry import query
 from registry.models import ModelVersion
-from registry.models.catalog import viewable_condition, viewer_kind
 from registry.permissions import get_org_for_user
-from registry.prepared import PreparedShapes
 
 router = Router(tags=["search"])
 E = s.ERRORS
 
 
-def filter_versions(versions: QuerySet, q: str) -> QuerySet:
-    """`versions` narrowed by a query of the shared language (registry.query). The caller
-    has already restricted them to what the user may view."""
-    return query.search_versions(versions, q)
-
-
-def page_query(
-    versions: QuerySet, text: str | None, keys: Sequence[str], limit: int, after: list | None
-) -> QuerySet:
-    """The query of a prepared page of versions: `versions` narrowed by the query text (if
-    any), as page rows ordered by `keys`, after the cursor's values (if given), cut at
-    limit + 1."""
-    if text is not None:
-        versions = filter_versions(versions, text)
-    rows = version_rows(versions).order_by(*keys)
-    if after is not None:
-        rows = rows.filter(after_condition(keys, after))
-    return rows[: limit + 1]
-
-
 SEARCH_KEYS = ("model__name", "-number")
-
-
-def _search_page(shape: Any, *args: Any) -> QuerySet:
-    """The org search's page query for ((query text, viewer kind), limit, after a cursor):
-    args are the org id, the user's id for a member, then the cursor's values."""
-    (text, kind), limit, after = shape
-    org_id, *rest = args
-    user_id = rest.pop(0) if kind == "member" else None
-    versions = ModelVersion.objects.filter(viewable_condition(kind, user_id, org_id, "model__"))
-    return page_query(versions, text, SEARCH_KEYS, limit, rest if after else None)
-
-
-# A CI job repeats the same search: its SQL is compiled once per connection and shape.
-_SEARCH = PreparedShapes(_search_page)
 
 
 @router.get("/orgs/{org}/versions", response={200: s.VersionPage, **E})
@@ -66,19 +25,8 @@ def search_versions(
     limit: s.Limit | None = None,
 ):
     found = get_org_for_user(request.auth, org)
-    kind = viewer_kind(request.auth, found)
-    args = (found.pk, request.auth.pk) if kind == "member" else (found.pk,)
-    page = paginate_shapes(
-        _SEARCH,
-        shape=(q if q and q.strip() else None, kind),
-        args=args,
-        keys=SEARCH_KEYS,
-        kinds=(str, int),
-        cursor=cursor,
-        limit=limit,
-        render_all=versions_page_json,
-    )
-    return json_response(page)
+    versions = query.search_versions(ModelVersion.objects.visible_in(request.auth, found), q)
+    return versions_page(versions, keys=SEARCH_KEYS, kinds=(str, int), cursor=cursor, limit=limit)
 
 
 @router.get("/versions/by-digest/{digest}", response={200: s.VersionPage, **E})
@@ -86,11 +34,5 @@ def versions_by_digest(
     request: HttpRequest, digest: str, cursor: str | None = None, limit: s.Limit | None = None
 ):
     versions = ModelVersion.objects.visible_to(request.auth).by_digest(digest)
-    page = paginate(
-        version_rows(versions, "model__org__slug"),
-        keys=["model__org__slug", "model__name", "-number"],
-        cursor=cursor,
-        limit=limit,
-        render_all=versions_page_json,
-    )
-    return json_response(page)
+    keys = ("model__org__slug", "model__name", "-number")
+    return versions_page(versions, keys=keys, kinds=(str, str, int), cursor=cursor, limit=limit)

@@ -57,9 +57,9 @@ def test_it_lists_in_a_fixed_number_of_queries(
     [
         # token; the org with the caller's role (one query); the page
         ("/orgs/acme/models", 3),
-        # token; the org with the caller's role; the page; its artifacts, parents and
-        # pending requests
-        ("/orgs/acme/versions", 6),
+        # token; the org with the caller's role; the page's ids; its versions, artifacts,
+        # parents and pending requests
+        ("/orgs/acme/versions", 7),
     ],
 )
 def test_an_org_level_request_reads_the_org_and_the_callers_role_at_once(

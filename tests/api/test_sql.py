@@ -13,7 +13,7 @@ from approvals.services import (
     request_create,
     request_reject,
 )
-from registry.models import Artifact, VersionParent
+from registry.models import Artifact, ModelVersion, VersionParent
 from registry.services.aliases import alias_protect, alias_set
 from registry.services.registered_models import model_create, model_update
 from registry.services.versions import version_create
@@ -35,7 +35,23 @@ def page(model, admin, alice, bob):
         parents=[v1, churn_v2, churn_v1],
         artifacts={"z.bin": io.BytesIO(b"z"), "a.bin": io.BytesIO(b"aa"), "m/x": io.BytesIO(b"")},
     )
-    v3 = version_create(actor=alice, model=model, parents=[v2])
+    v3 = version_create(
+        actor=alice,
+        model=model,
+        label="1.2.0",
+        parents=[v2],
+        tags={"cohort": "gold", "naïve": "é"},
+        params={"depth": 4, "seed": 2**70, "rate": 0.1, "note": None},
+        metrics={"auc": 0.91},
+        datasets=[{"name": "cards", "digest": "sha256:" + "a" * 64}],
+        code_version={"repo": "git@example.com:ml/fraud.git"},
+        input_schema={"type": "object", "properties": {"x": {"type": "number"}}},
+        environment={"python_version": "3.11"},
+        framework="sklearn",
+        description="gradient boosting",
+        experiment_id="7",
+        source_run="runs:/abc",
+    )
     off_page = version_create(
         actor=alice, model=model, parents=[v1], artifacts={"o.bin": io.BytesIO(b"o")}
     )
@@ -50,6 +66,14 @@ def page(model, admin, alice, bob):
     alias_protect(actor=admin, model=model, name="champion")
     alias_request_create(actor=alice, model=model, name="champion", version=v3)
     return [v3.pk, v2.pk, v1.pk, churn_v1.pk]
+
+
+def test_it_reads_a_pages_versions_as_the_queryset_does(page):
+    expected = ModelVersion.objects.filter(id__in=page).values(*sql.VERSION_ROW)
+    found = sql.page_versions(page)
+    assert found == {row["id"]: row for row in expected}
+    assert len(found) == 4
+    assert found[page[0]]["params"]["seed"] == 2**70  # past orjson's integers: json reads it
 
 
 def test_it_reads_a_pages_artifacts_as_the_queryset_does(page):
@@ -96,6 +120,7 @@ def test_it_reads_a_pages_pending_stage_requests_as_the_queryset_does(page):
 
 def test_it_reads_nothing_for_versions_without_any(page):
     churn_v1 = page[-1:]
+    assert list(sql.page_versions(churn_v1)) == churn_v1
     assert sql.page_artifacts(churn_v1) == []
     assert sql.page_parents(churn_v1) == []
     assert sql.page_pending(churn_v1) == []
