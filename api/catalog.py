@@ -2,15 +2,13 @@
 parses, fetches with authorisation (404 before 403), calls one service and renders."""
 
 from datetime import datetime
-from typing import Any
 
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Query, Router, Status
 
 from api import schemas as s
-from api.pagination import paginate, paginate_shapes
+from api.pagination import paginate
 from api.render import (
     comment_json,
     comments_qs,
@@ -18,10 +16,10 @@ from api.render import (
     model_json,
     models_qs,
     version_json,
-    versions_page_json,
+    versions_page,
     with_renderings,
 )
-from api.search import filter_versions, page_query
+from registry import query
 from registry.errors import Invalid
 from registry.models import Alias, Branch, ModelVersion, RegisteredModel
 from registry.permissions import (
@@ -31,7 +29,6 @@ from registry.permissions import (
     get_version_by_ref,
     get_version_for_user,
 )
-from registry.prepared import PreparedShapes
 from registry.services.aliases import alias_remove, alias_set
 from registry.services.comments import comment_add
 from registry.services.registered_models import (
@@ -73,7 +70,7 @@ def list_models(
     if stage is not None:
         models = models.filter(versions__stage=stage).distinct()
     if q:
-        matching = filter_versions(ModelVersion.objects.filter(model__org=found), q)
+        matching = query.search_versions(ModelVersion.objects.filter(model__org=found), q)
         models = models.filter(pk__in=matching.values("model_id"))
     page = paginate(models, keys=["name"], cursor=cursor, limit=limit, render=model_json)
     return json_response(page)
@@ -125,21 +122,6 @@ def _parents(request: HttpRequest, org: str, refs: list[dict] | None) -> list[Mo
 MODEL_VERSION_KEYS = ("-number",)
 
 
-def _model_versions_page(shape: Any, model_id: int, *after: Any) -> QuerySet:
-    """A model's page of versions for ((query text, stage), limit, after a cursor)."""
-    (text, stage), limit, cursor_given = shape
-    versions = ModelVersion.objects.filter(model_id=model_id)
-    if stage is not None:
-        versions = versions.filter(stage=stage)
-    return page_query(
-        versions, text, MODEL_VERSION_KEYS, limit, list(after) if cursor_given else None
-    )
-
-
-# CI polls the same query of a model (`stage == production`): compiled once per shape.
-_MODEL_VERSIONS = PreparedShapes(_model_versions_page)
-
-
 @router.get(MODEL + "/versions", response={200: s.VersionPage, **E})
 def list_versions(
     request: HttpRequest,
@@ -151,17 +133,16 @@ def list_versions(
     limit: s.Limit | None = None,
 ):
     found = get_model_for_user(request.auth, org, model)
-    page = paginate_shapes(
-        _MODEL_VERSIONS,
-        shape=(q if q and q.strip() else None, stage),
-        args=(found.pk,),
+    versions = ModelVersion.objects.filter(model=found)
+    if stage is not None:
+        versions = versions.filter(stage=stage)
+    return versions_page(
+        query.search_versions(versions, q),
         keys=MODEL_VERSION_KEYS,
         kinds=(int,),
         cursor=cursor,
         limit=limit,
-        render_all=versions_page_json,
     )
-    return json_response(page)
 
 
 @router.post(MODEL + "/versions", response={201: s.VersionOut, **E})

@@ -10,7 +10,6 @@ from typing import Any
 from django.db.models import Q, QuerySet
 
 from registry.errors import Invalid
-from registry.prepared import PreparedShapes
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
@@ -20,8 +19,7 @@ def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, kinds: Sequence[type | tuple[type, ...]]) -> list[Any]:
-    """The values of a cursor given out for keys whose values are of `kinds`."""
+def _decode(cursor: str, size: int) -> list[Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -29,11 +27,8 @@ def _decode(cursor: str, kinds: Sequence[type | tuple[type, ...]]) -> list[Any]:
         raise Invalid("the cursor is not one this API gave out") from None
     if (
         not isinstance(values, list)
-        or len(values) != len(kinds)
-        or not all(
-            isinstance(v, kind) and not isinstance(v, bool)
-            for v, kind in zip(values, kinds, strict=True)
-        )
+        or len(values) != size
+        or not all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
     ):
         raise Invalid("the cursor is not one this API gave out")
     return values
@@ -74,47 +69,22 @@ def paginate(
     limit: int | None,
     render: Callable[[Any], Any] | None = None,
     render_all: Callable[[list[Any]], list[Any]] | None = None,
-    kinds: Sequence[type | tuple[type, ...]] | None = None,
+    kinds: Sequence[type] | None = None,
 ) -> dict[str, Any]:
     """{"items": [...], "next": cursor or None}; `keys` must order rows uniquely. Rows are
     rendered one by one (`render`) or as a page (`render_all`, for values() rows whose
-    related rows it fetches at once). A cursor's values must be of `kinds` (one per key)."""
+    related rows it fetches at once). With `kinds` (a type per key), a cursor whose values
+    are of other types is refused rather than compared as the database would cast them."""
     limit = clean_limit(limit)
     queryset = queryset.order_by(*keys)
     if cursor:
-        after = _decode(cursor, kinds or [(str, int)] * len(keys))
+        after = _decode(cursor, len(keys))
+        if kinds is not None and not all(map(isinstance, after, kinds)):
+            raise Invalid("the cursor is not one this API gave out")
         queryset = queryset.filter(after_condition(keys, after))
     rows = list(queryset[: limit + 1])
-    if render_all is not None:
-        return _page(rows, keys, limit, render_all)
-    return _page(rows, keys, limit, lambda page: [render(row) for row in page])
-
-
-def _page(
-    rows: list[Any], keys: Sequence[str], limit: int, render_all: Callable[[list[Any]], list]
-) -> dict[str, Any]:
-    """The page of `rows` (up to limit + 1 of them, the extra one telling there is more)."""
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = _encode([_value(rows[-1], k) for k in keys]) if more else None
-    return {"items": render_all(rows), "next": next_cursor}
-
-
-def paginate_shapes(
-    prepared: PreparedShapes,
-    *,
-    shape: Any,
-    args: Sequence[Any],
-    keys: Sequence[str],
-    kinds: Sequence[type],
-    cursor: str | None,
-    limit: int | None,
-    render_all: Callable[[list[dict[str, Any]]], list[Any]],
-) -> dict[str, Any]:
-    """paginate() over a prepared family of values() queries: `prepared` builds from
-    `(shape, limit, whether a cursor is given)` and `args` followed by the cursor's values
-    (of `kinds`, one per key), ordered by `keys` and cut at limit + 1."""
-    limit = clean_limit(limit)
-    after = _decode(cursor, kinds) if cursor else []
-    rows = prepared.dicts(*args, *after, shape=(shape, limit, bool(after)))
-    return _page(rows, keys, limit, render_all)
+    items = render_all(rows) if render_all is not None else [render(row) for row in rows]
+    return {"items": items, "next": next_cursor}

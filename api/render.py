@@ -1,11 +1,14 @@
 """Rows to JSON, and the querysets that fetch everything a rendering needs in a fixed
 number of queries (list endpoints never grow with rows)."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.http import HttpResponse
 
+from api import sql
+from api.pagination import paginate
 from api.renderer import FastJSONRenderer, dumps
 from approvals.models import RequestKind, StageChangeRequest
 from registry.models import (
@@ -14,9 +17,7 @@ from registry.models import (
     Comment,
     ModelVersion,
     RegisteredModel,
-    VersionParent,
 )
-from registry.prepared import AnyOf, Prepared
 
 
 def _name(user) -> str | None:
@@ -167,77 +168,39 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
     )
 
 
-# Pages of versions: rows as values, not model instances, and what each row shows beyond
-# its own columns in one query per kind, as versions_qs() and version_json would give it
-# (a page of 200 costs a fraction of building 200 versions with their related objects).
-VERSION_ROW = (
-    "id",
-    *_VERSION_COLUMNS,
-    "created_at",
-    "model__name",
-    "branch__name",
-    "created_by__username",
-)
-
-
-def version_rows(versions: QuerySet, *more: str) -> QuerySet:
-    """`versions` (a ModelVersion queryset, narrowed and ordered as the caller likes) as
-    rows for versions_page_json, with `more` columns (to order by) if need be."""
-    return versions.values(*VERSION_ROW, *more)
-
-
-# What a page of versions shows beyond its rows, one prepared query each (the page's ids are
-# one parameter): artifacts, parents, and the pending stage request of each version.
-_PAGE_ARTIFACTS = Prepared(
-    lambda ids: (
-        Artifact.objects.filter(AnyOf("version_id", ids))
-        .order_by("version_id", "path")
-        .values_list("version_id", "path", "blob__size", "blob_id")
-    ),
-    list,
-)
-_PAGE_PARENTS = Prepared(
-    lambda ids: (
-        VersionParent.objects.filter(AnyOf("child_id", ids))
-        .order_by("parent__model_id", "-parent__number")
-        .values_list(
-            "child_id", "parent_id", "parent__model__name", "parent__number", "parent__digest"
-        )
-    ),
-    list,
-)
-_PAGE_PENDING = Prepared(
-    lambda ids: (
-        StageChangeRequest.objects.pending()
-        .filter(AnyOf("version_id", ids), kind=RequestKind.STAGE)
-        .with_approvals()
-        .order_by("-created_at", "-id")  # the newest first, as versions_qs() has them
-        .values_list(
-            "version_id",
-            "id",
-            "to_stage",
-            "requester__username",
-            "approvals",
-            "required_approvals",
-            "created_at",
-        )
-    ),
-    list,
-)
+def versions_page(
+    versions: QuerySet,
+    *,
+    keys: Sequence[str],
+    kinds: Sequence[type],
+    cursor: str | None,
+    limit: int | None,
+) -> HttpResponse:
+    """The page of `versions` (narrowed to what the caller may view) in the order `keys`,
+    after `cursor`: the ORM picks the page's ids and sort keys; api.sql reads what each
+    version shows, as version_json has it, in one statement per kind of row."""
+    rows = versions.values("id", *(key.lstrip("-") for key in keys))
+    page = paginate(
+        rows, keys=keys, kinds=kinds, cursor=cursor, limit=limit, render_all=versions_page_json
+    )
+    return json_response(page)
 
 
 def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """version_json's answer for the versions of these rows (with an "id" each), in their
+    order."""
     ids = [row["id"] for row in rows]
+    if not ids:
+        return []
+    versions = sql.page_versions(ids)
     artifacts: dict[Any, list] = {pk: [] for pk in ids}
     parents: dict[Any, list] = {pk: [] for pk in ids}
     pending: dict[Any, dict] = {}
-    if not ids:
-        return []
-    for version_id, path, size, sha256 in _PAGE_ARTIFACTS.rows(ids):
+    for version_id, path, size, sha256 in sql.page_artifacts(ids):
         artifacts[version_id].append({"path": path, "size": size, "sha256": sha256})
-    for child, pk, model, number, digest in _PAGE_PARENTS.rows(ids):
+    for child, pk, model, number, digest in sql.page_parents(ids):
         parents[child].append({"id": str(pk), "model": model, "number": number, "digest": digest})
-    for version_id, pk, to_stage, requester, approvals, required, created_at in _PAGE_PENDING.rows(
+    for version_id, pk, to_stage, requester, approvals, required, created_at in sql.page_pending(
         ids
     ):
         pending.setdefault(
@@ -253,17 +216,17 @@ def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
     return [
         _version_dict(
-            row["id"],
-            row["model__name"],
-            row["branch__name"],
-            row,
-            parents[row["id"]],
-            artifacts[row["id"]],
-            row["created_by__username"],
-            row["created_at"],
-            pending.get(row["id"]),
+            pk,
+            versions[pk]["model__name"],
+            versions[pk]["branch__name"],
+            versions[pk],
+            parents[pk],
+            artifacts[pk],
+            versions[pk]["created_by__username"],
+            versions[pk]["created_at"],
+            pending.get(pk),
         )
-        for row in rows
+        for pk in ids
     ]
 
 

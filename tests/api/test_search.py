@@ -63,8 +63,8 @@ def test_it_searches_in_a_fixed_number_of_queries(
 def test_it_pages_a_search_with_a_cursor_the_same_for_admin_and_member(
     api, model, alice, admin_token, carol_token
 ):
-    """The search's page query is prepared per shape (query text, viewer kind, page size,
-    with or without a cursor): pages follow on, whoever asks, and repeat as they were."""
+    """Pages follow on through their cursors, whether an org admin or a member asks, and
+    repeat as they were."""
     other = model_create(actor=alice, org=model.org, name="other")
     for target in (model, other, model, other, model):
         version_create(actor=alice, model=target, tags={"team": "risk"})

@@ -1,0 +1,126 @@
+"""Each plain statement of api.sql answers what the queryset it stands for answers (on the
+database the suite runs on: SQLite, then PostgreSQL in CI)."""
+
+import io
+
+import pytest
+
+from api import sql
+from approvals.models import RequestKind, StageChangeRequest
+from approvals.services import (
+    alias_request_create,
+    request_approve,
+    request_create,
+    request_reject,
+)
+from registry.models import Artifact, ModelVersion, VersionParent
+from registry.services.aliases import alias_protect, alias_set
+from registry.services.registered_models import model_create, model_update
+from registry.services.versions import version_create
+
+
+@pytest.fixture
+def page(model, admin, alice, bob):
+    """The ids of a page: versions with artifacts out of path order, parents in two models,
+    a pending request with two approvals of three required, and a pending
+    alias request (not a stage request); and beside it a version with all of these that
+    is not on the page, and a decided request."""
+    churn = model_create(actor=admin, org=model.org, name="churn", visibility="organization")
+    churn_v1 = version_create(actor=admin, model=churn)
+    churn_v2 = version_create(actor=admin, model=churn)
+    v1 = version_create(actor=alice, model=model, artifacts={"m.bin": io.BytesIO(b"m")})
+    v2 = version_create(
+        actor=alice,
+        model=model,
+        parents=[v1, churn_v2, churn_v1],
+        artifacts={"z.bin": io.BytesIO(b"z"), "a.bin": io.BytesIO(b"aa"), "m/x": io.BytesIO(b"")},
+    )
+    v3 = version_create(
+        actor=alice,
+        model=model,
+        label="1.2.0",
+        parents=[v2],
+        tags={"cohort": "gold", "naïve": "é"},
+        params={"depth": 4, "seed": 2**70, "rate": 0.1, "note": None},
+        metrics={"auc": 0.91},
+        datasets=[{"name": "cards", "digest": "sha256:" + "a" * 64}],
+        code_version={"repo": "git@example.com:ml/fraud.git"},
+        input_schema={"type": "object", "properties": {"x": {"type": "number"}}},
+        environment={"python_version": "3.11"},
+        framework="sklearn",
+        description="gradient boosting",
+        experiment_id="7",
+        source_run="runs:/abc",
+    )
+    off_page = version_create(
+        actor=alice, model=model, parents=[v1], artifacts={"o.bin": io.BytesIO(b"o")}
+    )
+    model_update(actor=admin, model=model, required_approvals=3)
+    pending = request_create(actor=alice, version=v2, to_stage="staging")
+    request_approve(actor=bob, request=pending, comment="yes")
+    request_approve(actor=admin, request=pending)
+    decided = request_create(actor=alice, version=v3, to_stage="development")
+    request_reject(actor=bob, request=decided)
+    request_create(actor=alice, version=off_page, to_stage="development")
+    alias_set(actor=admin, model=model, name="champion", version=v1)
+    alias_protect(actor=admin, model=model, name="champion")
+    alias_request_create(actor=alice, model=model, name="champion", version=v3)
+    return [v3.pk, v2.pk, v1.pk, churn_v1.pk]
+
+
+def test_it_reads_a_pages_versions_as_the_queryset_does(page):
+    expected = ModelVersion.objects.filter(id__in=page).values(*sql.VERSION_ROW)
+    found = sql.page_versions(page)
+    assert found == {row["id"]: row for row in expected}
+    assert len(found) == 4
+    assert found[page[0]]["params"]["seed"] == 2**70  # past orjson's integers: json reads it
+
+
+def test_it_reads_a_pages_artifacts_as_the_queryset_does(page):
+    expected = list(
+        Artifact.objects.filter(version_id__in=page)
+        .order_by("version_id", "path")
+        .values_list("version_id", "path", "blob__size", "blob_id")
+    )
+    assert len(expected) == 4
+    assert sql.page_artifacts(page) == expected
+
+
+def test_it_reads_a_pages_parents_as_the_queryset_does(page):
+    expected = list(
+        VersionParent.objects.filter(child_id__in=page)
+        .order_by("parent__model_id", "-parent__number")
+        .values_list(
+            "child_id", "parent_id", "parent__model__name", "parent__number", "parent__digest"
+        )
+    )
+    assert len(expected) == 4
+    assert sql.page_parents(page) == expected
+
+
+def test_it_reads_a_pages_pending_stage_requests_as_the_queryset_does(page):
+    expected = list(
+        StageChangeRequest.objects.pending()
+        .filter(version_id__in=page, kind=RequestKind.STAGE)
+        .with_approvals()
+        .order_by("-created_at", "-id")
+        .values_list(
+            "version_id",
+            "id",
+            "to_stage",
+            "requester__username",
+            "approvals",
+            "required_approvals",
+            "created_at",
+        )
+    )
+    assert [row[4:6] for row in expected] == [(2, 3)]
+    assert sql.page_pending(page) == expected
+
+
+def test_it_reads_nothing_for_versions_without_any(page):
+    churn_v1 = page[-1:]
+    assert list(sql.page_versions(churn_v1)) == churn_v1
+    assert sql.page_artifacts(churn_v1) == []
+    assert sql.page_parents(churn_v1) == []
+    assert sql.page_pending(churn_v1) == []
