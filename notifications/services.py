@@ -514,9 +514,9 @@ def delivery_replay(*, actor, delivery: Delivery) -> Delivery:
     Delivery.objects.filter(pk=delivery.pk).exclude(
         status=DeliveryStatus.PENDING, lease_until__gt=timezone.now()
     ).update(status=DeliveryStatus.PENDING, lease_until=None, next_attempt_at=None, sent_at=None)
-    from notifications.tasks import enqueue_delivery
+    from notifications.tasks import enqueue, send_delivery
 
-    transaction.on_commit(lambda: enqueue_delivery(delivery.pk))
+    transaction.on_commit(lambda: enqueue(send_delivery, delivery.pk))
     delivery.refresh_from_db()
     return delivery
 

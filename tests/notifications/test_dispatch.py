@@ -153,7 +153,7 @@ def test_it_survives_a_dispatch_that_raises(committed, monkeypatch, model, alice
     monkeypatch.setattr("notifications.tasks.event_dispatch", broken)
     version = committed(version_create, actor=alice, model=model)
     assert version.pk
-    assert "could not dispatch event" in caplog.text
+    assert "could not enqueue notifications.tasks.dispatch_event" in caplog.text
 
 
 def test_it_sweeps_from_the_command_line(model, alice, carol):
