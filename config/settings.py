@@ -259,6 +259,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
 }
+# Celery's Django fix-up closes the database connection around every task unless this is set
+# (then only every this many tasks): a new PostgreSQL connection costs the server more CPU
+# than a notification task. config/celery.py applies CONN_MAX_AGE around tasks instead.
+CELERY_DB_REUSE_MAX = 1000
 # The queue tasks are sent to, a worker's follow-up tasks included: a worker consuming
 # another queue (-Q) is started with this set to it.
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
