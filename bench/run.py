@@ -189,20 +189,21 @@ def bench_large_rss(cast, sources: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def dispatch_deferred():
-    """Leave each event in the outbox instead of dispatching it in this process.
+    """Leave each event in the outbox instead of handing it on after commit.
 
     With a broker, the after-commit hook only enqueues; without one (the embedded default)
-    it dispatches inline. Deferring it measures what a service call costs in the first
-    case; the sweep would dispatch these events later, as after a broker outage.
+    it dispatches inline. Deferring it (notifications' listener disconnected from the
+    registry's signal) measures what a service call costs in the first case; the sweep
+    would dispatch these events later, as after a broker outage.
     """
-    from notifications import tasks
+    from notifications.tasks import on_activity_committed
+    from registry.signals import activity_committed
 
-    real = tasks.enqueue_event
-    tasks.enqueue_event = lambda event_id: False
+    activity_committed.disconnect(on_activity_committed, dispatch_uid="notifications")
     try:
         yield
     finally:
-        tasks.enqueue_event = real
+        activity_committed.connect(on_activity_committed, dispatch_uid="notifications")
 
 
 def bench_version_create_eager(cast) -> dict[str, Any]:

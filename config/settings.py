@@ -250,7 +250,21 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 240)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+# A request that committed publishes its task once: a broker that does not answer costs it
+# at most these seconds, to connect and then to hear back.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
+# Celery's Django fix-up closes the database connection around every task unless this is set
+# (then only every this many tasks): a new PostgreSQL connection costs the server more CPU
+# than a notification task. config/celery.py applies CONN_MAX_AGE around tasks instead.
+CELERY_DB_REUSE_MAX = 1000
+# The queue tasks are sent to, a worker's follow-up tasks included: a worker consuming
+# another queue (-Q) is started with this set to it.
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 

@@ -68,6 +68,10 @@ WEBHOOK_EVENTS = [
     "settings.changed",
 ]
 
+# The verbs anybody can be told of, by e-mail or webhook: the only events dispatched, and
+# the only ones the sweep looks for.
+DISPATCHED_VERBS = frozenset(VERB_KINDS) | frozenset(WEBHOOK_EVENTS)
+
 
 class Channel(models.TextChoices):
     EMAIL = "email", "E-mail"

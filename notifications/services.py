@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from approvals.models import StageChangeRequest
 from notifications.emails import build_message
 from notifications.models import (
+    DISPATCHED_VERBS,
     VERB_KINDS,
     WEBHOOK_EVENTS,
     Channel,
@@ -41,6 +42,7 @@ from notifications.signing import (
     TIMESTAMP_HEADER,
     sign,
 )
+from notifications.sql import event_audience
 from notifications.ssrf import check_url
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import ActivityEvent, Membership, Organization, RegisteredModel, Watch
@@ -60,6 +62,8 @@ WATCHED_VERBS = {
     "flag.raised",
 }
 REQUESTER_VERBS = {"stage.approved", "stage.rejected", "stage.applied"}
+# Events that concern a stage change request: its reviewers or its requester may be told.
+REQUEST_VERBS = REQUESTER_VERBS | {"stage.requested"}
 BACKOFF_CAP = 3600
 
 
@@ -134,26 +138,32 @@ def webhook_targets(event: ActivityEvent) -> list[Webhook]:
 
 def event_dispatch(*, event_id: int) -> list[int]:
     """Create the event's deliveries (once, however often this runs) and mark it dispatched.
-    Returns the ids of its deliveries still pending."""
-    event = ActivityEvent.objects.filter(pk=event_id).first()
-    if event is None:
+    Returns the ids of its deliveries still pending.
+
+    One read tells whether anybody may be told (a watcher, an active webhook of the org or
+    model, a request's people): an event without costs that read and the marker's insert."""
+    audience = event_audience(event_id)
+    if audience is None or audience.verb not in DISPATCHED_VERBS:
         return []
-    # A dispatch seen done is not redone; one racing this is harmless (unique constraints).
-    if not Dispatch.objects.filter(event_id=event_id).exists():
-        wanted = [{"user": user, "channel": Channel.EMAIL} for user in email_recipients(event)]
-        wanted += [{"webhook": hook, "channel": Channel.WEBHOOK} for hook in webhook_targets(event)]
-        with transaction.atomic():
-            for fields in wanted:
-                try:
-                    with transaction.atomic():
-                        Delivery.objects.get_or_create(event=event, **fields)
-                except IntegrityError:
-                    pass  # a concurrent dispatch made it: the constraint did its job
-            Dispatch.objects.bulk_create(
-                [Dispatch(event_id=event_id, deliveries=len(wanted))], ignore_conflicts=True
-            )
+    if not audience.dispatched:
+        wanted = []
+        if audience.watched or audience.hooked or audience.verb in REQUEST_VERBS:
+            event = ActivityEvent.objects.get(pk=event_id)
+            wanted = [
+                Delivery(event=event, user=user, channel=Channel.EMAIL)
+                for user in email_recipients(event)
+            ] + [
+                Delivery(event=event, webhook=hook, channel=Channel.WEBHOOK)
+                for hook in webhook_targets(event)
+            ]
+            # A dispatch racing this one made the same rows: the unique constraints keep one.
+            Delivery.objects.bulk_create(wanted, ignore_conflicts=True)
+        # The marker goes last: a dispatch that dies before it is redone by the sweep.
+        Dispatch.objects.bulk_create(
+            [Dispatch(event_id=event_id, deliveries=len(wanted))], ignore_conflicts=True
+        )
         if not wanted:
-            return []  # the common case (nobody to tell) costs no further query
+            return []
     return list(
         Delivery.objects.filter(event_id=event_id, status=DeliveryStatus.PENDING)
         .order_by("pk")
@@ -173,6 +183,7 @@ def outbox_sweep(*, older_than: int | None = None, max_age: int = 7 * 86400):
         ActivityEvent.objects.filter(
             created_at__lte=before, created_at__gte=now - timedelta(seconds=max_age)
         )
+        .filter(verb__in=sorted(DISPATCHED_VERBS))
         .filter(~Exists(Dispatch.objects.filter(event_id=OuterRef("pk"))))
         .order_by("pk")
         .values_list("pk", flat=True)
@@ -514,9 +525,9 @@ def delivery_replay(*, actor, delivery: Delivery) -> Delivery:
     Delivery.objects.filter(pk=delivery.pk).exclude(
         status=DeliveryStatus.PENDING, lease_until__gt=timezone.now()
     ).update(status=DeliveryStatus.PENDING, lease_until=None, next_attempt_at=None, sent_at=None)
-    from notifications.tasks import enqueue_delivery
+    from notifications.tasks import enqueue, send_delivery
 
-    transaction.on_commit(lambda: enqueue_delivery(delivery.pk))
+    transaction.on_commit(lambda: enqueue(send_delivery, delivery.pk))
     delivery.refresh_from_db()
     return delivery
 

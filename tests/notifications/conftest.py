@@ -254,6 +254,7 @@ class Workers:
                 "WEBHOOK_RETRY_BASE": "1",
                 "WEBHOOK_TIMEOUT": "3",
                 "SITE_URL": "https://modelvault.example",
+                "CELERY_TASK_DEFAULT_QUEUE": self.queue,  # its follow-up tasks too
                 **self.extra_env,
             },
         )
@@ -288,6 +289,4 @@ def workers(settings, tmp_path, monkeypatch, transactional_db) -> Iterator[Worke
                 f"_kombu.binding_permanent.{group.queue}",
                 "unacked",
                 "unacked_index",
-                f"modelvault:outbox:{group.queue}",
-                f"modelvault:outbox:{group.queue}:queued",
             )

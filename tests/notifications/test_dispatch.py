@@ -2,12 +2,21 @@
 
 import pytest
 from django.core import mail
+from django.db.models import Exists, OuterRef, Q
 
 from approvals.services import request_approve, request_create
 from notifications.emails import clean_subject
-from notifications.models import Delivery, DeliveryStatus, Dispatch, Kind
-from notifications.services import event_dispatch, outbox_sweep, preferences_set
+from notifications.models import DISPATCHED_VERBS, Delivery, DeliveryStatus, Dispatch, Kind, Webhook
+from notifications.services import (
+    event_dispatch,
+    outbox_sweep,
+    preferences_set,
+    webhook_create,
+    webhook_update,
+)
+from notifications.sql import event_audience
 from notifications.tasks import dispatch_event, sweep
+from registry.demo import ensure_shared_model
 from registry.models import ActivityEvent, Stage, Visibility, Watch
 from registry.services.registered_models import model_update, model_watch
 from registry.services.versions import version_create
@@ -114,7 +123,10 @@ def test_it_sweeps_events_whose_dispatch_never_ran(settings, model, alice, carol
     version_create(actor=alice, model=model)  # hooks discarded: as if the broker was down
     assert outbox_sweep(older_than=3600)[0] == []
     pending, _ = outbox_sweep(older_than=0)
-    assert len(pending) == ActivityEvent.objects.count()
+    dispatched = ActivityEvent.objects.filter(verb__in=DISPATCHED_VERBS)
+    assert pending == sorted(dispatched.values_list("pk", flat=True))
+    # The cast's org.created and membership.* events can reach nobody: never swept.
+    assert ActivityEvent.objects.exclude(verb__in=DISPATCHED_VERBS).exists()
     counts = sweep(older_than=0)
     assert counts["events_enqueued"] == counts["events"] == len(pending)
     assert recipients() == [carol.email]
@@ -153,7 +165,7 @@ def test_it_survives_a_dispatch_that_raises(committed, monkeypatch, model, alice
     monkeypatch.setattr("notifications.tasks.event_dispatch", broken)
     version = committed(version_create, actor=alice, model=model)
     assert version.pk
-    assert "could not dispatch event" in caplog.text
+    assert "could not enqueue notifications.tasks.dispatch_event" in caplog.text
 
 
 def test_it_sweeps_from_the_command_line(model, alice, carol):
@@ -165,6 +177,102 @@ def test_it_sweeps_from_the_command_line(model, alice, carol):
     version_create(actor=alice, model=model)
     out = StringIO()
     call_command("dispatch_pending", older_than=0, stdout=out)
-    events = ActivityEvent.objects.count()
+    events = ActivityEvent.objects.filter(verb__in=DISPATCHED_VERBS).count()
     assert f"enqueued {events} of {events} events and 0 of 0 deliveries" in out.getvalue()
     assert recipients() == [carol.email]
+
+
+def test_it_dispatches_an_event_nobody_can_be_told_of_in_two_queries(
+    model, alice, django_assert_num_queries
+):
+    version_create(actor=alice, model=model)  # nobody watches, no webhook
+    event = ActivityEvent.objects.get(verb="version.created")
+    with django_assert_num_queries(2):  # the event with its audience, the marker
+        assert event_dispatch(event_id=event.pk) == []
+    assert Dispatch.objects.get(event=event).deliveries == 0
+    assert not Delivery.objects.exists()
+    with django_assert_num_queries(2):  # seen dispatched: its pending deliveries
+        assert event_dispatch(event_id=event.pk) == []
+    assert outbox_sweep(older_than=0)[0] == sorted(
+        ActivityEvent.objects.filter(verb__in=DISPATCHED_VERBS)
+        .exclude(pk=event.pk)
+        .values_list("pk", flat=True)
+    )
+
+
+def test_it_looks_no_further_for_a_verb_nobody_can_be_told_of(
+    model, admin, django_assert_num_queries
+):
+    event = ActivityEvent.objects.get(verb="model.created")
+    assert "membership.created" not in DISPATCHED_VERBS
+    member = ActivityEvent.objects.filter(verb="membership.created").first()
+    assert member is not None
+    with django_assert_num_queries(1):
+        assert event_dispatch(event_id=member.pk) == []
+    assert not Dispatch.objects.filter(event=member).exists()
+    assert member.pk not in outbox_sweep(older_than=0)[0]
+    assert event.pk in outbox_sweep(older_than=0)[0]
+
+
+def test_it_tells_a_webhook_of_the_org_of_an_event_nobody_watches(settings, model, admin, alice):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    hook = webhook_create(
+        actor=admin, org=model.org, url="http://127.0.0.1:9/hook", events=["version.created"]
+    )
+    version_create(actor=alice, model=model)  # dispatched by hand below
+    event = ActivityEvent.objects.get(verb="version.created")
+    pending = event_dispatch(event_id=event.pk)
+    assert list(Delivery.objects.filter(event=event).values_list("pk", "webhook")) == [
+        (pending[0], hook.pk)
+    ]
+    assert Dispatch.objects.get(event=event).deliveries == 1
+
+
+def audience_by_orm(event_id: int):
+    """notifications.sql.AUDIENCE_SQL as a queryset: the statement must answer the same."""
+    return (
+        ActivityEvent.objects.filter(pk=event_id)
+        .annotate(
+            dispatched=Exists(Dispatch.objects.filter(event_id=OuterRef("pk"))),
+            watched=Exists(Watch.objects.filter(model_id=OuterRef("model_id"))),
+            hooked=Exists(
+                Webhook.objects.filter(org_id=OuterRef("org_id"), active=True).filter(
+                    Q(model__isnull=True) | Q(model_id=OuterRef("model_id"))
+                )
+            ),
+        )
+        .values_list("verb", "dispatched", "watched", "hooked")
+        .get()
+    )
+
+
+def test_it_reads_an_events_audience_as_the_equivalent_queryset(
+    settings, cast, model, admin, alice, carol
+):
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    other = ensure_shared_model(cast, "other")
+    version_create(actor=alice, model=model)  # nobody to tell
+    model_watch(actor=carol, model=model)
+    version_create(actor=alice, model=model)  # watched
+    webhook_create(
+        actor=alice, org=model.org, model=other, url="http://127.0.0.1:9/", events=["alias.set"]
+    )
+    version_create(actor=alice, model=model)  # another model's webhook only
+    version_create(actor=alice, model=other)  # its own model's webhook
+    org_hook = webhook_create(
+        actor=admin, org=model.org, url="http://127.0.0.1:9/", events=["model.created"]
+    )
+    version_create(actor=alice, model=model)  # the org's webhook
+    webhook_update(actor=admin, webhook=org_hook, active=False)
+    version_create(actor=alice, model=model)  # the org's webhook, disabled
+    for event in ActivityEvent.objects.filter(verb="version.created")[:2]:
+        event_dispatch(event_id=event.pk)  # marked dispatched
+    events = ActivityEvent.objects.values_list("pk", flat=True)
+    answers = {pk: event_audience(pk) for pk in events}
+    assert answers == {pk: audience_by_orm(pk) for pk in events}
+    # Every flag is seen both ways, on events with a model and without, in both orgs.
+    for flag in ("dispatched", "watched", "hooked"):
+        assert {getattr(answer, flag) for answer in answers.values()} == {True, False}
+    assert ActivityEvent.objects.filter(model__isnull=True).exists()
+    assert ActivityEvent.objects.filter(org__slug="globex").exists()
+    assert event_audience(max(events) + 1) is None

@@ -1,14 +1,21 @@
-"""The outbox on a Redis broker: committed events are handed over in batches, one drain task
-on the queue at a time, and nothing is left behind (docs/notifications.md). The broker is
-real; the drain runs in this process, so the test can look between the steps."""
+"""The outbox on a real Redis broker: one Celery message per committed event and nothing else
+in Redis, an event the broker refused left to the sweep, and a broker that never answers
+costing a request a bounded wait (docs/notifications.md). No worker runs here: the messages
+stay on the queue for the test to read."""
 
+import base64
 import json
+import socket
+import threading
+import time
+from collections import Counter
 
 import pytest
 import redis
 
 from notifications import tasks
-from notifications.models import Dispatch
+from notifications.models import Delivery, Dispatch
+from notifications.services import outbox_sweep
 from registry.models import ActivityEvent
 from registry.services.registered_models import model_watch
 from registry.services.versions import version_create
@@ -23,74 +30,90 @@ def broker(workers, shared_broker):
     return redis.Redis.from_url(shared_broker), workers.queue
 
 
-def queued_tasks(client: redis.Redis, queue: str) -> list[str]:
-    return [json.loads(m)["headers"]["task"] for m in client.lrange(queue, 0, -1)]
+def queued(client: redis.Redis, queue: str) -> list[tuple[str, list]]:
+    """(task name, args) of each message waiting on the queue."""
+    messages = [json.loads(raw) for raw in client.lrange(queue, 0, -1)]
+    return [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))[0]) for m in messages]
 
 
-def outbox(client: redis.Redis, queue: str) -> set[int]:
-    return {int(i) for i in client.smembers(tasks.OUTBOX_KEY.format(queue=queue))}
+def dispatches(client: redis.Redis, queue: str) -> Counter:
+    return Counter(
+        args[0] for name, args in queued(client, queue) if name == tasks.dispatch_event.name
+    )
 
 
-def test_a_burst_of_events_puts_one_drain_on_the_queue(broker, model, alice, carol):
+def test_it_puts_one_dispatch_task_per_committed_event_on_the_queue(broker, model, alice, carol):
     client, queue = broker
     model_watch(actor=carol, model=model)
     for _ in range(5):
         version_create(actor=alice, model=model)
-    created = set(ActivityEvent.objects.filter(verb="version.created").values_list("pk", flat=True))
+    created = ActivityEvent.objects.filter(verb="version.created").values_list("pk", flat=True)
     assert len(created) == 5
-    assert created <= outbox(client, queue)
-    assert queued_tasks(client, queue) == ["notifications.tasks.drain_outbox"]
-    flag = tasks.OUTBOX_QUEUED_KEY.format(queue=queue)
-    assert 0 < client.ttl(flag) <= tasks.OUTBOX_QUEUED_TTL
+    waiting = dispatches(client, queue)
+    assert {pk: waiting[pk] for pk in created} == {pk: 1 for pk in created}
+    assert {name for name, _ in queued(client, queue)} == {tasks.dispatch_event.name}
+    # Celery's queue and kombu's records of it: nothing of the project's own in the broker.
+    keys = {key.decode() for key in client.scan_iter(f"*{queue}*")}
+    assert queue in keys
+    assert {key for key in keys if key != queue and not key.startswith("_kombu.")} == set()
 
 
-def test_a_drain_dispatches_every_event_then_the_next_event_queues_another(
-    broker, model, alice, carol
+def test_it_leaves_an_event_the_broker_refused_to_the_sweep(
+    broker, monkeypatch, caplog, model, alice, carol
 ):
     client, queue = broker
     model_watch(actor=carol, model=model)
-    for _ in range(3):
-        version_create(actor=alice, model=model)
-    waiting = outbox(client, queue)
-    assert tasks.drain_outbox.run(queue) == len(waiting)
-    assert outbox(client, queue) == set()
-    assert set(Dispatch.objects.values_list("event_id", flat=True)) == waiting
-    assert not client.exists(tasks.OUTBOX_QUEUED_KEY.format(queue=queue))
-    assert tasks.drain_outbox.run(queue) == 0  # a second drain finds nothing to do
-
-    version_create(actor=alice, model=model)
-    assert queued_tasks(client, queue) == ["notifications.tasks.drain_outbox"] * 2
-    assert len(outbox(client, queue)) == 1
-
-
-def test_a_long_backlog_is_handed_to_a_new_drain(broker, model, alice, monkeypatch):
-    client, queue = broker
-    for _ in range(4):
-        version_create(actor=alice, model=model)
-    backlog = len(outbox(client, queue))
-    client.delete(queue)  # the drain each burst queued
-    monkeypatch.setattr(tasks, "DRAIN_SECONDS", 0)  # out of time at once
-    assert tasks.drain_outbox.run(queue) == 0
-    assert len(outbox(client, queue)) == backlog  # untouched, and handed on
-    assert queued_tasks(client, queue) == ["notifications.tasks.drain_outbox"]
-
-
-def test_a_drain_that_cannot_be_queued_leaves_the_flag_clear(broker, model, alice, monkeypatch):
-    client, queue = broker
+    client.delete(queue)
+    refused = []
 
     def refuse(*args, **kwargs):
+        refused.append(args)
         raise ConnectionError("broker refused the message")
 
-    flag = tasks.OUTBOX_QUEUED_KEY.format(queue=queue)
-    client.delete(queue, flag)  # the drain the model's creation queued: taken by a worker
     with monkeypatch.context() as refusing:
-        refusing.setattr(tasks.drain_outbox, "apply_async", refuse)
+        refusing.setattr(tasks.dispatch_event, "apply_async", refuse)
         first = version_create(actor=alice, model=model)
-    assert not client.exists(flag)
-    assert queued_tasks(client, queue) == []
-    # The event waits in the outbox (and for the sweep); the next one queues a drain.
+        second = version_create(actor=alice, model=model)  # within BROKER_BACKOFF: not tried
+    assert len(refused) == 1
+    assert "could not enqueue notifications.tasks.dispatch_event" in caplog.text
+    assert "broker recently down" in caplog.text
+    assert queued(client, queue) == []
+    events = set(
+        ActivityEvent.objects.filter(version__in=[first, second]).values_list("pk", flat=True)
+    )
+    assert len(events) == 2 and not Dispatch.objects.filter(event_id__in=events).exists()
+
     tasks._broker_down_until = 0.0  # as BROKER_BACKOFF seconds later
-    second = version_create(actor=alice, model=model)
-    assert queued_tasks(client, queue) == ["notifications.tasks.drain_outbox"]
-    events = ActivityEvent.objects.filter(version__in=[first, second]).values_list("pk", flat=True)
-    assert set(events) <= outbox(client, queue)
+    counts = tasks.sweep(older_than=0)
+    assert counts["events_enqueued"] == counts["events"] >= 2
+    assert {pk: dispatches(client, queue)[pk] for pk in events} == {pk: 1 for pk in events}
+    # A worker taking each message twice (a redelivery): one delivery per event to carol.
+    for _ in range(2):
+        for pk in events:
+            tasks.dispatch_event.run(pk)
+    deliveries = Delivery.objects.filter(event_id__in=events)
+    assert sorted(deliveries.values_list("event_id", "user")) == sorted(
+        (pk, carol.pk) for pk in events
+    )
+    assert not events & set(outbox_sweep(older_than=0)[0])
+
+
+def test_it_waits_a_bounded_time_on_a_broker_that_never_answers(
+    workers, settings, caplog, model, alice
+):
+    # A listening socket nobody accepts from: the connection is made, no reply ever comes
+    # (until it is closed, so that a publish without a timeout fails the test, not hangs).
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        workers.use_broker(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        give_up = threading.Timer(30, silent.close)
+        give_up.start()
+        started = time.monotonic()
+        version = version_create(actor=alice, model=model)
+        waited = time.monotonic() - started
+        give_up.cancel()
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    assert version.pk
+    assert waited < options["socket_connect_timeout"] + options["socket_timeout"] + 2
+    assert "could not enqueue notifications.tasks.dispatch_event" in caplog.text

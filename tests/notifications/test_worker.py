@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from approvals.services import request_approve, request_create
 from notifications import tasks as notification_tasks
-from notifications.models import Delivery, DeliveryStatus, Webhook
+from notifications.models import Delivery, DeliveryStatus, Dispatch, Webhook
 from notifications.services import webhook_create
 from notifications.signing import verify
 from notifications.tasks import sweep
@@ -140,7 +141,7 @@ def test_it_delivers_every_event_once_after_a_broker_outage(
     outage = time.monotonic() - started
     assert ModelVersion.objects.filter(model=model, stage=Stage.STAGING).count() == 100
     assert outage < 120, f"100 stage changes took {outage:.1f} s with the broker down"
-    assert "could not enqueue events" in caplog.text
+    assert "could not enqueue notifications.tasks.dispatch_event" in caplog.text
     applied = set(ActivityEvent.objects.filter(verb="stage.applied").values_list("pk", flat=True))
     assert len(applied) == 100
     assert receiver.hits == [] and not Delivery.objects.exists()
@@ -238,3 +239,29 @@ def test_it_disables_a_webhook_that_keeps_failing(
     assert delivery.status == DeliveryStatus.FAILED and delivery.attempts == 3
     assert "disabled after 3 consecutive failures" in delivery.last_error
     assert "disabled after 3 consecutive failures" in workers.logs()
+
+
+def worker_backends() -> set[tuple[int, object]]:
+    """(pid, backend_start) of the other PostgreSQL sessions on this test's database."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, backend_start FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return set(cursor.fetchall())
+
+
+def test_it_keeps_one_database_connection_across_a_workers_tasks(
+    workers, shared_broker, model, alice
+):
+    workers.use_broker(shared_broker)
+    workers.start()
+    version_create(actor=alice, model=model)
+    dispatched = Dispatch.objects.filter(event__verb="version.created")
+    wait(lambda: dispatched.count() == 1, 30, "the first event was not dispatched", workers)
+    backends = worker_backends()
+    assert len(backends) == 1  # the worker's, kept after its task
+    for _ in range(10):
+        version_create(actor=alice, model=model)
+    wait(lambda: dispatched.count() == 11, 30, "not every event was dispatched", workers)
+    assert worker_backends() == backends  # the same session served every task
