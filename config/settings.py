@@ -131,8 +131,8 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Server-side parameters, and a statement run this many times on a connection is
-        # prepared there: the same SQL (registry.prepared's shapes above all) is then neither
-        # parsed nor planned again. 0 turns preparing off (PgBouncer before 1.21 in
+        # prepared there: the same SQL (a queryset of one shape gives one text) is then
+        # neither parsed nor planned again. 0 turns preparing off (PgBouncer before 1.21 in
         # transaction mode cannot keep prepared statements).
         _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5)
         if _prepare < 0:
