@@ -38,6 +38,14 @@ run: install
 	@echo "Serving on http://127.0.0.1:8000/ (admin console: /admin/)"
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
+# Production: migrate and collect static files (both idempotent), then gunicorn in the
+# foreground (gunicorn.conf.py). HOST, PORT, WORKERS and THREADS come from the environment
+# or the command line (`make serve PORT=8080 WORKERS=4`); settings as docs/operations.md says.
+serve: install
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py collectstatic --noinput -v 0
+	exec $(BIN)/gunicorn -c gunicorn.conf.py config.wsgi
+
 # A Celery worker with beat (the outbox sweep) against CELERY_BROKER_URL (docs/notifications.md).
 worker: install
 	@test -n "$$CELERY_BROKER_URL" || { echo "set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"; exit 2; }
