@@ -13,9 +13,12 @@ CONSTRAINTS := requirements/constraints.txt
 TEST_ENV := SECRET_KEY=test-only-not-a-secret
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/modelvault
 ARGS ?=
+# The suite runs on every core; tests that share a browser or the Redis of the Celery tests
+# keep to one worker (tests/conftest.py). XDIST= runs it in one process.
+XDIST ?= -n auto --dist loadgroup
 
-.PHONY: install install-dev run serve worker test test-sqlite test-postgres lint format \
-        migrations-check ci bench bench-http lock clean
+.PHONY: install install-dev run serve worker test test-sqlite test-postgres screenshots lint \
+        format migrations-check ci bench bench-http lock clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -52,18 +55,23 @@ worker: install
 	$(BIN)/celery -A config worker -B --loglevel=INFO
 
 test: install-dev
-	$(TEST_ENV) $(BIN)/pytest $(ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(XDIST) $(ARGS)
 
 # CI: the suite on SQLite, then again on PostgreSQL with Redis and a real Celery worker.
 # (An empty DATABASE_URL or CELERY_BROKER_URL is the embedded default: a value exported in
 # the caller's shell must not turn the SQLite pass into a second PostgreSQL pass.)
 test-sqlite: install-dev
 	$(TEST_ENV) DATABASE_URL= CELERY_BROKER_URL= REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 \
-		$(BIN)/pytest -m "not postgres and not services" $(ARGS)
+		$(BIN)/pytest $(XDIST) -m "not postgres and not services" $(ARGS)
 
 test-postgres: install-dev
 	$(TEST_ENV) REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 DATABASE_URL=$(PG_TEST_URL) \
-		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest $(ARGS)
+		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest $(XDIST) $(ARGS)
+
+# The README's screenshots (docs/screenshots), taken anew by the browser journey; the tests
+# otherwise leave theirs under var/screenshots.
+screenshots: install-dev
+	$(TEST_ENV) SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/e2e/test_journey.py
 
 lint: install-dev
 	$(BIN)/ruff check .
