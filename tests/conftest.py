@@ -63,7 +63,7 @@ def pytest_configure(config):
     # test clients and the browser speak plain HTTP.
     settings.SECURE_SSL_REDIRECT = False
     settings.SECURE_HSTS_SECONDS = 0
-    # Before the cast is made (django_db_setup below): a fast hasher, for the tests only.
+    # Before the cast is made (_cast_held below): a fast hasher, for the tests only.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
@@ -85,9 +85,10 @@ def pytest_collection_modifyitems(items):
     tests (one Chromium, one live server) and those with a real Celery worker on the shared
     Redis databases.
 
-    After them, pytest-django's order refined: tests in a transaction, then transactional
-    ones, then the rest; within the first, those without the cast, then those with the
-    cast, then those with the shared model. The cast and the model are made once, when the
+    After them, the order (pytest-django's, changed): the grouped tests first, so that their
+    worker starts on them while the others share out the rest; then the tests without the
+    database; then those in a transaction: without the cast, with the cast, with the shared
+    model; the transactional ones last. The cast and the model are made once, when the
     first test needs them (below), and no test that expects them absent runs after."""
     for item in items:
         if "browser" in item.fixturenames:
@@ -96,19 +97,21 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group("services"))
     yield
 
-    def order(item) -> tuple[int, int]:
+    def order(item) -> int:
+        if item.get_closest_marker("xdist_group"):
+            return 0
         if is_transactional(item):
-            return (1, 0)
+            return 5
         if not is_db(item):
-            return (2, 0)
-        return (0, 2 if "model" in item.fixturenames else 1 if "cast" in item.fixturenames else 0)
+            return 1
+        return 4 if "model" in item.fixturenames else 3 if "cast" in item.fixturenames else 2
 
     items.sort(key=order)
 
 
 # The transaction that holds the cast for the tests in a transaction (as Django's
 # TestCase.setUpTestData holds a class's data): each test runs in a savepoint inside it.
-held = {"atomic": None, "model": False}
+held = {"atomic": None, "model": False, "blocker": None}
 
 
 def hold(*, model: bool) -> None:
