@@ -13,9 +13,12 @@ CONSTRAINTS := requirements/constraints.txt
 TEST_ENV := SECRET_KEY=test-only-not-a-secret
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/modelvault
 ARGS ?=
+# The suite runs on every core; tests that share a browser or the Redis of the Celery tests
+# keep to one worker (tests/conftest.py). XDIST= runs it in one process.
+XDIST ?= -n auto --dist loadgroup
 
-.PHONY: install install-dev run serve worker test test-sqlite test-postgres lint format \
-        migrations-check ci bench bench-http lock clean
+.PHONY: install install-dev run serve worker test test-sqlite test-postgres screenshots lint \
+        format migrations-check ci bench bench-http lock clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -38,24 +41,37 @@ run: install
 	@echo "Serving on http://127.0.0.1:8000/ (admin console: /admin/)"
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
+# Production: migrate and collect static files (both idempotent), then gunicorn in the
+# foreground (gunicorn.conf.py). HOST, PORT, WORKERS and THREADS come from the environment
+# or the command line (`make serve PORT=8080 WORKERS=4`); settings as docs/operations.md says.
+serve: install
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py collectstatic --noinput -v 0
+	exec $(BIN)/gunicorn -c gunicorn.conf.py config.wsgi
+
 # A Celery worker with beat (the outbox sweep) against CELERY_BROKER_URL (docs/notifications.md).
 worker: install
 	@test -n "$$CELERY_BROKER_URL" || { echo "set CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"; exit 2; }
 	$(BIN)/celery -A config worker -B --loglevel=INFO
 
 test: install-dev
-	$(TEST_ENV) $(BIN)/pytest $(ARGS)
+	$(TEST_ENV) $(BIN)/pytest $(XDIST) $(ARGS)
 
 # CI: the suite on SQLite, then again on PostgreSQL with Redis and a real Celery worker.
 # (An empty DATABASE_URL or CELERY_BROKER_URL is the embedded default: a value exported in
 # the caller's shell must not turn the SQLite pass into a second PostgreSQL pass.)
 test-sqlite: install-dev
 	$(TEST_ENV) DATABASE_URL= CELERY_BROKER_URL= REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 \
-		$(BIN)/pytest -m "not postgres and not services" $(ARGS)
+		$(BIN)/pytest $(XDIST) -m "not postgres and not services" $(ARGS)
 
 test-postgres: install-dev
 	$(TEST_ENV) REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 DATABASE_URL=$(PG_TEST_URL) \
-		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest $(ARGS)
+		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest $(XDIST) $(ARGS)
+
+# The README's screenshots (docs/screenshots), taken anew by the browser journey; the tests
+# otherwise leave theirs under var/screenshots.
+screenshots: install-dev
+	$(TEST_ENV) SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/e2e/test_journey.py
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -12,9 +12,8 @@ bench/results.json). The throwaway database, VAR_DIR and server are removed at t
 also after a failure or Ctrl-C.
 
     --scale N            models, 10 versions each (default 1000)
-    --worker-class W     keepalive (Modelvault's own, config/workers.py: the default), or
-                         gunicorn's gthread or sync
-    --threads N          threads per threaded worker (default 2)
+    --worker-class W     gthread (gunicorn.conf.py's: the default) or sync
+    --threads N          threads per gthread worker (default 2)
     --dispatch MODE      broker (Redis, no worker: the request only enqueues), eager (the
                          notification dispatch runs inline in the request), or auto
     --no-autoanalyze     on a server without autovacuum, leave the tables unanalysed during
@@ -38,7 +37,6 @@ from typing import Any
 from bench.http_server import (
     ANALYZE_NAPTIME,
     ORG,
-    THREADED,
     WORKER_CLASSES,
     WORKERS,
     AutoAnalyze,
@@ -241,7 +239,7 @@ def run(args: argparse.Namespace, var_dir: Path, cleanups: list[Callable[[], Non
     base = f"http://127.0.0.1:{port}/api/v1"
     log_path = var_dir / "gunicorn.log"
     label = args.worker_class + (
-        f", {args.threads} threads" if args.worker_class in THREADED else ""
+        f", {args.threads} threads" if args.worker_class == "gthread" else ""
     )
     log(f"gunicorn, {WORKERS} workers ({label}), on 127.0.0.1:{port}; dispatch {dispatch} ...")
     server = start_gunicorn(env, port, args.worker_class, args.threads, log_path)
@@ -306,7 +304,7 @@ def run(args: argparse.Namespace, var_dir: Path, cleanups: list[Callable[[], Non
         "server": {
             "workers": WORKERS,
             "worker_class": args.worker_class,
-            "threads": args.threads if args.worker_class in THREADED else 1,
+            "threads": args.threads if args.worker_class == "gthread" else 1,
             "dispatch": dispatch,
             "database": "PostgreSQL " + pg_version,
             "autovacuum": autovacuum,
@@ -329,9 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m bench.http", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--scale", type=int, default=1000, help="models, 10 versions each")
-    parser.add_argument("--worker-class", choices=tuple(WORKER_CLASSES), default="keepalive")
+    parser.add_argument("--worker-class", choices=WORKER_CLASSES, default="gthread")
     parser.add_argument(
-        "--threads", type=int, default=2, help="threads per threaded worker (default 2)"
+        "--threads", type=int, default=2, help="threads per gthread worker (default 2)"
     )
     parser.add_argument("--dispatch", choices=("auto", "broker", "eager"), default="auto")
     parser.add_argument(

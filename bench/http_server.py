@@ -18,13 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 ORG = "bench"
 WORKERS = 2
-# --worker-class: Modelvault's own worker (config/workers.py), or one of gunicorn's.
-WORKER_CLASSES = {
-    "keepalive": "config.workers.KeepAliveThreadWorker",
-    "gthread": "gthread",
-    "sync": "sync",
-}
-THREADED = ("keepalive", "gthread")
+# --worker-class: gunicorn's threaded worker (gunicorn.conf.py's), or its sync worker.
+WORKER_CLASSES = ("gthread", "sync")
 RSS_EVERY = 0.2  # seconds between samples of the workers' resident set
 
 
@@ -183,27 +178,24 @@ def free_port() -> int:
 def start_gunicorn(
     env: dict[str, str], port: int, worker_class: str, threads: int, log_path: Path
 ) -> subprocess.Popen:
+    # The production configuration (gunicorn.conf.py), with the bench's bind, workers and log.
     command = [
         str(GUNICORN),
+        "-c",
+        "gunicorn.conf.py",
         "config.wsgi",
         "--workers",
         str(WORKERS),
         "--worker-class",
-        WORKER_CLASSES[worker_class],
+        worker_class,
+        # gunicorn turns a sync worker with threads into gthread: sync gets exactly one.
+        "--threads",
+        str(threads if worker_class == "gthread" else 1),
         "--bind",
         f"127.0.0.1:{port}",
-        # A 256 MB request must not be taken for a hung worker.
-        "--timeout",
-        "300",
-        "--graceful-timeout",
-        "10",
-        "--keep-alive",
-        "5",
         "--error-logfile",
         str(log_path),
     ]
-    if worker_class in THREADED:
-        command += ["--threads", str(threads)]
     return subprocess.Popen(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL)
 
 

@@ -157,16 +157,6 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The web server's worker (config/workers.py): how long a thread waits for the next request
-# of the keep-alive connection it has just answered before handing it back to the poller
-# (0: at once, as gunicorn's own threaded worker), and the cyclic collector's threshold
-# for the youngest generation (0: Python's own, and the import-time heap not frozen).
-SERVER_KEEPALIVE_LINGER_MS = env_int("SERVER_KEEPALIVE_LINGER_MS", 2)
-SERVER_GC_THRESHOLD = env_int("SERVER_GC_THRESHOLD", 20000)
-for _name in ("SERVER_KEEPALIVE_LINGER_MS", "SERVER_GC_THRESHOLD"):
-    if globals()[_name] < 0:
-        raise ImproperlyConfigured(f"{_name} must be 0 or more")
-
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",

@@ -8,12 +8,14 @@ import os
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.test import Client
 
 from registry.demo import Cast, ensure_cast, ensure_shared_model
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 REQUIRE_BROWSER = os.environ.get("REQUIRE_BROWSER") == "1"
+MODEL_DESCRIPTION = "Card fraud scoring"
 
 
 def missing_service(reason: str) -> None:
@@ -61,12 +63,119 @@ def pytest_configure(config):
     # test clients and the browser speak plain HTTP.
     settings.SECURE_SSL_REDIRECT = False
     settings.SECURE_HSTS_SECONDS = 0
+    # Before the cast is made (_cast_held below): a fast hasher, for the tests only.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def is_transactional(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    return bool(marker and marker.kwargs.get("transaction")) or bool(
+        {"transactional_db", "live_server"} & set(item.fixturenames)
+    )
+
+
+def is_db(item) -> bool:
+    return bool(item.get_closest_marker("django_db")) or "db" in item.fixturenames
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(items):
+    """Before the other plugins: the tests that share a machine-wide resource go to one
+    xdist worker (under make test's `--dist loadgroup`), one after the other: the browser
+    tests (one Chromium, one live server) and those with a real Celery worker on the shared
+    Redis databases.
+
+    After them, the order (pytest-django's, changed): the grouped tests first, so that their
+    worker starts on them while the others share out the rest; then the tests without the
+    database; then those in a transaction: without the cast, with the cast, with the shared
+    model; the transactional ones last. The cast and the model are made once, when the
+    first test needs them (below), and no test that expects them absent runs after."""
+    for item in items:
+        if "browser" in item.fixturenames:
+            item.add_marker(pytest.mark.xdist_group("browser"))
+        elif item.get_closest_marker("services"):
+            item.add_marker(pytest.mark.xdist_group("services"))
+    yield
+
+    def order(item) -> int:
+        if item.get_closest_marker("xdist_group"):
+            return 0
+        if is_transactional(item):
+            return 5
+        if not is_db(item):
+            return 1
+        return 4 if "model" in item.fixturenames else 3 if "cast" in item.fixturenames else 2
+
+    items.sort(key=order)
+
+
+# The transaction that holds the cast for the tests in a transaction (as Django's
+# TestCase.setUpTestData holds a class's data): each test runs in a savepoint inside it.
+held = {"atomic": None, "model": False, "blocker": None}
+
+
+def hold(*, model: bool) -> None:
+    held["atomic"] = transaction.atomic()
+    held["atomic"].__enter__()
+    cast = ensure_cast(passwords=True)
+    if model:
+        ensure_shared_model(cast, "fraud", description=MODEL_DESCRIPTION)
+    held["model"] = model
+
+
+def roll_back_held() -> None:
+    if held["atomic"] is not None:
+        transaction.set_rollback(True)
+        held["atomic"].__exit__(None, None, None)
+        held["atomic"] = None
+
+
+@pytest.fixture(scope="session")
+def _cast_held(django_db_setup, django_db_blocker):
+    """The cast, made once per test database (one per xdist worker) in a transaction that
+    is never committed: a test starts from it and rolls back to it, instead of making the
+    cast anew, and its after-commit hooks are dropped as a test's own would be."""
+    held["blocker"] = django_db_blocker
+    with django_db_blocker.unblock():
+        hold(model=False)
+    yield
+    with django_db_blocker.unblock():
+        roll_back_held()
+
+
+@pytest.fixture(scope="session")
+def _model_held(_cast_held, django_db_blocker) -> None:
+    if held["atomic"] is not None:
+        with django_db_blocker.unblock():
+            ensure_shared_model(ensure_cast(), "fraud", description=MODEL_DESCRIPTION)
+        held["model"] = True
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item):
+    result = yield
+    if held["atomic"] is not None and transaction.get_rollback():
+        # The test ended the held transaction: on PostgreSQL, a response it closed itself
+        # (not through the test client) ran Django's close_old_connections, which closes a
+        # connection inside a transaction. Hold the cast again for the tests after it.
+        with held["blocker"].unblock():
+            roll_back_held()
+            hold(model=held["model"])
+    return result
+
+
+@pytest.fixture(autouse=True)
+def _transactional_starts_empty(request, django_db_blocker) -> None:
+    """Transactional tests (ordered after the others) commit, and need an empty database
+    without a transaction around them: the held one is rolled back before the first."""
+    if held["atomic"] is not None and is_transactional(request.node):
+        with django_db_blocker.unblock():
+            roll_back_held()
 
 
 @pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     # Speed-ups and isolation that belong to the tests only.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.ARTIFACT_ROOT = tmp_path / "artifacts"
     settings.ARTIFACT_TMP_DIR = tmp_path / "artifacts-tmp"
@@ -79,15 +188,11 @@ def _test_settings(settings, tmp_path):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    from django.core.files.storage import storages
-
-    storages._storages = {}  # the artifact storage is built anew from the settings above
-    yield
-    storages._storages = {}
 
 
 @pytest.fixture
-def cast(db) -> Cast:
+def cast(_cast_held, db) -> Cast:
+    # Finds the held cast; in a transactional test, makes it.
     return ensure_cast(passwords=True)
 
 
@@ -132,9 +237,12 @@ def mallory(cast):
 
 
 @pytest.fixture
-def model(cast):
+def model(_model_held, cast):
     """acme/fraud: admin owns it; alice may write and approve, bob approve, carol view."""
-    return ensure_shared_model(cast, "fraud", description="Card fraud scoring")
+    model = ensure_shared_model(cast, "fraud", description=MODEL_DESCRIPTION)
+    # As when made in the test: the model holds the cast's instances, not fresh copies.
+    model.org, model.owner, model.created_by = cast.acme, cast.admin, cast.admin
+    return model
 
 
 @pytest.fixture
@@ -191,16 +299,21 @@ def root_client(root) -> Client:
 
 @pytest.fixture(autouse=True)
 def _service_markers(request):
-    """`postgres` tests need PostgreSQL (real parallel connections); the SQLite pass of CI
-    deselects them, the PostgreSQL pass runs them."""
-    if request.node.get_closest_marker("postgres") or request.node.get_closest_marker("services"):
-        from django.db import connection
+    """`postgres` tests need PostgreSQL (real parallel connections, or its own SQL);
+    `services` tests also start a Celery worker, a process that must reach the test
+    database. The SQLite pass of CI deselects both, the PostgreSQL pass runs them."""
+    from django.db import connection
 
-        if connection.vendor != "postgresql":
-            missing_service(
-                "needs PostgreSQL with parallel connections: DATABASE_URL=postgres://... "
-                "(make test-postgres)"
-            )
+    if connection.vendor == "postgresql":
+        return
+    if request.node.get_closest_marker("services"):
+        missing_service(
+            "needs PostgreSQL, which its Celery worker shares with the test "
+            "(DATABASE_URL=postgres://...), and Redis (CELERY_BROKER_URL=redis://...): "
+            "make test-postgres"
+        )
+    if request.node.get_closest_marker("postgres"):
+        missing_service("needs PostgreSQL (DATABASE_URL=postgres://...): make test-postgres")
 
 
 @pytest.fixture

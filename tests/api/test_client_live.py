@@ -3,7 +3,9 @@ written, a two-user request/approve cycle, typed errors and a verified download.
 
 import pytest
 
-modelvault = pytest.importorskip("modelvault")
+modelvault = pytest.importorskip(
+    "modelvault", reason="the client is not installed: pip install -e ./client"
+)
 
 from modelvault import Client  # noqa: E402
 from modelvault.errors import LockedError, NotFound, PermissionDenied  # noqa: E402

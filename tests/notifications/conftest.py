@@ -151,7 +151,7 @@ def shared_broker() -> str:
     if not url.startswith("redis://") or url.rsplit("/", 1)[-1] not in ("12", "13"):
         url = SHARED_BROKER
     if not redis_answers(url):
-        missing_service(f"Redis does not answer at {url}")
+        missing_service(f"needs Redis, which does not answer at {url} (start redis-server)")
     return url
 
 

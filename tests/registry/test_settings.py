@@ -196,24 +196,3 @@ def test_it_says_what_is_missing_when_manage_py_runs_without_its_settings(var_di
     assert done.returncode == 1
     assert "SECRET_KEY must be set when DEBUG is off" in done.stderr
     assert "AppRegistryNotReady" not in done.stderr
-
-
-def test_it_serves_with_a_short_interpreter_switch_interval(var_dir):
-    # config/wsgi.py: a request thread back from PostgreSQL gets the interpreter within 1 ms.
-    probe = "import sys, config.wsgi; print(sys.getswitchinterval())"
-    done = run(["-c", probe], {"SECRET_KEY": secrets.token_urlsafe(50)}, var_dir)
-    assert done.returncode == 0, done.stderr
-    assert float(done.stdout) == 0.001
-
-
-def test_it_reads_the_web_workers_linger_and_collector_threshold(var_dir):
-    names = ("SERVER_KEEPALIVE_LINGER_MS", "SERVER_GC_THRESHOLD")
-    assert read_settings(SECRET, var_dir, *names) == {
-        "SERVER_KEEPALIVE_LINGER_MS": 2,
-        "SERVER_GC_THRESHOLD": 20000,
-    }
-    told = {**SECRET, "SERVER_KEEPALIVE_LINGER_MS": "0", "SERVER_GC_THRESHOLD": "0"}
-    assert read_settings(told, var_dir, *names) == dict.fromkeys(names, 0)
-    for name in names:
-        assert f"{name} must be 0 or more" in refusal({**SECRET, name: "-5"}, var_dir)
-        assert f"{name} must be a whole number" in refusal({**SECRET, name: "2ms"}, var_dir)

@@ -1,23 +1,23 @@
-"""The web server's worker (config/workers.py) under a real gunicorn: a thread keeps
-serving the keep-alive connection it answered, never while another connection waits for
-a thread, and the collector is tuned after the application loads."""
+"""The web server as shipped: gunicorn with gunicorn.conf.py, and `make serve`."""
 
 import contextlib
 import http.client
-import io
 import json
 import os
+import runpy
+import signal
 import socket
 import subprocess
 import sys
 import time
-import types
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = Path(sys.executable).parent / "gunicorn"
+SERVER_VARIABLES = ("HOST", "PORT", "WORKERS", "THREADS", "SERVER_GC_THRESHOLD")
 
 
 def free_port() -> int:
@@ -27,172 +27,165 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def server(tmp_path: Path, **env: str):
-    port = free_port()
-    environ = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "SECRET_KEY": "test-only-not-a-secret",
-        "VAR_DIR": str(tmp_path),
-        "DATABASE_URL": "",
-        **env,
-    }
+def running(command: list[str], port: int, env: dict[str, str | None], wait: float = 30):
+    """Start the command in a session of its own, wait until the port listens, and stop
+    the whole session afterwards (make serve runs gunicorn as its child). A variable set
+    to None in env is left out."""
+    environ = {name: value for name, value in os.environ.items() if name not in SERVER_VARIABLES}
+    environ.update(env)
+    environ = {name: value for name, value in environ.items() if value is not None}
     process = subprocess.Popen(
-        [
-            str(GUNICORN),
-            "tests.registry.worker_app",
-            "--worker-class",
-            "config.workers.KeepAliveThreadWorker",
-            "--workers",
-            "1",
-            "--threads",
-            "1",
-            "--keep-alive",
-            "30",
-            "--bind",
-            f"127.0.0.1:{port}",
-        ],
+        command,
         cwd=ROOT,
         env=environ,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + wait
         while True:
             if process.poll() is not None:
-                pytest.fail(f"gunicorn exited: {process.stderr.read().decode()[-2000:]}")
+                pytest.fail(f"the server exited: {process.stderr.read().decode()[-2000:]}")
             with contextlib.suppress(OSError):
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             if time.monotonic() > deadline:
-                pytest.fail("gunicorn did not listen within 30 s")
+                pytest.fail(f"the server did not listen within {wait} s")
             time.sleep(0.1)
-        yield port
+        yield process
     finally:
-        process.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             process.wait()
 
 
-def ask(connection: http.client.HTTPConnection) -> dict:
-    connection.request("GET", "/")
+@contextlib.contextmanager
+def probe_server(**env: str):
+    """gunicorn with gunicorn.conf.py serving tests/registry/worker_app.py; yields its port."""
+    port = free_port()
+    command = [str(GUNICORN), "-c", "gunicorn.conf.py", "tests.registry.worker_app"]
+    with running(command, port, {"HOST": "127.0.0.1", "PORT": str(port), **env}):
+        yield port
+
+
+def ask(connection: http.client.HTTPConnection, path: str = "/") -> dict:
+    connection.request("GET", path)
     response = connection.getresponse()
     assert response.status == 200
     return json.loads(response.read())
 
 
-@pytest.mark.parametrize("linger", ["2", "0"])
-def test_it_answers_every_request_of_a_keep_alive_connection(tmp_path, linger):
-    with server(tmp_path, SERVER_KEEPALIVE_LINGER_MS=linger) as port:
+def children(pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/stat") as stat:
+            # The fields after the command name (which may hold spaces) start at ')'.
+            if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry))
+    return found
+
+
+def read_config(monkeypatch, **env: str) -> dict:
+    for name in SERVER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def test_it_binds_the_loopback_with_a_worker_per_core_by_default(monkeypatch):
+    config = read_config(monkeypatch)
+
+    assert config["bind"] == "127.0.0.1:8000"
+    assert config["workers"] == os.cpu_count()
+    assert config["worker_class"] == "gthread"
+    assert config["threads"] == 2
+    assert config["accesslog"] is None
+    assert config["control_socket_disable"] is True
+    assert config["GC_THRESHOLD"] == 20000
+
+
+def test_it_reads_bind_workers_and_threads_from_the_environment(monkeypatch):
+    config = read_config(monkeypatch, HOST="0.0.0.0", PORT="9000", WORKERS="5", THREADS="3")
+
+    assert config["bind"] == "0.0.0.0:9000"
+    assert config["workers"] == 5
+    assert config["threads"] == 3
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("PORT", "http"), ("WORKERS", "0"), ("SERVER_GC_THRESHOLD", "-5")]
+)
+def test_it_refuses_a_count_that_is_no_count(monkeypatch, name, value):
+    with pytest.raises(SystemExit, match=f"{name} must be a whole number"):
+        read_config(monkeypatch, **{name: value})
+
+
+def test_it_answers_every_request_of_a_keep_alive_connection_in_workers_from_the_environment():
+    with probe_server(WORKERS="2") as port:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        ask(connection)
+        sock = connection.sock
         answers = [ask(connection) for _ in range(20)]
+        assert connection.sock is sock  # never closed and opened again
         connection.close()
+        master = [pid for pid in children(os.getpid()) if answers[0]["pid"] in children(pid)]
+        assert len(master) == 1
+        assert len(children(master[0])) == 2
 
-    assert len({answer["pid"] for answer in answers}) == 1
-
-
-def test_a_lingering_thread_yields_to_a_connection_that_waits_for_it(tmp_path):
-    # One thread, and a linger far longer than the clients' patience: whichever connection
-    # the thread lingers on, a request on the other one must be answered at once.
-    with server(tmp_path, SERVER_KEEPALIVE_LINGER_MS="60000") as port:
-        first = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        ask(first)  # the thread now lingers on the first connection
-        ask(second)  # ... and must hand it back to answer this one
-        for _ in range(5):  # back and forth, each while the thread lingers on the other
-            ask(first)
-            ask(second)
-        first.close()
-        second.close()
+    assert {answer["pid"] for answer in answers} == {answers[0]["pid"]}
 
 
-def test_it_hands_a_connection_back_when_a_request_waits_behind_it(tmp_path):
-    # The second connection's request is queued while the first sends its requests back to
-    # back: it must be answered although the first never pauses for the linger time.
-    with server(tmp_path, SERVER_KEEPALIVE_LINGER_MS="60000") as port:
-        first = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        ask(first)
-        second = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        second.request("GET", "/")
-        for _ in range(3):
-            ask(first)
-        answer = second.getresponse()
-        assert answer.status == 200
-        answer.read()
-        ask(first)
-        first.close()
-        second.close()
+def test_a_worker_serves_requests_side_by_side_on_its_threads():
+    # Each /together request waits for the other: one worker answers both only if two of
+    # its threads serve at once.
+    with probe_server(WORKERS="1", THREADS="2") as port:
+
+        def together(_) -> dict:
+            return ask(http.client.HTTPConnection("127.0.0.1", port, timeout=20), "/together")
+
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(together, range(2)))
+
+    assert answers[0]["pid"] == answers[1]["pid"]
 
 
-@pytest.fixture
-def lingering_worker():
-    """A worker as gunicorn's arbiter makes it, for its linger alone: (worker, its side of
-    a connection, the client's side)."""
-    from gunicorn.config import Config
-
-    from config.workers import KeepAliveThreadWorker
-
-    made = []
-
-    def make(linger_ms: int):
-        worker = KeepAliveThreadWorker(1, os.getpid(), [], None, 30, Config(), None)
-        worker._linger_ms = linger_ms  # as load_wsgi() sets it from the settings
-        ours, theirs = socket.socketpair()
-        made.append((worker, ours, theirs))
-        buffer = types.SimpleNamespace(unreader=types.SimpleNamespace(buf=io.BytesIO()))
-        return worker, types.SimpleNamespace(sock=ours, parser=buffer), theirs
-
-    yield make
-    for worker, ours, theirs in made:
-        worker.tmp.close()
-        ours.close()
-        theirs.close()
-
-
-def test_a_woken_linger_leaves_nothing_in_its_pipe(lingering_worker, monkeypatch):
-    import threading
-
-    from gunicorn.workers.gthread import ThreadWorker
-
-    monkeypatch.setattr(ThreadWorker, "enqueue_req", lambda self, conn: None)
-    worker, conn, client = lingering_worker(60_000)
-    woken = threading.Timer(0.2, worker.enqueue_req, args=(object(),))
-    woken.start()
-    started = time.monotonic()
-    assert worker._next_request_here(conn) is False  # a connection waits: hand this one back
-    assert time.monotonic() - started < 10
-    assert worker._lingering == []
-    # Nothing is left in the pipe to cut the next linger short.
-    worker._waiting = 0
-    client.send(b"GET / HTTP/1.1\r\n")
-    assert worker._next_request_here(conn) is True
-    read_end = worker._wake_pipe()[0]
-    with pytest.raises(BlockingIOError):
-        os.read(read_end, 1)
-
-
-def test_a_stale_wake_up_byte_does_not_end_a_linger_early(lingering_worker):
-    worker, conn, client = lingering_worker(300)
-    os.write(worker._wake_pipe()[1], b"\0")  # left behind, as after an interrupted linger
-    started = time.monotonic()
-    assert worker._next_request_here(conn) is False  # no request came
-    assert time.monotonic() - started >= 0.29
-    with pytest.raises(BlockingIOError):
-        os.read(worker._wake_pipe()[0], 1)
-
-
-def test_it_freezes_the_loaded_heap_and_raises_the_collectors_threshold(tmp_path):
-    with server(tmp_path) as port:
+def test_it_tunes_the_interpreter_and_collector_once_the_application_is_loaded():
+    with probe_server(WORKERS="1") as port:
         tuned = ask(http.client.HTTPConnection("127.0.0.1", port, timeout=10))
-    with server(tmp_path, SERVER_GC_THRESHOLD="0") as port:
+    with probe_server(WORKERS="1", SERVER_GC_THRESHOLD="0") as port:
         plain = ask(http.client.HTTPConnection("127.0.0.1", port, timeout=10))
 
+    assert tuned["switch_interval"] == 0.001
     assert tuned["gc_threshold"] == 20000
-    assert tuned["gc_frozen"] > 10000
+    assert tuned["gc_frozen"] > 1000
     assert plain["gc_threshold"] == 700
     assert plain["gc_frozen"] == 0
+
+
+def test_make_serve_migrates_and_serves_with_production_settings(tmp_path):
+    port = free_port()
+    env = {
+        "DEBUG": None,
+        "DATABASE_URL": "",
+        "CELERY_BROKER_URL": "",
+        "SECRET_KEY": "test-only-" + "x" * 50,
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "false",
+        "VAR_DIR": str(tmp_path),
+    }
+    command = ["make", "--no-print-directory", "serve", f"PORT={port}", "WORKERS=1"]
+    with running(command, port, {**env, "HOST": "127.0.0.1"}, wait=120):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", "/api/v1/openapi.json")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert json.loads(response.read())["info"]["title"]
+        # collectstatic ran: whitenoise serves the collected files with DEBUG off.
+        assert (tmp_path / "staticfiles").is_dir()
