@@ -137,6 +137,10 @@ def test_it_answers_every_request_of_a_keep_alive_connection_in_workers_from_the
         connection.close()
         master = [pid for pid in children(os.getpid()) if answers[0]["pid"] in children(pid)]
         assert len(master) == 1
+        # The port listens once the first worker is up; the second may still be booting.
+        deadline = time.monotonic() + 30
+        while len(children(master[0])) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(children(master[0])) == 2
 
     assert {answer["pid"] for answer in answers} == {answers[0]["pid"]}
