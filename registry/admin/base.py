@@ -64,11 +64,9 @@ def stored(obj: Model) -> Model:
 
 def adopt(obj: Model, created: Model) -> None:
     """Make the admin's unsaved form instance stand for the row a service created, so that
-    the admin's log entry, inlines and redirect point at it."""
+    the admin's log entry, inlines and redirect point at it (they read its fields and key)."""
     for field in obj._meta.concrete_fields:
         setattr(obj, field.attname, getattr(created, field.attname))
-    obj._state.adding = False
-    obj._state.db = created._state.db
 
 
 def _delete_requested(form: forms.BaseForm) -> bool:
