@@ -18,11 +18,11 @@ class BearerToken(HttpBearer):
 
 
 class Session(SessionAuth):
-    def _get_key(self, request: HttpRequest) -> str | None:
+    def __call__(self, request: HttpRequest) -> Any:
         # No session, no CSRF question: the caller is simply not authenticated (401).
         if not request.user.is_authenticated:
             return None
-        return super()._get_key(request)
+        return super().__call__(request)
 
 
 AUTH = [BearerToken(), Session(csrf=True)]
