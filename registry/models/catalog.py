@@ -1,5 +1,6 @@
 import re
 
+from django.apps import apps
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -95,7 +96,8 @@ class RegisteredModelQuerySet(models.QuerySet):
 
 def closed_versions_of(models_qs) -> str:
     """A refusal message if any of these models holds a closed version, else ''."""
-    from registry.models.versions import ModelVersion
+    # Through the app registry: registry.models.versions imports this module.
+    ModelVersion = apps.get_model("registry", "ModelVersion")
 
     closed = (
         ModelVersion._base_manager.filter(model__in=models_qs, lock_level=LockLevel.CLOSED)
