@@ -87,30 +87,6 @@ def artifact_json(artifact: Artifact) -> dict[str, Any]:
     return {"path": artifact.path, "size": artifact.blob.size, "sha256": artifact.blob_id}
 
 
-# A version's own columns, as version_json gives them (in its order).
-_VERSION_COLUMNS = (
-    "number",
-    "label",
-    "stage",
-    "lock_level",
-    "digest",
-    "description",
-    "readme",
-    "tags",
-    "framework",
-    "flavor",
-    "params",
-    "metrics",
-    "environment",
-    "datasets",
-    "code_version",
-    "input_schema",
-    "output_schema",
-    "experiment_id",
-    "source_run",
-)
-
-
 def _version_dict(
     pk: Any,
     model: str,
@@ -128,7 +104,7 @@ def _version_dict(
         "number": columns["number"],
         "label": columns["label"],
         "branch": branch,
-        **{name: columns[name] for name in _VERSION_COLUMNS[2:]},
+        **{name: columns[name] for name in sql.VERSION_COLUMNS[2:]},
         "parents": parents,
         "artifacts": artifacts,
         "created_by": created_by,
@@ -147,7 +123,7 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
         version.pk,
         version.model.name,
         version.branch.name,
-        {name: getattr(version, name) for name in _VERSION_COLUMNS},
+        {name: getattr(version, name) for name in sql.VERSION_COLUMNS},
         [
             {"id": str(p.pk), "model": p.model.name, "number": p.number, "digest": p.digest}
             for p in version.parent_list

@@ -67,9 +67,8 @@ VERSIONS = """
     LEFT JOIN auth_user u ON u.id = v.created_by_id
     WHERE v.id IN ({ids})
 """
-# VERSIONS' columns, named as values() names them.
-VERSION_ROW = (
-    "id",
+# A version's own columns, in the order version_json gives them.
+VERSION_COLUMNS = (
     "number",
     "label",
     "stage",
@@ -89,6 +88,11 @@ VERSION_ROW = (
     "output_schema",
     "experiment_id",
     "source_run",
+)
+# VERSIONS' columns, named as values() names them.
+VERSION_ROW = (
+    "id",
+    *VERSION_COLUMNS,
     "created_at",
     "model__name",
     "branch__name",
