@@ -5,7 +5,15 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 
 from registry.errors import Forbidden, NotFound
-from registry.models import ActivityEvent, ModelVersion, RegisteredModel, Visibility
+from registry.models import (
+    ActivityEvent,
+    ModelPermission,
+    ModelVersion,
+    RegisteredModel,
+    Role,
+    Visibility,
+)
+from registry.models.catalog import granted_to, is_acting, role_in
 from registry.permissions import (
     get_model_for_user,
     get_org_for_user,
@@ -268,9 +276,13 @@ def reached(catalog, acme, admin, alice, bob, carol):
 @pytest.mark.parametrize(
     "who", ["admin", "alice", "bob", "carol", "mallory", "root", "inactive_admin", "anonymous"]
 )
-def test_the_list_filter_and_the_access_of_one_model_agree(request, reached, admin, who):
+def test_the_list_filter_and_the_access_of_one_model_agree(request, reached, admin, carol, who):
     """SPEC 3.1 has one filter for lists (visible_to, visible_in) and one computation for a
     model (access_from, behind model_access and the fetch helpers): they give one answer."""
+    # Members who hold write too: carol by her own grant, bob by his team's.
+    fraud, secret, _ = reached
+    model_grant(actor=admin, model=secret, permission="write", user=carol)
+    model_grant(actor=admin, model=fraud, permission="write", team=fraud.org.teams.get())
     if who == "inactive_admin":
         admin.is_active = False
         admin.save()
@@ -288,6 +300,20 @@ def test_the_list_filter_and_the_access_of_one_model_agree(request, reached, adm
         else:
             fetched = True
         assert fetched == view, (who, str(model))
+        # The fetch's plain-SQL role and grants, against the ORM's own filters.
+        role = role_in(user, model.org)
+        for codename, word in (
+            (ModelPermission.WRITE, "write"),
+            (ModelPermission.APPROVE, "approve"),
+        ):
+            granted = (
+                is_acting(user)
+                and (
+                    RegisteredModel.objects.filter(pk=model.pk).filter(granted_to(user, codename))
+                ).exists()
+            )
+            held = role == Role.ADMIN or (role is not None and granted)
+            assert getattr(model_access(user, model), word) == held, (who, str(model), word)
     expected = {
         "admin": {"acme/fraud", "acme/secret", "acme/vault"},
         "alice": set(),
