@@ -17,9 +17,10 @@ from typing import Any
 
 import orjson
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import UUIDField
+from django.db.models import JSONField, UUIDField
 
 from approvals.models import Decision, RequestKind, RequestStatus
+from registry.models import ModelVersion
 
 # Prepares an id as a UUID column takes it: itself, or its hex where the database has no
 # uuid type (SQLite).
@@ -56,17 +57,6 @@ def _json(text: str | None) -> Any:
         return json.loads(text)
 
 
-VERSIONS = """
-    SELECT v.id, v.number, v.label, v.stage, v.lock_level, v.digest, v.description, v.readme,
-        v.tags, v.framework, v.flavor, v.params, v.metrics, v.environment, v.datasets,
-        v.code_version, v.input_schema, v.output_schema, v.experiment_id, v.source_run,
-        v.created_at, m.name, b.name, u.username
-    FROM registry_modelversion v
-    JOIN registry_registeredmodel m ON m.id = v.model_id
-    JOIN registry_branch b ON b.id = v.branch_id
-    LEFT JOIN auth_user u ON u.id = v.created_by_id
-    WHERE v.id IN ({ids})
-"""
 # A version's own columns, in the order version_json gives them.
 VERSION_COLUMNS = (
     "number",
@@ -98,16 +88,18 @@ VERSION_ROW = (
     "branch__name",
     "created_by__username",
 )
-_JSON_COLUMNS = (
-    "tags",
-    "params",
-    "metrics",
-    "environment",
-    "datasets",
-    "code_version",
-    "input_schema",
-    "output_schema",
+_JSON_COLUMNS = tuple(
+    name for name in VERSION_COLUMNS if isinstance(ModelVersion._meta.get_field(name), JSONField)
 )
+VERSIONS = f"""
+    SELECT v.id, {", ".join(f"v.{name}" for name in VERSION_COLUMNS)},
+        v.created_at, m.name, b.name, u.username
+    FROM registry_modelversion v
+    JOIN registry_registeredmodel m ON m.id = v.model_id
+    JOIN registry_branch b ON b.id = v.branch_id
+    LEFT JOIN auth_user u ON u.id = v.created_by_id
+    WHERE v.id IN ({{ids}})
+"""
 
 
 def page_versions(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
