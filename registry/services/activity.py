@@ -3,7 +3,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from registry.audit import GENESIS, link_hash
+from registry.audit import CHAINED_FIELDS, GENESIS, link_hash
 from registry.models import (
     ActivityChain,
     ActivityEvent,
@@ -79,21 +79,8 @@ def _locked_head(org: Organization) -> ActivityChain | None:
 
 
 def _chained_fields(event: ActivityEvent) -> dict[str, Any]:
-    return {
-        "org_id": event.org_id,
-        "seq": event.seq,
-        "created_at": event.created_at,
-        "actor_id": event.actor_id,
-        "actor_name": event.actor_name,
-        "verb": event.verb,
-        "target_type": event.target_type,
-        "target_id": event.target_id,
-        "target_repr": event.target_repr,
-        "model_id": event.model_id,
-        "version_id": event.version_id,
-        "changes": event.changes,
-        "data": event.data,
-    }
+    # The fields the link covers, by the one list of them (verify_activity reads the same).
+    return {name: getattr(event, name) for name in CHAINED_FIELDS}
 
 
 def _target_type(target: Any) -> str:
