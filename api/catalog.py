@@ -139,7 +139,6 @@ def list_versions(
     return versions_page(
         query.search_versions(versions, q),
         keys=MODEL_VERSION_KEYS,
-        kinds=(int,),
         cursor=cursor,
         limit=limit,
     )

@@ -7,7 +7,8 @@ from collections.abc import Callable, Sequence
 from functools import reduce
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import IntegerField, Model, Q, QuerySet
 
 from registry.errors import Invalid
 
@@ -32,6 +33,26 @@ def _decode(cursor: str, size: int) -> list[Any]:
     ):
         raise Invalid("the cursor is not one this API gave out")
     return values
+
+
+def _check_kinds(model: type[Model], keys: Sequence[str], values: list[Any]) -> None:
+    """Refuse a cursor whose values are not what _value gives for the keys' fields (an int
+    for an integer column, else text) or that a field cannot read: compared in the database,
+    they would fail there (a 500), or be cast into a position no page ended at. The field's
+    validators hold an integer to the column's range."""
+    for key, value in zip(keys, values, strict=True):
+        *path, name = key.lstrip("-").split("__")
+        owner = model
+        for step in path:
+            owner = owner._meta.get_field(step).related_model
+        field = owner._meta.get_field(name)
+        kind = int if isinstance(field, IntegerField) else str
+        try:
+            if type(value) is not kind:
+                raise ValidationError("wrong kind")
+            field.run_validators(field.to_python(value))
+        except ValidationError:
+            raise Invalid("the cursor is not one this API gave out") from None
 
 
 def _value(row: Any, key: str) -> Any:
@@ -69,18 +90,15 @@ def paginate(
     limit: int | None,
     render: Callable[[Any], Any] | None = None,
     render_all: Callable[[list[Any]], list[Any]] | None = None,
-    kinds: Sequence[type] | None = None,
 ) -> dict[str, Any]:
     """{"items": [...], "next": cursor or None}; `keys` must order rows uniquely. Rows are
     rendered one by one (`render`) or as a page (`render_all`, for values() rows whose
-    related rows it fetches at once). With `kinds` (a type per key), a cursor whose values
-    are of other types is refused rather than compared as the database would cast them."""
+    related rows it fetches at once)."""
     limit = clean_limit(limit)
     queryset = queryset.order_by(*keys)
     if cursor:
         after = _decode(cursor, len(keys))
-        if kinds is not None and not all(map(isinstance, after, kinds)):
-            raise Invalid("the cursor is not one this API gave out")
+        _check_kinds(queryset.model, keys, after)
         queryset = queryset.filter(after_condition(keys, after))
     rows = list(queryset[: limit + 1])
     more = len(rows) > limit

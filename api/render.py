@@ -148,7 +148,6 @@ def versions_page(
     versions: QuerySet,
     *,
     keys: Sequence[str],
-    kinds: Sequence[type],
     cursor: str | None,
     limit: int | None,
 ) -> HttpResponse:
@@ -156,9 +155,7 @@ def versions_page(
     after `cursor`: the ORM picks the page's ids and sort keys; api.sql reads what each
     version shows, as version_json has it, in one statement per kind of row."""
     rows = versions.values("id", *(key.lstrip("-") for key in keys))
-    page = paginate(
-        rows, keys=keys, kinds=kinds, cursor=cursor, limit=limit, render_all=versions_page_json
-    )
+    page = paginate(rows, keys=keys, cursor=cursor, limit=limit, render_all=versions_page_json)
     return json_response(page)
 
 

@@ -26,7 +26,7 @@ def search_versions(
 ):
     found = get_org_for_user(request.auth, org)
     versions = query.search_versions(ModelVersion.objects.visible_in(request.auth, found), q)
-    return versions_page(versions, keys=SEARCH_KEYS, kinds=(str, int), cursor=cursor, limit=limit)
+    return versions_page(versions, keys=SEARCH_KEYS, cursor=cursor, limit=limit)
 
 
 @router.get("/versions/by-digest/{digest}", response={200: s.VersionPage, **E})
@@ -35,4 +35,4 @@ def versions_by_digest(
 ):
     versions = ModelVersion.objects.visible_to(request.auth).by_digest(digest)
     keys = ("model__org__slug", "model__name", "-number")
-    return versions_page(versions, keys=keys, kinds=(str, str, int), cursor=cursor, limit=limit)
+    return versions_page(versions, keys=keys, cursor=cursor, limit=limit)

@@ -1,3 +1,6 @@
+import base64
+import json
+
 import pytest
 
 from api.schemas import ModelOut
@@ -51,6 +54,30 @@ def test_it_caps_the_page_size(api, acme, alice, alice_token):
 def test_it_refuses_a_forged_cursor(api, model, alice_token):
     response = api("GET", BASE, alice_token, cursor="not-a-cursor!!")
     assert response.status_code == 400
+    assert error_code(response) == "invalid"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/orgs/acme/activity",
+        "/orgs/acme/approvals/pending",
+        "/orgs/acme/webhooks",
+        "/orgs/acme/models/fraud/versions",
+        BASE,
+    ],
+)
+@pytest.mark.parametrize("values", [["x"], [1.5], [None], [10**30]])
+def test_it_refuses_a_cursor_whose_values_its_keys_cannot_hold(
+    api, model, admin_token, path, values
+):
+    """Well-formed but forged: a text where the key is an integer column (once a 500 from
+    the database), a number where it is text."""
+    if path == BASE and values == ["x"]:
+        values = [1]
+    forged = base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+    response = api("GET", path, admin_token, cursor=forged)
+    assert response.status_code == 400, response.content
     assert error_code(response) == "invalid"
 
 
