@@ -28,6 +28,7 @@ from registry.permissions import (
     get_org_for_user,
     get_version_by_ref,
     get_version_for_user,
+    org_and_role_for_user,
 )
 from registry.services.aliases import alias_remove, alias_set
 from registry.services.comments import comment_add
@@ -63,8 +64,8 @@ def list_models(
     cursor: str | None = None,
     limit: s.Limit | None = None,
 ):
-    found = get_org_for_user(request.auth, org)
-    models = RegisteredModel.objects.visible_in(request.auth, found).select_related(
+    found, role = org_and_role_for_user(request.auth, org)
+    models = RegisteredModel.objects.visible_in(request.auth, found, role=role).select_related(
         "org", "owner", "created_by"
     )
     if stage is not None:

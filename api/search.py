@@ -7,7 +7,7 @@ from api import schemas as s
 from api.render import versions_page
 from registry import query
 from registry.models import ModelVersion
-from registry.permissions import get_org_for_user
+from registry.permissions import org_and_role_for_user
 
 router = Router(tags=["search"])
 E = s.ERRORS
@@ -24,8 +24,9 @@ def search_versions(
     cursor: str | None = None,
     limit: s.Limit | None = None,
 ):
-    found = get_org_for_user(request.auth, org)
-    versions = query.search_versions(ModelVersion.objects.visible_in(request.auth, found), q)
+    found, role = org_and_role_for_user(request.auth, org)
+    visible = ModelVersion.objects.visible_in(request.auth, found, role=role)
+    versions = query.search_versions(visible, q)
     return versions_page(versions, keys=SEARCH_KEYS, cursor=cursor, limit=limit)
 
 

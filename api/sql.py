@@ -9,18 +9,16 @@ the answer of the queryset it stands for (tests/api/test_sql.py), on SQLite and
 PostgreSQL; change them together.
 """
 
-import datetime
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import orjson
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import JSONField, UUIDField
 
 from approvals.models import Decision, RequestKind, RequestStatus
 from registry.models import ModelVersion
+from registry.sql import as_uuid, aware, json_value, run
 
 # Prepares an id as a UUID column takes it: itself, or its hex where the database has no
 # uuid type (SQLite).
@@ -30,31 +28,9 @@ _UUID = UUIDField()
 def _run(sql: str, ids: Sequence[uuid.UUID], *params: Any) -> list[tuple[Any, ...]]:
     """The rows of `sql` for `params`, then the ids, whose placeholders come last (`{ids}`
     is one per id)."""
-    # The connection itself, not django.db.connection: each attribute read through that
-    # proxy costs a lookup, eight times the preparing of an id.
     db = connections[DEFAULT_DB_ALIAS]
     values = [_UUID.get_db_prep_value(pk, db) for pk in ids]
-    with db.cursor() as cursor:
-        cursor.execute(sql.format(ids=", ".join(["%s"] * len(values))), [*params, *values])
-        return cursor.fetchall()
-
-
-def _version_id(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(value)
-
-
-def _aware(value: datetime.datetime) -> datetime.datetime:
-    # SQLite gives the naive UTC time Django stored; PostgreSQL an aware one.
-    return value if value.tzinfo is not None else value.replace(tzinfo=datetime.UTC)
-
-
-def _json(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:  # what orjson refuses (an integer past 64 bits, NaN)
-        return json.loads(text)
+    return run(sql.format(ids=", ".join(["%s"] * len(values))), [*params, *values])
 
 
 # A version's own columns, in the order version_json gives them.
@@ -109,9 +85,9 @@ def page_versions(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     for row in _run(VERSIONS, ids):
         values = dict(zip(VERSION_ROW, row, strict=True))
         for name in _JSON_COLUMNS:
-            values[name] = _json(values[name])
-        values["id"] = _version_id(values["id"])
-        values["created_at"] = _aware(values["created_at"])
+            values[name] = json_value(values[name])
+        values["id"] = as_uuid(values["id"])
+        values["created_at"] = aware(values["created_at"])
         found[values["id"]] = values
     return found
 
@@ -129,7 +105,7 @@ def page_artifacts(ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, str, int, 
     """(version id, path, size, sha256) of these versions' artifacts, by version and path:
     Artifact.objects.filter(version_id__in=ids).order_by("version_id", "path")
     .values_list("version_id", "path", "blob__size", "blob_id")."""
-    return [(_version_id(v), path, size, sha) for v, path, size, sha in _run(ARTIFACTS, ids)]
+    return [(as_uuid(v), path, size, sha) for v, path, size, sha in _run(ARTIFACTS, ids)]
 
 
 PARENTS = """
@@ -149,7 +125,7 @@ def page_parents(ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, uuid.UUID, s
     .values_list("child_id", "parent_id", "parent__model__name", "parent__number",
     "parent__digest")."""
     return [
-        (_version_id(child), _version_id(parent), model, number, digest)
+        (as_uuid(child), as_uuid(parent), model, number, digest)
         for child, parent, model, number, digest in _run(PARENTS, ids)
     ]
 
@@ -172,6 +148,6 @@ def page_pending(ids: Sequence[uuid.UUID]) -> list[tuple[Any, ...]]:
     .with_approvals().order_by("-created_at", "-id").values_list(...) of these columns."""
     rows = _run(PENDING, ids, Decision.APPROVE, RequestStatus.PENDING, RequestKind.STAGE)
     return [
-        (_version_id(version), pk, to_stage, requester, approvals, required, _aware(created_at))
+        (as_uuid(version), pk, to_stage, requester, approvals, required, aware(created_at))
         for version, pk, to_stage, requester, approvals, required, created_at in rows
     ]

@@ -10,13 +10,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import FilteredRelation, OuterRef, Q, QuerySet, Subquery
-from django.db.models.expressions import RawSQL
 
+from registry import sql
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import (
     Branch,
-    Membership,
     ModelVersion,
     Organization,
     RegisteredModel,
@@ -64,49 +62,17 @@ def is_org_admin(user: UserLike, org: Organization) -> bool:
     return org_role(user, org) == Role.ADMIN
 
 
-# A fetch of a model (or of a version with its model) carries what access_from needs: the
-# caller's role in the model's org, and the words granted on the model to them or their
-# teams as bits, so that one query reads the row and says what the caller may do with it.
-# Both are scalar subqueries in plain SQL on the models' table of the query they annotate:
-# built by the ORM (a Subquery and six Exists) they cost four times the rest of a fetch,
-# about 3.8 ms of a request. tests/registry/test_visibility.py holds the access of every
-# fetch helper to the ORM's own filters (visible_to, granted_to), for every kind of grant.
-_ROLE_SQL = """
-    SELECT role FROM registry_membership
-    WHERE user_id = %s AND org_id = registry_registeredmodel.org_id
-"""
-_GRANTS_SQL = """
-    SELECT COALESCE(SUM(DISTINCT CASE p.codename
-        WHEN 'view_registeredmodel' THEN 1
-        WHEN 'write_registeredmodel' THEN 2
-        WHEN 'approve_registeredmodel' THEN 4
-        ELSE 0 END), 0)
-    FROM auth_permission p
-    WHERE p.id IN (
-        SELECT permission_id FROM registry_modeluserpermission
-        WHERE user_id = %s AND content_object_id = registry_registeredmodel.id
-        UNION
-        SELECT g.permission_id FROM registry_modelgrouppermission g
-        JOIN auth_user_groups ug ON ug.group_id = g.group_id
-        WHERE ug.user_id = %s AND g.content_object_id = registry_registeredmodel.id
-    )
-"""
-_BITS = {"view": 1, "write": 2, "approve": 4}
+# A fetch of a model (or of a version with its model) reads, in the same statement, what
+# access_from needs: the caller's role in the model's org and the words granted on the model
+# to them or their teams (registry.sql). tests/registry/test_visibility.py holds the access
+# of every fetch helper to the ORM's own filters (visible_to, granted_to), for every kind of
+# grant.
 
 
-def _with_access(rows: QuerySet, user: UserLike) -> QuerySet:
-    """`rows` (models, or versions joined to their model) with the caller's role and
-    grants; read back with _access_of."""
-    return rows.annotate(
-        caller_role=RawSQL(_ROLE_SQL, [user.pk]),
-        caller_grants=RawSQL(_GRANTS_SQL, [user.pk, user.pk]),
-    )
-
-
-def _access_of(user: UserLike, row: object, visibility: str) -> Access:
-    """The Access of `user` read back from a row fetched `_with_access`."""
-    grants = {word for word, bit in _BITS.items() if row.caller_grants & bit}
-    return access_from(user, row.caller_role, visibility, grants)
+def _access_of(user: UserLike, role: str | None, bits: int, visibility: str) -> Access:
+    """The Access of `user` from a fetch's role and grant bits (registry.sql.BITS)."""
+    grants = {word for word, bit in sql.BITS.items() if bits & bit}
+    return access_from(user, role, visibility, grants)
 
 
 def model_access(user: UserLike, model: RegisteredModel) -> Access:
@@ -114,11 +80,11 @@ def model_access(user: UserLike, model: RegisteredModel) -> Access:
         return Access()
     # As stored, not as the caller's instance says: a model made private a moment ago is
     # private now.
-    stored = _with_access(RegisteredModel.objects.filter(pk=model.pk).only("visibility"), user)
-    stored = stored.first()
+    stored = sql.model_access(user.pk, model.pk)
     if stored is None:
         return Access()
-    return _access_of(user, stored, stored.visibility)
+    visibility, role, bits = stored
+    return _access_of(user, role, bits, visibility)
 
 
 def _need_message(need: Need, model: RegisteredModel) -> str:
@@ -154,38 +120,46 @@ def require_org(user: UserLike, org: Organization, need: Literal["member", "admi
     return role
 
 
+def org_and_role_for_user(
+    user: UserLike, slug: str, need: Literal["member", "admin"] = "member"
+) -> tuple[Organization, str]:
+    """The org `slug` and the user's role in it, read in one query: NotFound unless they
+    are a member (an admin for need="admin")."""
+    found = sql.org_with_role(user.pk, slug)
+    if found is None:
+        raise NotFound(f"organization {slug} not found")
+    org, role = found
+    if not is_acting(user):
+        role = None
+    elif user.is_superuser:
+        role = Role.ADMIN
+    _check_org(org, role, need)
+    return org, role
+
+
 def get_org_for_user(
     user: UserLike, org: str | Organization, need: Literal["member", "admin"] = "member"
 ) -> Organization:
     if not isinstance(org, str):
         require_org(user, org, need)
         return org
-    # The org and the caller's membership in it, in one query.
-    membership = Membership.objects.filter(org_id=OuterRef("pk"), user_id=user.pk)
-    found = (
-        Organization.objects.filter(slug=org)
-        .annotate(caller_role=Subquery(membership.values("role")[:1]))
-        .first()
-    )
-    if found is None:
-        raise NotFound(f"organization {org} not found")
-    role = found.caller_role if is_acting(user) and not user.is_superuser else role_in(user, found)
-    _check_org(found, role, need)
-    return found
+    return org_and_role_for_user(user, org, need)[0]
+
+
+def _slug(org: str | Organization) -> str:
+    return org if isinstance(org, str) else org.slug
 
 
 def _fetch_model(
-    models: QuerySet, user: UserLike, org: str | Organization, name: str
+    user: UserLike, org: str | Organization, name: str
 ) -> tuple[RegisteredModel, Access]:
-    """The model `name` of `org` from `models`, with the user's access on it read in the
-    same query: NotFound unless they may view it."""
-    if not is_acting(user):
+    """The model `name` of `org` with its org, owner and creator, and the user's access on
+    it read in the same query: NotFound unless they may view it."""
+    found = sql.model_with_access(user.pk, _slug(org), name) if is_acting(user) else None
+    if found is None:
         raise NotFound(f"model {name} not found")
-    slug = org if isinstance(org, str) else org.slug
-    model = _with_access(models.filter(org__slug=slug, name=name), user).first()
-    if model is None:
-        raise NotFound(f"model {name} not found")
-    access = _access_of(user, model, model.visibility)
+    model, role, bits = found
+    access = _access_of(user, role, bits, model.visibility)
     _check(model, access, "view")
     return model, access
 
@@ -195,8 +169,7 @@ def get_model_for_user(
 ) -> RegisteredModel:
     """The model with its org, owner and creator, fetched with the user's role and grants
     in one query: 404 unless the user may view it."""
-    models = RegisteredModel.objects.select_related("org", "owner", "created_by")
-    model, access = _fetch_model(models, user, org, name)
+    model, access = _fetch_model(user, org, name)
     _check(model, access, need)
     return model
 
@@ -208,13 +181,14 @@ def get_model_for_registration(
     branch of the model (None when it has none) read in the same query, for version_create
     to take as it is. The owner and creator are not read: the new version does not show
     them."""
-    models = RegisteredModel.objects.annotate(
-        registration_branch=FilteredRelation("branches", condition=Q(branches__name=branch))
-    ).select_related("org", "registration_branch")
-    model, access = _fetch_model(models, user, org, name)
-    _check(model, access, "write")
-    # Django sets the joined branch only when there is one.
-    return model, getattr(model, "registration_branch", None)
+    found = None
+    if is_acting(user):
+        found = sql.model_for_registration(user.pk, _slug(org), name, branch)
+    if found is None:
+        raise NotFound(f"model {name} not found")
+    model, found_branch, role, bits = found
+    _check(model, _access_of(user, role, bits, model.visibility), "write")
+    return model, found_branch
 
 
 _MAX_NUMBER = 2**31 - 1  # the column's range: no larger number names a version
@@ -231,17 +205,15 @@ def get_version_for_user(
     grants, in one query."""
     if not is_acting(user):
         raise NotFound(f"model {model} not found")
-    slug = org if isinstance(org, str) else org.slug
-    version = None
+    found = None
     if 0 < number <= _MAX_NUMBER:
-        versions = ModelVersion.objects.select_related("model__org", "branch", "created_by")
-        versions = versions.filter(model__org__slug=slug, model__name=model, number=number)
-        version = _with_access(versions, user).first()
-    if version is None:
+        found = sql.version_with_access(user.pk, _slug(org), model, number)
+    if found is None:
         # Which 404: the model's (not viewable, or absent) or the version's.
         get_model_for_user(user, org, model, "view")
         raise NotFound(f"version {number} of model {model} not found")
-    _check(version.model, _access_of(user, version, version.model.visibility), need)
+    version, role, bits = found
+    _check(version.model, _access_of(user, role, bits, version.model.visibility), need)
     return version
 
 
@@ -260,9 +232,7 @@ def get_version_by_ref(
         return get_version_for_user(user, org, name, number, need)
     if number is not None:
         raise Invalid("name a version by an alias or by a number, not both")
-    registered, access = _fetch_model(
-        RegisteredModel.objects.select_related("org"), user, org, name
-    )
+    registered, access = _fetch_model(user, org, name)
     version = (
         ModelVersion.objects.select_related("model__org", "branch")
         .filter(model=registered, aliases__name=alias)

@@ -6,7 +6,7 @@ from django.db import models
 from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid, Locked
-from registry.models.catalog import Branch, RegisteredModel, viewable_in
+from registry.models.catalog import UNREAD, Branch, RegisteredModel, viewable_in
 from registry.models.choices import LockLevel, Stage
 
 SEMVER_PATTERN = re.compile(
@@ -47,10 +47,10 @@ class ModelVersionQuerySet(models.QuerySet):
     def visible_to(self, user) -> "ModelVersionQuerySet":
         return self.filter(model__in=RegisteredModel.objects.visible_to(user))
 
-    def visible_in(self, user, org) -> "ModelVersionQuerySet":
+    def visible_in(self, user, org, role=UNREAD) -> "ModelVersionQuerySet":
         """Versions of `org` the user may view (RegisteredModelQuerySet.visible_in), tested
         on the joined model row rather than through a subquery of models."""
-        return self.filter(viewable_in(user, org, "model__"))
+        return self.filter(viewable_in(user, org, "model__", role=role))
 
     def by_digest(self, digest: str) -> "ModelVersionQuerySet":
         return self.filter(digest=digest)

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from registry import sql
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import ApiToken
 
@@ -54,7 +55,7 @@ def token_authenticate(raw: str):
     most once a minute, so that a busy pipeline does not write on every request."""
     if not isinstance(raw, str) or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = ApiToken.objects.select_related("user").filter(hashed=_hash(raw)).first()
+    token = sql.token_with_user(_hash(raw))
     now = timezone.now()
     # ApiToken.objects.active(), judged on the row: revoked or expired tokens fail alike.
     if (

@@ -1,0 +1,271 @@
+"""The domain's hot reads as plain SQL: the caller's token with its user, an organization
+with the caller's role in it, and a model or a version with the caller's role in its org
+and the words granted on it. One of them runs on every API request; built by the ORM (a
+queryset with its joins, a Subquery and the grants' Exists) each cost more than the rest of
+the request. The figures are in the commits that brought them here.
+
+Rows become instances through Model.from_db, as the ORM makes them. Each statement is pinned
+by tests/registry/test_sql.py to the answer of the queryset it stands for, on SQLite and
+PostgreSQL: change them together.
+"""
+
+import datetime
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+from django.contrib.auth import get_user_model
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.models import Model
+
+from registry.models import ApiToken, Branch, ModelVersion, Organization, RegisteredModel
+
+
+def aware(value: datetime.datetime | None) -> datetime.datetime | None:
+    """A stored time as the ORM gives it: SQLite gives the naive UTC time Django stored,
+    PostgreSQL an aware one."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=datetime.UTC)
+
+
+def json_value(text: str | None) -> Any:
+    """A JSON column's value, as JSONField reads it."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what orjson refuses (an integer past 64 bits, NaN)
+        return json.loads(text)
+
+
+def as_uuid(value: Any) -> uuid.UUID | None:
+    """A UUID column's value: itself, or the UUID of its hex where the database has no uuid
+    type (SQLite)."""
+    return value if value is None or isinstance(value, uuid.UUID) else uuid.UUID(value)
+
+
+def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    # The connection itself, not django.db.connection: each attribute read through that
+    # proxy costs a lookup.
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _reader(field: Any) -> Callable[[Any], Any] | None:
+    """How a value of `field` comes from the cursor as the ORM would give it, or None when
+    it comes as it is (a relation's value is read as the field it points at)."""
+    kind = (field.target_field if field.is_relation else field).get_internal_type()
+    if kind == "JSONField":
+        return json_value
+    if kind == "UUIDField":
+        return as_uuid
+    if kind == "DateTimeField":
+        return aware
+    if kind == "BooleanField":
+        return lambda value: value if value is None else bool(value)
+    return None
+
+
+class Shape:
+    """A model's row in a statement: its concrete columns under `alias`, and the instance
+    made of them."""
+
+    def __init__(self, model: type[Model], alias: str):
+        fields = [f for f in model._meta.get_fields() if f.concrete and not f.many_to_many]
+        self.model = model
+        self.names = [f.attname for f in fields]
+        self.columns = ", ".join(f'{alias}."{f.column}"' for f in fields)
+        self.readers = [_reader(f) for f in fields]
+        self.width = len(fields)
+
+    def make(self, row: Sequence[Any], start: int) -> Model | None:
+        """The instance whose columns start at `start` of `row`; None for the nulls of an
+        outer join."""
+        values = row[start : start + self.width]
+        if values[0] is None:
+            return None
+        values = [
+            read(value) if read is not None else value
+            for read, value in zip(self.readers, values, strict=True)
+        ]
+        return self.model.from_db(DEFAULT_DB_ALIAS, self.names, values)
+
+
+User = get_user_model()
+
+# The caller's role in the org at `{org}` of the statement, and the words granted on the
+# model at `{model}` to the caller or their teams, as bits (view 1, write 2, approve 4).
+ROLE = "(SELECT role FROM registry_membership WHERE user_id = %s AND org_id = {org})"
+GRANTS = """(
+    SELECT COALESCE(SUM(DISTINCT CASE p.codename
+        WHEN 'view_registeredmodel' THEN 1
+        WHEN 'write_registeredmodel' THEN 2
+        WHEN 'approve_registeredmodel' THEN 4
+        ELSE 0 END), 0)
+    FROM auth_permission p
+    WHERE p.id IN (
+        SELECT permission_id FROM registry_modeluserpermission
+        WHERE user_id = %s AND content_object_id = {model}
+        UNION
+        SELECT g.permission_id FROM registry_modelgrouppermission g
+        JOIN auth_user_groups ug ON ug.group_id = g.group_id
+        WHERE ug.user_id = %s AND g.content_object_id = {model}
+    )
+)"""
+BITS = {"view": 1, "write": 2, "approve": 4}
+
+
+def _access_columns(model: str, org: str) -> str:
+    return f"{ROLE.format(org=org)}, {GRANTS.format(model=model)}"
+
+
+_TOKEN, _TOKEN_USER = Shape(ApiToken, "t"), Shape(User, "u")
+TOKEN = f"""
+    SELECT {_TOKEN.columns}, {_TOKEN_USER.columns}
+    FROM registry_apitoken t
+    JOIN auth_user u ON u.id = t.user_id
+    WHERE t.hashed = %s
+"""
+
+
+def token_with_user(hashed: str) -> ApiToken | None:
+    """The token stored under `hashed`, with its user:
+    ApiToken.objects.select_related("user").filter(hashed=hashed).first()."""
+    rows = run(TOKEN, [hashed])
+    if not rows:
+        return None
+    token = _TOKEN.make(rows[0], 0)
+    token.user = _TOKEN_USER.make(rows[0], _TOKEN.width)
+    return token
+
+
+_ORG = Shape(Organization, "o")
+ORG = f"""
+    SELECT {_ORG.columns}, {ROLE.format(org="o.id")}
+    FROM registry_organization o
+    WHERE o.slug = %s
+"""
+
+
+def org_with_role(user_id: int | None, slug: str) -> tuple[Organization, str | None] | None:
+    """The org `slug` and the role of the user `user_id` in it (None for none)."""
+    rows = run(ORG, [user_id, slug])
+    if not rows:
+        return None
+    return _ORG.make(rows[0], 0), rows[0][-1]
+
+
+_MODEL, _MODEL_ORG = Shape(RegisteredModel, "m"), Shape(Organization, "o")
+_OWNER, _CREATOR = Shape(User, "ow"), Shape(User, "cb")
+_BRANCH = Shape(Branch, "b")
+MODEL = f"""
+    SELECT {_MODEL.columns}, {_MODEL_ORG.columns}, {_OWNER.columns}, {_CREATOR.columns},
+        {_access_columns(model="m.id", org="m.org_id")}
+    FROM registry_registeredmodel m
+    JOIN registry_organization o ON o.id = m.org_id
+    LEFT JOIN auth_user ow ON ow.id = m.owner_id
+    LEFT JOIN auth_user cb ON cb.id = m.created_by_id
+    WHERE o.slug = %s AND m.name = %s
+"""
+MODEL_FOR_REGISTRATION = f"""
+    SELECT {_MODEL.columns}, {_MODEL_ORG.columns}, {_BRANCH.columns},
+        {_access_columns(model="m.id", org="m.org_id")}
+    FROM registry_registeredmodel m
+    JOIN registry_organization o ON o.id = m.org_id
+    LEFT JOIN registry_branch b ON b.model_id = m.id AND b.name = %s
+    WHERE o.slug = %s AND m.name = %s
+"""
+
+
+def model_with_access(
+    user_id: int | None, slug: str, name: str
+) -> tuple[RegisteredModel, str | None, int] | None:
+    """The model `name` of the org `slug` with its org, owner and creator
+    (RegisteredModel.objects.select_related("org", "owner", "created_by")), the role of the
+    user `user_id` in the org and the bits granted to them on the model."""
+    rows = run(MODEL, [user_id, user_id, user_id, slug, name])
+    if not rows:
+        return None
+    row = rows[0]
+    model = _MODEL.make(row, 0)
+    at = _MODEL.width
+    model.org = _MODEL_ORG.make(row, at)
+    at += _MODEL_ORG.width
+    model.owner = _OWNER.make(row, at)
+    model.created_by = _CREATOR.make(row, at + _OWNER.width)
+    return model, row[-2], row[-1]
+
+
+def model_for_registration(
+    user_id: int | None, slug: str, name: str, branch: str
+) -> tuple[RegisteredModel, Branch | None, str | None, int] | None:
+    """The model `name` of the org `slug` with its org, its branch `branch` (None when it
+    has none), and the role and grants of the user `user_id` as model_with_access gives
+    them."""
+    rows = run(MODEL_FOR_REGISTRATION, [user_id, user_id, user_id, branch, slug, name])
+    if not rows:
+        return None
+    row = rows[0]
+    model = _MODEL.make(row, 0)
+    model.org = _MODEL_ORG.make(row, _MODEL.width)
+    found = _BRANCH.make(row, _MODEL.width + _MODEL_ORG.width)
+    if found is not None:
+        found.model = model
+    return model, found, row[-2], row[-1]
+
+
+MODEL_ACCESS = f"""
+    SELECT m.visibility, {_access_columns(model="m.id", org="m.org_id")}
+    FROM registry_registeredmodel m
+    WHERE m.id = %s
+"""
+
+
+def model_access(user_id: int | None, model_id: int) -> tuple[str, str | None, int] | None:
+    """The stored visibility of the model `model_id`, and the role and grants of the user
+    `user_id` on it."""
+    rows = run(MODEL_ACCESS, [user_id, user_id, user_id, model_id])
+    return rows[0] if rows else None
+
+
+_VERSION, _VERSION_MODEL = Shape(ModelVersion, "v"), Shape(RegisteredModel, "m")
+_VERSION_ORG, _VERSION_BRANCH = Shape(Organization, "o"), Shape(Branch, "b")
+_VERSION_CREATOR = Shape(User, "cb")
+_VERSION_PARTS = (_VERSION, _VERSION_MODEL, _VERSION_ORG, _VERSION_BRANCH, _VERSION_CREATOR)
+VERSION = f"""
+    SELECT {", ".join(part.columns for part in _VERSION_PARTS)},
+        {_access_columns(model="m.id", org="m.org_id")}
+    FROM registry_modelversion v
+    JOIN registry_registeredmodel m ON m.id = v.model_id
+    JOIN registry_organization o ON o.id = m.org_id
+    JOIN registry_branch b ON b.id = v.branch_id
+    LEFT JOIN auth_user cb ON cb.id = v.created_by_id
+    WHERE o.slug = %s AND m.name = %s AND v.number = %s
+"""
+
+
+def version_with_access(
+    user_id: int | None, slug: str, name: str, number: int
+) -> tuple[ModelVersion, str | None, int] | None:
+    """Version `number` of the model `name` of the org `slug`, with its model and org, its
+    branch and its creator (ModelVersion.objects.select_related("model__org", "branch",
+    "created_by")), and the role and grants of the user `user_id` on its model."""
+    rows = run(VERSION, [user_id, user_id, user_id, slug, name, number])
+    if not rows:
+        return None
+    row = rows[0]
+    made = []
+    at = 0
+    for part in _VERSION_PARTS:
+        made.append(part.make(row, at))
+        at += part.width
+    version, model, org, branch, creator = made
+    model.org = org
+    version.model = model
+    version.branch = branch
+    version.created_by = creator
+    return version, row[-2], row[-1]

@@ -1,0 +1,172 @@
+"""Each plain statement of registry.sql answers what the queryset it stands for answers, down
+to the type of every column of every instance it makes (on the database the suite runs on:
+SQLite, then PostgreSQL in CI)."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.utils import timezone
+
+from registry import sql
+from registry.models import (
+    ApiToken,
+    Branch,
+    Membership,
+    ModelVersion,
+    Organization,
+    RegisteredModel,
+)
+from registry.services.branches import branch_create
+from registry.services.orgs import team_create, team_set_members
+from registry.services.registered_models import model_create, model_grant, model_update
+from registry.services.tokens import _hash, token_create, token_revoke
+from registry.services.versions import version_create
+
+pytestmark = pytest.mark.django_db
+
+
+def columns(instance) -> dict:
+    """Every stored column of `instance`, with its value's type: 1 is not True, nor a hex
+    string a UUID, nor a naive time an aware one."""
+    fields = [f for f in instance._meta.get_fields() if f.concrete and not f.many_to_many]
+    assert fields
+    values = {f.attname: getattr(instance, f.attname) for f in fields}
+    return {name: (type(value), value) for name, value in values.items()}
+
+
+def assert_same(found, expected) -> None:
+    assert type(found) is type(expected)
+    assert found._state.db == expected._state.db
+    assert not found._state.adding
+    assert columns(found) == columns(expected)
+
+
+def test_a_token_is_read_with_its_user_as_the_queryset_reads_it(alice, root):
+    token, raw = token_create(
+        actor=alice, user=alice, name="ci", expires_at=timezone.now() + timedelta(days=3)
+    )
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    token_revoke(actor=root, token=token)
+    expected = ApiToken.objects.select_related("user").get(pk=token.pk)
+    found = sql.token_with_user(_hash(raw))
+    assert_same(found, expected)
+    assert_same(found.user, expected.user)
+    assert found.revoked_at is not None and found.expires_at is not None
+    assert sql.token_with_user(_hash(raw + "x")) is None
+
+
+@pytest.mark.parametrize("who", ["admin", "alice", "mallory", "root"])
+def test_an_org_is_read_with_the_callers_role(request, cast, acme, who):
+    user = request.getfixturevalue(who)
+    org, role = sql.org_with_role(user.pk, "acme")
+    assert_same(org, Organization.objects.get(slug="acme"))
+    assert (
+        role
+        == Membership.objects.filter(user=user, org=acme).values_list("role", flat=True).first()
+    )
+    assert sql.org_with_role(user.pk, "nowhere") is None
+
+
+@pytest.fixture
+def granted(acme, globex, admin, alice, bob, mallory):
+    """A private model owned by bob, with write granted to alice herself and approve to a
+    team of hers, beside a model of the same name in another org."""
+    model = model_create(actor=admin, org=acme, name="granted", visibility="private")
+    model = model_update(actor=admin, model=model, owner=bob)
+    model_create(actor=mallory, org=globex, name="granted")
+    team = team_create(actor=admin, org=acme, name="reviewers")
+    team_set_members(actor=admin, team=team, users=[alice])
+    model_grant(actor=admin, model=model, permission="write", user=alice)
+    model_grant(actor=admin, model=model, permission="approve", team=team)
+    return model
+
+
+def bits_of(user, model) -> int:
+    """The words granted on `model` to `user` or their teams, as registry.sql.BITS says them,
+    read through the ORM."""
+    codenames = set(
+        Permission.objects.filter(
+            modeluserpermission__user=user, modeluserpermission__content_object=model
+        ).values_list("codename", flat=True)
+    ) | set(
+        Permission.objects.filter(
+            modelgrouppermission__group__user=user, modelgrouppermission__content_object=model
+        ).values_list("codename", flat=True)
+    )
+    return sum(bit for word, bit in sql.BITS.items() if f"{word}_registeredmodel" in codenames)
+
+
+@pytest.mark.parametrize("who", ["alice", "bob", "carol", "mallory"])
+def test_a_model_is_read_with_its_org_owner_creator_and_the_callers_access(
+    request, granted, acme, who
+):
+    user = request.getfixturevalue(who)
+    expected = RegisteredModel.objects.select_related("org", "owner", "created_by").get(
+        pk=granted.pk
+    )
+    found, role, bits = sql.model_with_access(user.pk, "acme", "granted")
+    assert_same(found, expected)
+    for related in ("org", "owner", "created_by"):
+        assert_same(getattr(found, related), getattr(expected, related))
+    assert (
+        role
+        == Membership.objects.filter(user=user, org=acme).values_list("role", flat=True).first()
+    )
+    assert bits == bits_of(user, granted)
+    if who == "alice":
+        assert bits == sql.BITS["write"] | sql.BITS["approve"]
+    assert sql.model_access(user.pk, granted.pk) == (granted.visibility, role, bits)
+    assert sql.model_with_access(user.pk, "globex", "granted")[0].org.slug == "globex"
+    assert sql.model_with_access(user.pk, "acme", "absent") is None
+    assert sql.model_access(user.pk, 0) is None
+
+
+def test_a_model_without_owner_or_creator_reads_them_as_none(acme, admin):
+    model = model_create(actor=admin, org=acme, name="orphan")
+    RegisteredModel.objects.filter(pk=model.pk).update(owner=None, created_by=None)
+    found, _, _ = sql.model_with_access(admin.pk, "acme", "orphan")
+    assert found.owner is None and found.created_by is None
+    assert_same(found, RegisteredModel.objects.get(pk=model.pk))
+
+
+def test_a_model_is_read_for_registration_with_its_branch(granted, alice):
+    branch_create(actor=alice, model=granted, name="exp")
+    found, branch, role, bits = sql.model_for_registration(alice.pk, "acme", "granted", "exp")
+    assert_same(found, RegisteredModel.objects.get(pk=granted.pk))
+    assert_same(found.org, granted.org)
+    assert_same(branch, Branch.objects.get(model=granted, name="exp"))
+    assert branch.model is found
+    assert (role, bits) == sql.model_with_access(alice.pk, "acme", "granted")[1:]
+    _, absent, _, _ = sql.model_for_registration(alice.pk, "acme", "granted", "nowhere")
+    assert absent is None
+    assert sql.model_for_registration(alice.pk, "acme", "absent", "main") is None
+
+
+@pytest.mark.parametrize("who", ["alice", "carol"])
+def test_a_version_is_read_with_its_model_org_branch_creator_and_the_callers_access(
+    request, granted, admin, who
+):
+    user = request.getfixturevalue(who)
+    version_create(actor=admin, model=granted)
+    made = version_create(
+        actor=admin,
+        model=granted,
+        label="2.0.0",
+        tags={"team": "risk"},
+        params={"seed": 2**70, "rate": 0.5},
+        metrics={"auc": 0.9},
+        datasets=[{"name": "cards"}],
+    )
+    expected = ModelVersion.objects.select_related("model__org", "branch", "created_by").get(
+        pk=made.pk
+    )
+    found, role, bits = sql.version_with_access(user.pk, "acme", "granted", 2)
+    assert_same(found, expected)
+    for related in ("model", "branch", "created_by"):
+        assert_same(getattr(found, related), getattr(expected, related))
+    assert_same(found.model.org, expected.model.org)
+    assert found.params["seed"] == 2**70
+    assert (role, bits) == sql.model_with_access(user.pk, "acme", "granted")[1:]
+    assert sql.version_with_access(user.pk, "acme", "granted", 3) is None
+    assert sql.version_with_access(user.pk, "globex", "granted", 1) is None
