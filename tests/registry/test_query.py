@@ -425,3 +425,16 @@ def test_it_splits_the_versions_between_a_query_and_its_negation(versions, text)
     unmatched = _found(search_versions(ModelVersion.objects.all(), f"not ({text})"))
     assert matched | unmatched == ALL
     assert not matched & unmatched
+
+
+@pytest.mark.postgres
+def test_the_tags_index_is_searched_without_a_pending_list(db):
+    """GIN's pending list (fastupdate) would make every tag search read through the entries
+    of recent registrations until a VACUUM merges them: migration 0007 turns it off."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT reloptions FROM pg_class WHERE relname = %s", ["registry_modelversion_tags_gin"]
+        )
+        assert cursor.fetchone()[0] == ["fastupdate=off"]
