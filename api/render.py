@@ -166,41 +166,35 @@ def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not ids:
         return []
     versions = sql.page_versions(ids)
-    artifacts: dict[Any, list] = {pk: [] for pk in ids}
-    parents: dict[Any, list] = {pk: [] for pk in ids}
-    pending: dict[Any, dict] = {}
-    for version_id, path, size, sha256 in sql.page_artifacts(ids):
-        artifacts[version_id].append({"path": path, "size": size, "sha256": sha256})
-    for child, pk, model, number, digest in sql.page_parents(ids):
-        parents[child].append({"id": str(pk), "model": model, "number": number, "digest": digest})
-    for version_id, pk, to_stage, requester, approvals, required, created_at in sql.page_pending(
-        ids
-    ):
-        pending.setdefault(
-            version_id,
-            {
-                "id": pk,
-                "to_stage": to_stage,
-                "requester": requester,
-                "approvals": approvals,
-                "required_approvals": required,
-                "created_at": created_at,
-            },
-        )
-    return [
-        _version_dict(
-            pk,
-            versions[pk]["model__name"],
-            versions[pk]["branch__name"],
-            versions[pk],
-            parents[pk],
-            artifacts[pk],
-            versions[pk]["created_by__username"],
-            versions[pk]["created_at"],
-            pending.get(pk),
-        )
-        for pk in ids
-    ]
+    return [_page_version_json(versions[pk]) for pk in ids]
+
+
+def _page_version_json(found: dict[str, Any]) -> dict[str, Any]:
+    pending = found["pending"]
+    if pending is not None:
+        pk, to_stage, requester, approvals, required, created_at = pending
+        pending = {
+            "id": pk,
+            "to_stage": to_stage,
+            "requester": requester,
+            "approvals": approvals,
+            "required_approvals": required,
+            "created_at": created_at,
+        }
+    return _version_dict(
+        found["id"],
+        found["model__name"],
+        found["branch__name"],
+        found,
+        [
+            {"id": str(pk), "model": model, "number": number, "digest": digest}
+            for pk, model, number, digest in found["parents"]
+        ],
+        [{"path": path, "size": size, "sha256": sha} for path, size, sha in found["artifacts"]],
+        found["created_by__username"],
+        found["created_at"],
+        pending,
+    )
 
 
 def json_response(data: Any, status: int = 200) -> HttpResponse:

@@ -58,9 +58,9 @@ def test_it_lists_in_a_fixed_number_of_queries(
         # token; the org with the caller's role (one query), which the filter that keeps
         # only the test that role needs (visible_in) takes as read; the page
         ("/orgs/acme/models", 3),
-        # token; the org with the caller's role; the page's ids; its versions, artifacts,
-        # parents and pending requests
-        ("/orgs/acme/versions", 7),
+        # token; the org with the caller's role; the page's ids; its versions with their
+        # artifacts, parents and pending requests
+        ("/orgs/acme/versions", 4),
     ],
 )
 def test_an_org_level_request_reads_the_org_and_the_callers_role_at_once(
