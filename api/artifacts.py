@@ -1,7 +1,8 @@
 """Artifact bytes over HTTP, streamed both ways with bounded memory (SPEC 3.5).
 
 The upload reads the raw body from the request as a file, in chunks: never request.body.
-A declared size over the limit is refused before one byte is read.
+A declared size over the limit is refused before one byte is read, and a body of another
+size than declared (cut off) is refused after, leaving nothing stored.
 """
 
 from django.conf import settings
@@ -69,6 +70,9 @@ def put_artifact(request: HttpRequest, org: str, model: str, number: s.Number, p
         path=path,
         source=request,  # file-like: read in chunks, never buffered whole
         expected_sha256=request.headers.get("X-Checksum-Sha256") or None,
+        # A body that ends before its Content-Length (the client or the network cut it
+        # off) reads as shorter, not as an error: compared here, it is refused.
+        expected_size=size,
         max_size=limit,
     )
     return Status(201, artifact_json(artifact))

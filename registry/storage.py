@@ -242,11 +242,13 @@ def staged_upload(
     source: BinaryIO | Iterable[bytes],
     *,
     expected_sha256: str | None = None,
+    expected_size: int | None = None,
     max_size: int | None = None,
 ) -> Iterator[StagedUpload]:
     """Stream `source` into a staging file, hashing as it goes; always remove the file after.
 
-    Refuses (Invalid) a SHA-256 that does not match, and (TooLarge) more than `max_size`
+    Refuses (Invalid) a SHA-256 that does not match and a size other than `expected_size`
+    (the body a client declared, cut off or overlong), and (TooLarge) more than `max_size`
     bytes, reading no further than one chunk past the limit.
     """
     expected = normalise_sha256(expected_sha256)
@@ -258,6 +260,13 @@ def staged_upload(
     try:
         with _StagingFile(fd) as out:
             digest, size = _hash_and_write(iter_chunks(source), out, limit)
+        if expected_size is not None and size != expected_size:
+            raise Invalid(
+                f"the upload was {size} bytes where {expected_size} were declared: "
+                f"{'it was cut off' if size < expected_size else 'it ran over'}, and nothing "
+                "was stored",
+                details={"declared": expected_size, "received": size},
+            )
         if expected is not None and digest != expected:
             raise Invalid(
                 f"checksum mismatch: the upload's SHA-256 is {digest}, the client expected "

@@ -28,20 +28,23 @@ def artifact_put(
     path: str,
     source: BinaryIO | Iterable[bytes],
     expected_sha256: str | None = None,
+    expected_size: int | None = None,
     max_size: int | None = None,
 ) -> Artifact:
     """Store a file at `path` of a version (replacing what was there).
 
     The body streams into a staging file while hashed, before any row is locked; a
-    checksum mismatch, a refusal or an exception part-way leaves no row, no blob and no
-    staging file behind.
+    checksum mismatch, a size other than `expected_size` (a body cut off), a refusal or an
+    exception part-way leaves no row, no blob and no staging file behind.
     """
     validation.artifact_path(path)
     fresh = ModelVersion.objects.select_related("model__org").filter(pk=version.pk).first()
     if fresh is None:
         raise NotFound(f"version {version.number} not found")
     _check_may_change(actor, fresh, "add or replace its artifacts")  # before reading the body
-    with staged_upload(source, expected_sha256=expected_sha256, max_size=max_size) as staged:
+    with staged_upload(
+        source, expected_sha256=expected_sha256, expected_size=expected_size, max_size=max_size
+    ) as staged:
         placed = False
         try:
             with transaction.atomic():

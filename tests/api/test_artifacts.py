@@ -147,6 +147,75 @@ def test_it_leaves_nothing_after_an_aborted_upload(version, alice_token, setting
     assert _staged_files(settings) == []
 
 
+class EndsEarly(io.RawIOBase):
+    """A request body whose connection closes after `sent` bytes: reads then give b"", as a
+    WSGI server gives them, not an error."""
+
+    def __init__(self, sent: int):
+        self.left = sent
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        n = min(len(buffer), self.left, 65_536)
+        buffer[:n] = b"z" * n
+        self.left -= n
+        return n
+
+
+def test_it_refuses_a_body_cut_off_before_its_declared_size(version, alice_token, settings):
+    before = _stored_files(settings)
+    events = version.model.org.events.count()
+    response = Client().put(
+        "/api/v1" + f"{ARTIFACTS}/cut.bin",
+        headers={"Authorization": f"Bearer {alice_token}"},
+        CONTENT_LENGTH=str(4 * 1024 * 1024),
+        **{"wsgi.input": EndsEarly(2 * 1024 * 1024)},
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "invalid"
+    body = response.json()["error"]
+    assert "2097152 bytes where 4194304 were declared" in body["message"]
+    assert body["details"] == {"declared": 4194304, "received": 2097152}
+    assert not Artifact.objects.filter(path="cut.bin").exists()
+    assert not Blob.objects.filter(size=2 * 1024 * 1024).exists()
+    assert version.model.org.events.count() == events
+    assert _stored_files(settings) == before
+    assert _staged_files(settings) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_server_refuses_an_upload_whose_client_stops_sending(
+    live_server, version, alice_token, settings
+):
+    """Over a real socket: the client declares 4 MiB, sends 2 MiB and closes its side."""
+    import socket
+    from urllib.parse import urlsplit
+
+    before = _stored_files(settings)
+    url = urlsplit(live_server.url)
+    with socket.create_connection((url.hostname, url.port), timeout=30) as conn:
+        conn.sendall(
+            (
+                f"PUT /api/v1{ARTIFACTS}/cut.bin HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                f"Authorization: Bearer {alice_token}\r\n"
+                "Content-Type: application/octet-stream\r\n"
+                f"Content-Length: {4 * 1024 * 1024}\r\nConnection: close\r\n\r\n"
+            ).encode()
+        )
+        conn.sendall(b"z" * (2 * 1024 * 1024))
+        conn.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := conn.recv(65_536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"were declared" in answer
+    assert not Artifact.objects.filter(path="cut.bin").exists()
+    assert _stored_files(settings) == before
+    assert _staged_files(settings) == []
+
+
 def test_it_downloads_an_artifact_as_an_attachment(api, version, carol_token):
     response = api("GET", f"{ARTIFACTS}/model.bin", carol_token)
     assert response.status_code == 200

@@ -96,6 +96,28 @@ def test_it_refuses_a_checksum_mismatch_and_stores_nothing(version, alice):
     assert_nothing_stored(version, events=events)
 
 
+@pytest.mark.parametrize(
+    ("declared", "how"), [(7, "it was cut off"), (5, "it ran over")], ids=["short", "long"]
+)
+def test_it_refuses_a_body_of_another_size_than_declared_and_stores_nothing(
+    version, alice, declared, how
+):
+    events = ActivityEvent.objects.count()
+    with pytest.raises(Invalid, match=f"6 bytes where {declared} were declared: {how}"):
+        artifact_put(
+            actor=alice,
+            version=version,
+            path="model.bin",
+            source=[b"abc", b"def"],
+            expected_size=declared,
+        )
+    assert_nothing_stored(version, events=events)
+    exact = artifact_put(
+        actor=alice, version=version, path="model.bin", source=[b"abc", b"def"], expected_size=6
+    )
+    assert exact.blob.size == 6
+
+
 def test_it_refuses_a_malformed_expected_checksum(version, alice):
     events = ActivityEvent.objects.count()
     with pytest.raises(Invalid, match="expected SHA-256 must be 64 hexadecimal digits"):
