@@ -151,17 +151,18 @@ def _slug(org: str | Organization) -> str:
 
 
 def _fetch_model(
-    user: UserLike, org: str | Organization, name: str
-) -> tuple[RegisteredModel, Access]:
+    user: UserLike, org: str | Organization, name: str, branch: str | None = None
+) -> tuple[RegisteredModel, Access, Branch | None]:
     """The model `name` of `org` with its org, owner and creator, and the user's access on
-    it read in the same query: NotFound unless they may view it."""
-    found = sql.model_with_access(user.pk, _slug(org), name) if is_acting(user) else None
+    it read in the same query: NotFound unless they may view it. With `branch`, that branch
+    of the model (None when it has none) instead of the owner and creator."""
+    found = sql.model_with_access(user.pk, _slug(org), name, branch) if is_acting(user) else None
     if found is None:
         raise NotFound(f"model {name} not found")
-    model, role, bits = found
+    model, role, bits, found_branch = found
     access = _access_of(user, role, bits, model.visibility)
     _check(model, access, "view")
-    return model, access
+    return model, access, found_branch
 
 
 def get_model_for_user(
@@ -169,7 +170,7 @@ def get_model_for_user(
 ) -> RegisteredModel:
     """The model with its org, owner and creator, fetched with the user's role and grants
     in one query: 404 unless the user may view it."""
-    model, access = _fetch_model(user, org, name)
+    model, access, _ = _fetch_model(user, org, name)
     _check(model, access, need)
     return model
 
@@ -181,13 +182,8 @@ def get_model_for_registration(
     branch of the model (None when it has none) read in the same query, for version_create
     to take as it is. The owner and creator are not read: the new version does not show
     them."""
-    found = None
-    if is_acting(user):
-        found = sql.model_for_registration(user.pk, _slug(org), name, branch)
-    if found is None:
-        raise NotFound(f"model {name} not found")
-    model, found_branch, role, bits = found
-    _check(model, _access_of(user, role, bits, model.visibility), "write")
+    model, access, found_branch = _fetch_model(user, org, name, branch)
+    _check(model, access, "write")
     return model, found_branch
 
 
@@ -232,7 +228,7 @@ def get_version_by_ref(
         return get_version_for_user(user, org, name, number, need)
     if number is not None:
         raise Invalid("name a version by an alias or by a number, not both")
-    registered, access = _fetch_model(user, org, name)
+    registered, access, _ = _fetch_model(user, org, name)
     version = (
         ModelVersion.objects.select_related("model__org", "branch")
         .filter(model=registered, aliases__name=alias)

@@ -182,40 +182,32 @@ MODEL_FOR_REGISTRATION = f"""
 
 
 def model_with_access(
-    user_id: int | None, slug: str, name: str
-) -> tuple[RegisteredModel, str | None, int] | None:
+    user_id: int | None, slug: str, name: str, branch: str | None = None
+) -> tuple[RegisteredModel, str | None, int, Branch | None] | None:
     """The model `name` of the org `slug` with its org, owner and creator
     (RegisteredModel.objects.select_related("org", "owner", "created_by")), the role of the
-    user `user_id` in the org and the bits granted to them on the model."""
-    rows = run(MODEL, [user_id, user_id, user_id, slug, name])
-    if not rows:
-        return None
-    row = rows[0]
-    model = _MODEL.make(row, 0)
-    at = _MODEL.width
-    model.org = _MODEL_ORG.make(row, at)
-    at += _MODEL_ORG.width
-    model.owner = _OWNER.make(row, at)
-    model.created_by = _CREATOR.make(row, at + _OWNER.width)
-    return model, row[-2], row[-1]
-
-
-def model_for_registration(
-    user_id: int | None, slug: str, name: str, branch: str
-) -> tuple[RegisteredModel, Branch | None, str | None, int] | None:
-    """The model `name` of the org `slug` with its org, its branch `branch` (None when it
-    has none), and the role and grants of the user `user_id` as model_with_access gives
-    them."""
-    rows = run(MODEL_FOR_REGISTRATION, [user_id, user_id, user_id, branch, slug, name])
+    user `user_id` in the org and the bits granted to them on the model. With `branch` (to
+    register a version on it), that branch of the model instead of the owner and creator,
+    or None when it has none."""
+    if branch is None:
+        rows = run(MODEL, [user_id, user_id, user_id, slug, name])
+    else:
+        rows = run(MODEL_FOR_REGISTRATION, [user_id, user_id, user_id, branch, slug, name])
     if not rows:
         return None
     row = rows[0]
     model = _MODEL.make(row, 0)
     model.org = _MODEL_ORG.make(row, _MODEL.width)
-    found = _BRANCH.make(row, _MODEL.width + _MODEL_ORG.width)
-    if found is not None:
-        found.model = model
-    return model, found, row[-2], row[-1]
+    at = _MODEL.width + _MODEL_ORG.width
+    found = None
+    if branch is None:
+        model.owner = _OWNER.make(row, at)
+        model.created_by = _CREATOR.make(row, at + _OWNER.width)
+    else:
+        found = _BRANCH.make(row, at)
+        if found is not None:
+            found.model = model
+    return model, row[-2], row[-1], found
 
 
 MODEL_ACCESS = f"""

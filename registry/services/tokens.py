@@ -15,7 +15,8 @@ TOKEN_PREFIX = "mv_"
 LAST_USED_PRECISION = timedelta(minutes=1)
 
 
-def _hash(raw: str) -> str:
+def token_hash(raw: str) -> str:
+    """What is stored of a token: the SHA-256 of its plaintext, in hex."""
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -33,7 +34,7 @@ def token_create(
         raise Invalid("the expiry must be in the future")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
-        user=user, name=name.strip(), prefix=raw[:8], hashed=_hash(raw), expires_at=expires_at
+        user=user, name=name.strip(), prefix=raw[:8], hashed=token_hash(raw), expires_at=expires_at
     )
     return token, raw
 
@@ -55,7 +56,7 @@ def token_authenticate(raw: str):
     most once a minute, so that a busy pipeline does not write on every request."""
     if not isinstance(raw, str) or not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = sql.token_with_user(_hash(raw))
+    token = sql.token_with_user(token_hash(raw))
     now = timezone.now()
     # ApiToken.objects.active(), judged on the row: revoked or expired tokens fail alike.
     if (
