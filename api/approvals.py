@@ -1,5 +1,6 @@
 """Stage change requests and their reviews (SPEC 3.4) over HTTP."""
 
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router, Status
 
@@ -16,20 +17,14 @@ E = s.ERRORS
 VERSION = "/orgs/{org}/models/{model}/versions/{number}"
 
 
-def _request_for_user(user, request_id: s.Number, requests=None) -> StageChangeRequest:
-    """The request, 404 unless the user may view its model; read with what request_json
-    shows unless `requests` says otherwise."""
-    requests = requests_qs() if requests is None else requests
+def _request_for_user(user, request_id: s.Number, requests: QuerySet) -> StageChangeRequest:
+    """The request of `requests`, 404 unless the user may view its model. A review or a
+    cancellation reads only its row: the service re-reads it under its locks, and the
+    answer is read after the change."""
     found = requests.visible_to(user).filter(pk=request_id).first()
     if found is None:
         raise NotFound(f"request #{request_id} not found")
     return found
-
-
-def _request_to_decide(user, request_id: s.Number) -> StageChangeRequest:
-    """The request a review or a cancellation names: the service re-reads it under its
-    locks, and the answer is read after the change, so only its row is read here."""
-    return _request_for_user(user, request_id, StageChangeRequest.objects.all())
 
 
 @router.get(VERSION + "/stage-requests", response={200: s.StageRequestPage, **E})
@@ -63,26 +58,26 @@ def create_stage_request(
 
 @router.get("/stage-requests/{request_id}", response={200: s.StageRequestOut, **E})
 def get_stage_request(request: HttpRequest, request_id: s.Number):
-    return request_json(_request_for_user(request.auth, request_id))
+    return request_json(_request_for_user(request.auth, request_id, requests_qs()))
 
 
 @router.post("/stage-requests/{request_id}/approve", response={200: s.StageRequestOut, **E})
 def approve_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
-    found = _request_to_decide(request.auth, request_id)
+    found = _request_for_user(request.auth, request_id, StageChangeRequest.objects)
     done = request_approve(actor=request.auth, request=found, comment=payload.comment)
     return request_json(done)
 
 
 @router.post("/stage-requests/{request_id}/reject", response={200: s.StageRequestOut, **E})
 def reject_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
-    found = _request_to_decide(request.auth, request_id)
+    found = _request_for_user(request.auth, request_id, StageChangeRequest.objects)
     done = request_reject(actor=request.auth, request=found, comment=payload.comment)
     return request_json(done)
 
 
 @router.post("/stage-requests/{request_id}/cancel", response={200: s.StageRequestOut, **E})
 def cancel_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
-    found = _request_to_decide(request.auth, request_id)
+    found = _request_for_user(request.auth, request_id, StageChangeRequest.objects)
     done = request_cancel(actor=request.auth, request=found, comment=payload.comment)
     return request_json(done)
 
