@@ -216,3 +216,9 @@ def test_it_refuses_nul_characters_in_json_with_400(api, version, alice_token):
 def test_it_refuses_nul_characters_in_the_url_with_400(api, version, alice_token):
     assert api("GET", "/orgs/acme/models/fra%00ud", alice_token).status_code == 400
     assert api("GET", "/orgs/acme/versions", alice_token, q="stage == \x00").status_code == 400
+    # In the API's error JSON, whatever the path (config.middleware answers before any view).
+    for path in ("/orgs/acme/models/fra%00ud", "/no-such-endpoint%00"):
+        response = api("GET", path, alice_token)
+        assert response.status_code == 400
+        assert response.json()["error"]["code"] == "invalid"
+        assert "NUL" in response.json()["error"]["message"]
