@@ -125,7 +125,7 @@ def promote_version(
 ):
     version = get_version_for_user(request.auth, org, model, number, "write")
     promoted = version_promote(actor=request.auth, version=version, **payload.model_dump())
-    return Status(201, version_json(promoted))
+    return Status(201, version_json(promoted, request.auth))
 
 
 @router.get(VERSION + "/lineage", response={200: LineageOut, **E})

@@ -139,6 +139,7 @@ def list_versions(
         versions = versions.filter(stage=stage)
     return versions_page(
         query.search_versions(versions, q),
+        request.auth,
         keys=MODEL_VERSION_KEYS,
         cursor=cursor,
         limit=limit,
@@ -160,12 +161,13 @@ def create_version(request: HttpRequest, org: str, model: str, payload: s.Versio
     version.artifact_list = []
     version.pending_requests = []
     version.parent_list = sorted(fields["parents"] or [], key=lambda p: (p.model_id, -p.number))
-    return json_response(version_json(version), status=201)
+    return json_response(version_json(version, request.auth), status=201)
 
 
 @router.get(VERSION, response={200: s.VersionOut, **E})
 def get_version(request: HttpRequest, org: str, model: str, number: s.Number):
-    return version_json(with_renderings(get_version_for_user(request.auth, org, model, number)))
+    version = get_version_for_user(request.auth, org, model, number)
+    return version_json(with_renderings(version), request.auth)
 
 
 @router.patch(VERSION, response={200: s.VersionOut, **E})
@@ -177,7 +179,7 @@ def update_version(
     if "parents" in changes:
         changes["parents"] = _parents(request, org, changes["parents"])
     updated = version_update(actor=request.auth, version=version, **changes)
-    return version_json(updated)
+    return version_json(updated, request.auth)
 
 
 @router.delete(VERSION, response={204: None, **E})
@@ -191,7 +193,7 @@ def delete_version(request: HttpRequest, org: str, model: str, number: s.Number)
 def set_lock(request: HttpRequest, org: str, model: str, number: s.Number, payload: s.LockIn):
     version = get_version_for_user(request.auth, org, model, number, "write")
     updated = version_set_lock_level(actor=request.auth, version=version, level=payload.level)
-    return version_json(updated)
+    return version_json(updated, request.auth)
 
 
 # Aliases and state
@@ -200,7 +202,7 @@ def set_lock(request: HttpRequest, org: str, model: str, number: s.Number, paylo
 @router.get(MODEL + "/aliases/{alias}", response={200: s.VersionOut, **E})
 def get_alias(request: HttpRequest, org: str, model: str, alias: str):
     version = get_version_by_ref(request.auth, org, f"{model}@{alias}")
-    return version_json(version)
+    return version_json(version, request.auth)
 
 
 @router.put(MODEL + "/aliases/{alias}", response={200: s.AliasOut, **E})

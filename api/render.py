@@ -113,12 +113,29 @@ def _version_dict(
     }
 
 
-def version_json(version: ModelVersion) -> dict[str, Any]:
+def viewable_model_ids(viewer, versions_models: dict[Any, set[Any]]) -> set[Any]:
+    """Of the models of parents listed beside each version (its model id -> its parents'
+    model ids), those `viewer` may view: a parent in a model hidden from the viewer does not
+    exist for them (SPEC 3.1), and is neither listed nor counted. A version's own model is
+    viewable (the viewer found the version); other models cost one query for all."""
+    others = {m for model, parents in versions_models.items() for m in parents if m != model}
+    if not others:
+        return set(versions_models)
+    visible = RegisteredModel.objects.visible_to(viewer).filter(id__in=others)
+    return set(versions_models) | set(visible.values_list("id", flat=True))
+
+
+def version_json(version: ModelVersion, viewer) -> dict[str, Any]:
+    """What the API shows of `version` to `viewer`, who may view it."""
     pending = getattr(version, "pending_requests", None)
     if pending is None:  # a version not fetched through versions_qs(): fetch it now
         version = versions_qs().get(pk=version.pk)
         pending = version.pending_requests
     request = pending[0] if pending else None
+    parents = version.parent_list
+    if parents:
+        visible = viewable_model_ids(viewer, {version.model_id: {p.model_id for p in parents}})
+        parents = [p for p in parents if p.model_id in visible]
     return _version_dict(
         version.pk,
         version.model.name,
@@ -126,7 +143,7 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
         {name: getattr(version, name) for name in sql.VERSION_COLUMNS},
         [
             {"id": str(p.pk), "model": p.model.name, "number": p.number, "digest": p.digest}
-            for p in version.parent_list
+            for p in parents
         ],
         [artifact_json(a) for a in version.artifact_list],
         _name(version.created_by),
@@ -146,30 +163,39 @@ def version_json(version: ModelVersion) -> dict[str, Any]:
 
 def versions_page(
     versions: QuerySet,
+    viewer,
     *,
     keys: Sequence[str],
     cursor: str | None,
     limit: int | None,
 ) -> HttpResponse:
     """The page of `versions` (narrowed to what the caller may view) in the order `keys`,
-    after `cursor`: the ORM picks the page's ids and sort keys; api.sql reads what each
-    version shows, as version_json has it, in one statement per kind of row."""
+    after `cursor`, as `viewer` sees them: the ORM picks the page's ids and sort keys;
+    api.sql reads what each version shows, as version_json has it, in one statement."""
     rows = versions.values("id", *(key.lstrip("-") for key in keys))
-    page = paginate(rows, keys=keys, cursor=cursor, limit=limit, render_all=versions_page_json)
+
+    def render_all(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return versions_page_json(rows, viewer)
+
+    page = paginate(rows, keys=keys, cursor=cursor, limit=limit, render_all=render_all)
     return json_response(page)
 
 
-def versions_page_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """version_json's answer for the versions of these rows (with an "id" each), in their
-    order."""
+def versions_page_json(rows: list[dict[str, Any]], viewer) -> list[dict[str, Any]]:
+    """version_json's answer to `viewer` for the versions of these rows (with an "id" each),
+    in their order."""
     ids = [row["id"] for row in rows]
     if not ids:
         return []
     versions = sql.page_versions(ids)
-    return [_page_version_json(versions[pk]) for pk in ids]
+    models: dict[Any, set[Any]] = {}
+    for found in versions.values():
+        models.setdefault(found["model_id"], set()).update(p[4] for p in found["parents"])
+    visible = viewable_model_ids(viewer, models)
+    return [_page_version_json(versions[pk], visible) for pk in ids]
 
 
-def _page_version_json(found: dict[str, Any]) -> dict[str, Any]:
+def _page_version_json(found: dict[str, Any], visible: set[Any]) -> dict[str, Any]:
     pending = found["pending"]
     if pending is not None:
         pk, to_stage, requester, approvals, required, created_at = pending
@@ -188,7 +214,8 @@ def _page_version_json(found: dict[str, Any]) -> dict[str, Any]:
         found,
         [
             {"id": str(pk), "model": model, "number": number, "digest": digest}
-            for pk, model, number, digest in found["parents"]
+            for pk, model, number, digest, model_id in found["parents"]
+            if model_id in visible
         ],
         [{"path": path, "size": size, "sha256": sha} for path, size, sha in found["artifacts"]],
         found["created_by__username"],

@@ -27,7 +27,7 @@ def search_versions(
     found, role = org_and_role_for_user(request.auth, org)
     visible = ModelVersion.objects.visible_in(request.auth, found, role=role)
     versions = query.search_versions(visible, q)
-    return versions_page(versions, keys=SEARCH_KEYS, cursor=cursor, limit=limit)
+    return versions_page(versions, request.auth, keys=SEARCH_KEYS, cursor=cursor, limit=limit)
 
 
 @router.get("/versions/by-digest/{digest}", response={200: s.VersionPage, **E})
@@ -36,4 +36,4 @@ def versions_by_digest(
 ):
     versions = ModelVersion.objects.visible_to(request.auth).by_digest(digest)
     keys = ("model__org__slug", "model__name", "-number")
-    return versions_page(versions, keys=keys, cursor=cursor, limit=limit)
+    return versions_page(versions, request.auth, keys=keys, cursor=cursor, limit=limit)

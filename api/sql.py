@@ -64,6 +64,7 @@ VERSION_ROW = (
     "model__name",
     "branch__name",
     "created_by__username",
+    "model_id",
 )
 _JSON_COLUMNS = tuple(
     name for name in VERSION_COLUMNS if isinstance(ModelVersion._meta.get_field(name), JSONField)
@@ -76,7 +77,7 @@ _ARRAYS = {
     "sqlite": "json_group_array(json_array({items}))",
 }
 VERSIONS = """
-    SELECT v.id, {columns}, v.created_at, m.name, b.name, u.username,
+    SELECT v.id, {columns}, v.created_at, m.name, b.name, u.username, v.model_id,
         (SELECT {artifacts}
          FROM registry_artifact a JOIN registry_blob bl ON bl.sha256 = a.blob_id
          WHERE a.version_id = v.id),
@@ -117,10 +118,11 @@ def page_versions(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     - "artifacts": (path, size, sha256) of each artifact, by path:
       Artifact.objects.filter(version_id=...).order_by("path")
       .values_list("path", "blob__size", "blob_id");
-    - "parents": (id, model name, number, digest) of each parent, by model and newest
-      first: VersionParent.objects.filter(child_id=...)
+    - "parents": (id, model name, number, digest, model id) of each parent, by model and
+      newest first: VersionParent.objects.filter(child_id=...)
       .order_by("parent__model_id", "-parent__number")
-      .values_list("parent_id", "parent__model__name", "parent__number", "parent__digest");
+      .values_list("parent_id", "parent__model__name", "parent__number", "parent__digest",
+      "parent__model_id");
     - "pending": (id, to_stage, requester's name, approvals, required approvals,
       created_at) of the newest pending stage request, or None:
       StageChangeRequest.objects.pending().filter(version_id=..., kind=RequestKind.STAGE)
@@ -140,7 +142,7 @@ def page_versions(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
             (path, size, sha256) for path, size, sha256 in json_value(artifacts) or ()
         )
         ordered = sorted(json_value(parents) or (), key=lambda p: (p[4], -p[2]))
-        values["parents"] = [(as_uuid(pk), name, n, digest) for pk, name, n, digest, _ in ordered]
+        values["parents"] = [(as_uuid(pk), name, n, d, model) for pk, name, n, d, model in ordered]
         values["pending"] = None
         if request is not None:
             to_stage, requester, approvals, required, created_at = pending

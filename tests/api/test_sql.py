@@ -95,10 +95,16 @@ def test_it_reads_a_pages_parents_as_the_queryset_does(page):
         expected = list(
             VersionParent.objects.filter(child_id=pk)
             .order_by("parent__model_id", "-parent__number")
-            .values_list("parent_id", "parent__model__name", "parent__number", "parent__digest")
+            .values_list(
+                "parent_id",
+                "parent__model__name",
+                "parent__number",
+                "parent__digest",
+                "parent__model_id",
+            )
         )
         assert found[pk]["parents"] == expected
-    assert [(name, n) for _, name, n, _ in found[page[1]]["parents"]] == [
+    assert [(name, n) for _, name, n, _, _ in found[page[1]]["parents"]] == [
         ("fraud", 1),
         ("churn", 2),
         ("churn", 1),

@@ -75,6 +75,20 @@ def test_it_hides_relatives_the_viewer_may_not_view(
     assert "secret-lab" not in body and page(hidden) not in body
 
 
+def test_it_hides_a_parent_the_viewer_may_not_view(carol_client, admin_client, model, secret):
+    """A version the viewer may see, with a parent in a model they may not: the page and its
+    documentation name only the parent they may see."""
+    admin = model.owner
+    hidden = version_create(actor=admin, model=secret, params={"secret": 1})
+    seen = version_create(actor=admin, model=model)
+    child = version_create(actor=admin, model=model, parents=[seen, hidden])
+    for name in ("catalog:version", "catalog:version-documentation"):
+        assert "secret-lab" in admin_client.get(page(child, name)).content.decode(), name
+        body = carol_client.get(page(child, name)).content.decode()
+        assert "secret-lab" not in body and hidden.digest not in body, name
+        assert f"fraud v{seen.number}" in body or seen.digest in body, name
+
+
 def test_it_escapes_every_text_of_the_graph(model, alice, admin):
     version = version_create(
         actor=alice,
