@@ -200,6 +200,9 @@ def export_for(
 
     The chain head is read first and events are cut at its seq: the head is committed with
     its event, so every event up to it is there, and later appends do not shift the file.
+    The header names the org's head only to an org admin or the operator; anyone else gets
+    the last event of their file as its head (or #0), since the org's would count events of
+    models they may not view.
     """
     # Imported here so that verifying a file (the rest of this module) needs no database.
     from django.utils import timezone
@@ -215,7 +218,8 @@ def export_for(
         events = events.filter(version_id=version.pk)
     elif model is not None:
         events = events.filter(model_id=model.pk)
-    elif user is not None and not is_org_admin(user, org):
+    sees_all = user is None or is_org_admin(user, org)
+    if version is None and model is None and not sees_all:
         visible = RegisteredModel.objects.visible_to(user).filter(org=org).values("pk")
         events = events.filter(model_id__in=visible)
         scope = "viewable"
@@ -223,6 +227,9 @@ def export_for(
         events = events.filter(created_at__gte=since)
     if until is not None:
         events = events.filter(created_at__lt=until)
+    if not sees_all:
+        last = events.order_by("-seq").values("seq", "hash").first()
+        head_seq, head_hash = (last["seq"], last["hash"]) if last else (0, GENESIS)
     if model is None and version is not None:
         model = version.model
     header = export_header(

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from api.urls import api as ninja_api
+from registry.audit import GENESIS
 from registry.export import FORMAT, verify_export
 from registry.models import ActivityChain, ActivityEvent
 from registry.services.artifacts import artifact_put
@@ -156,6 +157,29 @@ def test_it_leaves_out_models_a_member_may_not_view(api, version, secret, alice,
     assert result.ok and result.header["filters"]["scope"] == "viewable" and result.gaps >= 1
     response = api("GET", "/orgs/acme/activity", carol_token, model="secret", format=fmt)
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("query", [{}, {"model": "fraud"}, {"model": "fraud", "version": 1}])
+def test_it_counts_no_hidden_event_in_a_members_header(api, version, carol_token, query, admin):
+    """The org's chain head would count the events of models carol may not view: hers is the
+    last event of her file, however many hidden events come after it."""
+    secret = model_create(actor=admin, org=version.model.org, name="secret", visibility="private")
+    version_create(actor=admin, model=secret)
+    text = body(api("GET", "/orgs/acme/activity", carol_token, format="jsonl", **query))
+
+    records = jsonl_records(text)
+    last = records[-2]
+    assert records[0]["head"] == {"seq": last["seq"], "hash": last["hash"]}
+    assert ActivityChain.objects.get(org=version.model.org).seq > last["seq"]
+    assert verify_export(lines(text)).ok
+
+
+def test_it_gives_a_member_with_nothing_to_export_the_genesis_head(api, version, carol_token):
+    future = (version.created_at + timedelta(days=1)).isoformat()
+    records = jsonl_records(
+        body(api("GET", "/orgs/acme/activity", carol_token, format="jsonl", since=future))
+    )
+    assert records[0]["head"] == {"seq": 0, "hash": GENESIS} and len(records) == 2
 
 
 def test_it_gives_org_admins_the_whole_chain(api, version, secret, admin_token):

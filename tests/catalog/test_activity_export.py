@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from registry.export import FORMAT, verify_export
-from registry.models import ActivityEvent
+from registry.models import ActivityChain, ActivityEvent
 from registry.services.comments import comment_add
 from registry.services.registered_models import model_create
 from registry.services.versions import version_create
@@ -138,3 +138,20 @@ def test_it_exports_in_a_fixed_number_of_queries(
         text = body(carol_client.get(export_url(model), {"format": "csv"}))
     assert verify_export(lines(text)).events == ActivityEvent.objects.for_model(model).count()
     assert ActivityEvent.objects.for_model(model).count() > rows
+
+
+def test_it_counts_no_hidden_event_in_a_members_header(carol_client, admin_client, version, admin):
+    """The org's chain head would count the events of models carol may not view: the header
+    of her file ends at its own last event. An org admin gets the org's head."""
+    model = version.model
+    secret = model_create(actor=admin, org=model.org, name="secret", visibility="private")
+    version_create(actor=admin, model=secret)
+    records = [
+        json.loads(line)
+        for line in body(carol_client.get(export_url(model), {"format": "jsonl"})).splitlines()
+    ]
+    assert records[0]["head"] == {"seq": records[-2]["seq"], "hash": records[-2]["hash"]}
+    chain = ActivityChain.objects.get(org=model.org)
+    assert chain.seq > records[-2]["seq"]
+    text = body(admin_client.get(export_url(model), {"format": "jsonl"}))
+    assert json.loads(text.splitlines()[0])["head"] == {"seq": chain.seq, "hash": chain.head}
