@@ -127,9 +127,12 @@ def email_recipients(event: ActivityEvent) -> list:
 
 
 def webhook_targets(event: ActivityEvent) -> list[Webhook]:
-    hooks = Webhook.objects.filter(org_id=event.org_id, active=True).filter(
-        Q(model__isnull=True) | Q(model_id=event.model_id)
-    )
+    """The active webhooks of the event's org or model that asked for its verb and existed
+    when it happened: a new webhook is told of what comes after it, never of the past (a
+    sweep may dispatch an old event after the webhook was made)."""
+    hooks = Webhook.objects.filter(
+        org_id=event.org_id, active=True, created_at__lte=event.created_at
+    ).filter(Q(model__isnull=True) | Q(model_id=event.model_id))
     return [hook for hook in hooks.order_by("pk") if event.verb in hook.events]
 
 

@@ -14,7 +14,7 @@ class Audience(NamedTuple):
     verb: str
     dispatched: bool  # the event has its notifications.Dispatch marker
     watched: bool  # its model has watchers
-    hooked: bool  # an active webhook of its org, or of its model, exists
+    hooked: bool  # an active webhook of its org, or of its model, older than the event
 
 
 AUDIENCE_SQL = """
@@ -22,7 +22,7 @@ SELECT e.verb,
        EXISTS (SELECT 1 FROM notifications_dispatch d WHERE d.event_id = e.id),
        EXISTS (SELECT 1 FROM registry_watch w WHERE w.model_id = e.model_id),
        EXISTS (SELECT 1 FROM notifications_webhook h
-               WHERE h.org_id = e.org_id AND h.active
+               WHERE h.org_id = e.org_id AND h.active AND h.created_at <= e.created_at
                  AND (h.model_id IS NULL OR h.model_id = e.model_id))
 FROM registry_activityevent e
 WHERE e.id = %s

@@ -97,6 +97,24 @@ def test_it_creates_a_model_webhook_and_shows_its_secret_once(api, model, alice_
     assert webhook.secret not in api("GET", path, alice_token).content.decode()
 
 
+def test_it_tells_a_webhook_made_over_the_api_nothing_from_before(
+    settings, api, model, alice, alice_token
+):
+    """An event still waiting for its dispatch (broker down) when a webhook is registered
+    reaches only the webhooks that existed when it happened."""
+    comment_add(actor=alice, model=model, body="before the hook")  # left for the sweep
+    before = last_event(model.org)
+    body = {"url": URL, "events": ["comment.added"], "model": "fraud"}
+    hook = api("POST", HOOKS, alice_token, body).json()["id"]
+    comment_add(actor=alice, model=model, body="after the hook")
+    after = last_event(model.org)
+    for event in (before, after):
+        event_dispatch(event_id=event.pk)
+    assert list(Delivery.objects.filter(webhook_id=hook).values_list("event", flat=True)) == [
+        after.pk
+    ]
+
+
 def test_it_creates_an_org_webhook_for_org_admins_only(api, acme, admin_token, alice_token):
     response = api("POST", HOOKS, alice_token, {"url": URL, "events": ["model.created"]})
     assert response.status_code == 403 and error_code(response) == "forbidden"

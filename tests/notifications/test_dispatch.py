@@ -93,6 +93,40 @@ def test_it_tells_no_outsider_even_with_a_stale_watch_row(committed, model, alic
     assert mallory.email not in recipients()
 
 
+def test_it_makes_no_delivery_row_for_anyone_who_may_not_view(model, alice, admin, carol, mallory):
+    """Not just no e-mail: no row a worker, the admin or a replay could act on."""
+    Watch.objects.create(model=model, user=mallory)  # an outsider, as if left over
+    model_watch(actor=carol, model=model)
+    model_update(actor=admin, model=model, visibility=Visibility.PRIVATE)  # carol loses view
+    version_create(actor=alice, model=model)
+    event = ActivityEvent.objects.filter(verb="version.created").latest("seq")
+    event_dispatch(event_id=event.pk)
+    assert not Delivery.objects.filter(event=event, user__in=[carol, mallory]).exists()
+    assert Dispatch.objects.get(event=event).deliveries == 0
+
+
+def test_it_tells_a_new_webhook_nothing_from_before_it_existed(
+    settings, model, admin, alice, carol
+):
+    """An event that a sweep dispatches late must not reach a webhook made after it (carol
+    watches, so the event is dispatched to somebody either way)."""
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    model_watch(actor=carol, model=model)
+    version_create(actor=alice, model=model)  # hooks discarded: left for the sweep
+    before = ActivityEvent.objects.filter(verb="version.created").latest("seq")
+    hook = webhook_create(
+        actor=admin, org=model.org, url="http://127.0.0.1:9/hook", events=["version.created"]
+    )
+    version_create(actor=alice, model=model)
+    after = ActivityEvent.objects.filter(verb="version.created").latest("seq")
+    assert event_audience(before.pk).hooked is False and event_audience(after.pk).hooked
+    sweep_events, _ = outbox_sweep(older_than=0)
+    assert {before.pk, after.pk} <= set(sweep_events)
+    for event in (before, after):
+        event_dispatch(event_id=event.pk)
+    assert list(Delivery.objects.filter(webhook=hook).values_list("event", flat=True)) == [after.pk]
+
+
 def test_it_respects_an_opt_out_per_kind(committed, model, alice, bob, carol):
     model_watch(actor=carol, model=model)
     preferences_set(actor=carol, enabled={Kind.VERSION_CREATED: False})
@@ -236,9 +270,11 @@ def audience_by_orm(event_id: int):
             dispatched=Exists(Dispatch.objects.filter(event_id=OuterRef("pk"))),
             watched=Exists(Watch.objects.filter(model_id=OuterRef("model_id"))),
             hooked=Exists(
-                Webhook.objects.filter(org_id=OuterRef("org_id"), active=True).filter(
-                    Q(model__isnull=True) | Q(model_id=OuterRef("model_id"))
-                )
+                Webhook.objects.filter(
+                    org_id=OuterRef("org_id"),
+                    active=True,
+                    created_at__lte=OuterRef("created_at"),
+                ).filter(Q(model__isnull=True) | Q(model_id=OuterRef("model_id")))
             ),
         )
         .values_list("verb", "dispatched", "watched", "hooked")
