@@ -1,8 +1,13 @@
-"""Re-hash every stored blob and report corrupt, missing and orphaned bytes (SPEC 3.5)."""
+"""Re-hash every stored blob and report corrupt, missing and orphaned bytes (SPEC 3.5), and
+the files of uploads that never finished (a server killed mid-upload leaves its staging file:
+never an artifact, since no row is written before the whole body is hashed)."""
 
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -35,7 +40,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--delete-orphans",
             action="store_true",
-            help="remove orphaned bytes (no Blob row) older than --orphan-age seconds",
+            help=(
+                "remove orphaned bytes (no Blob row) and the files of unfinished uploads, "
+                "older than --orphan-age seconds"
+            ),
         )
         parser.add_argument(
             "--orphan-age",
@@ -75,12 +83,30 @@ class Command(BaseCommand):
                 self.style.WARNING(f"orphaned bytes sha256:{sha256}")
                 + f": no blob row refers to {blob_key(sha256)}{note}"
             )
+        unfinished = removed = 0
+        for path, age in _unfinished_uploads():
+            unfinished += 1
+            note = ""
+            if delete_orphans:
+                if age >= orphan_age:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+                    note = " (deleted)"
+                else:
+                    note = f" (kept: written less than {orphan_age} s ago)"
+            self.stderr.write(
+                self.style.WARNING(f"unfinished upload {path}")
+                + f": never stored as a blob, last written {age:.0f} s ago{note}"
+            )
         summary = (
             f"{checked} blobs checked: {checked - corrupt - missing} intact, {corrupt} corrupt, "
             f"{missing} missing; {orphans} orphaned"
         )
         if delete_orphans:
             summary += f" ({deleted} deleted)"
+        summary += f"; {unfinished} unfinished uploads"
+        if delete_orphans:
+            summary += f" ({removed} deleted)"
         if corrupt or missing:
             raise CommandError(summary)
         self.stdout.write(summary)
@@ -151,3 +177,24 @@ def _delete_orphan(sha256: str, min_age: int) -> bool:
             return False
         remove_blob_bytes(sha256)
     return True
+
+
+def _unfinished_uploads() -> Iterator[tuple[Path, float]]:
+    """(path, seconds since last written) of each file an upload left unfinished: staging
+    files (ARTIFACT_TMP_DIR holds nothing else), and the `.partial` copies a move across
+    filesystems makes beside a blob's key."""
+    paths: list[Path] = []
+    staging = Path(settings.ARTIFACT_TMP_DIR)
+    if staging.is_dir():
+        paths.extend(p for p in staging.iterdir() if p.is_file())
+    storage = artifact_storage()
+    if isinstance(storage, FileSystemStorage):
+        blobs = Path(storage.path("blobs"))
+        if blobs.is_dir():
+            paths.extend(blobs.rglob("*.partial"))
+    now = time.time()
+    for path in sorted(paths):
+        try:
+            yield path, now - path.stat().st_mtime
+        except FileNotFoundError:
+            continue  # finished or removed meanwhile
