@@ -98,6 +98,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: /healthz and /readyz answer probes by the node's address, over plain HTTP.
     "config.health.HealthChecks",
+    # Second: the request id and log line of every request but the probes'.
+    "config.requestlog.RequestLog",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.RefuseUnstorableURLs",
@@ -305,9 +307,27 @@ SECURE_PROXY_SSL_HEADER = (
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+# Logs (config/requestlog.py): one line per request on `modelvault.request` at INFO, with
+# a request id on every record, also in the Celery worker. LOG_FORMAT json (the default with
+# DEBUG off) writes each record as one JSON object per line; text is for a terminal.
+LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"request_id": {"()": "config.requestlog.RequestIdFilter"}},
+    "formatters": {
+        "json": {"()": "config.requestlog.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_id"],
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
+    "loggers": {"modelvault.request": {"level": env_str("REQUEST_LOG_LEVEL", "INFO")}},
 }
