@@ -6,10 +6,11 @@ size than declared (cut off) is refused after, leaving nothing stored.
 """
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from ninja import Router, Status
 
 from api import schemas as s
+from api.errors import error_response
 from api.pagination import paginate
 from api.render import artifact_json
 from registry.downloads import download_response
@@ -81,14 +82,20 @@ def put_artifact(request: HttpRequest, org: str, model: str, number: s.Number, p
 @router.get(
     ARTIFACTS + "/{path:path}",
     response={200: None, **E},
-    openapi_extra={"responses": {200: BINARY}},
+    openapi_extra={
+        "responses": {200: BINARY, 206: {"description": "the part asked for by Range", **BINARY}}
+    },
 )
 def get_artifact(request: HttpRequest, org: str, model: str, number: s.Number, path: str):
     version = get_version_for_user(request.auth, org, model, number)
     artifact = Artifact.objects.filter(version=version, path=path).select_related("blob").first()
     if artifact is None:
         raise NotFound(f"artifact {path} not found in version {number}")
-    return download_response(artifact)
+    return download_response(artifact, request, _refuse_range)
+
+
+def _refuse_range(message: str, size: int) -> HttpResponse:
+    return error_response(416, message, code="range_not_satisfiable", details={"size": size})
 
 
 @router.delete(ARTIFACTS + "/{path:path}", response={204: None, **E})

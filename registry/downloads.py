@@ -1,34 +1,130 @@
-"""An artifact's bytes as an HTTP download, the same from the UI and the API (SPEC 3.5)."""
+"""An artifact's bytes as an HTTP download, the same from the UI and the API (SPEC 3.5).
+
+A download honours one `Range` (RFC 9110 14), so that a client can resume: `bytes=a-b`,
+`bytes=a-` or `bytes=-n` answer 206 with that part and `Content-Range`; a range past the
+end answers 416. Several ranges, a malformed one, or an `If-Range` that is not the blob's
+ETag get the whole file (200), as the RFC lets a server do. Every answer carries the whole
+file's SHA-256 (ETag, X-Checksum-Sha256), so a resumed file is checked as one.
+"""
 
 import posixpath
+import re
+from collections.abc import Callable, Iterator
 
-from django.http import FileResponse, StreamingHttpResponse
+from django.core.files.storage import FileSystemStorage
+from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from registry.models import Artifact
-from registry.storage import blob_chunks, open_blob
+from registry.storage import CHUNK_SIZE, artifact_storage, blob_chunks, blob_key, open_blob
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
-def download_response(artifact: Artifact) -> FileResponse | StreamingHttpResponse:
+class Unsatisfiable(Exception):
+    pass
+
+
+def wanted_range(request: HttpRequest, etag: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of the one range asked for, or None for the whole file;
+    Unsatisfiable for a range that starts past the end."""
+    header = request.headers.get("Range")
+    if not header or size == 0:
+        return None
+    if_range = request.headers.get("If-Range")
+    if if_range is not None and if_range != etag:
+        return None  # the file changed since the client's part: send it whole
+    match = _RANGE.fullmatch(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.groups()
+    if first == "":  # the last n bytes
+        if int(last) == 0:
+            raise Unsatisfiable
+        return max(0, size - int(last)), size - 1
+    start = int(first)
+    end = size - 1 if last == "" else min(int(last), size - 1)
+    if start >= size:
+        raise Unsatisfiable
+    if end < start:
+        return None  # malformed: ignored
+    return start, end
+
+
+def range_chunks(sha256: str, start: int, length: int) -> Iterator[bytes]:
+    """`length` bytes of the blob from `start`, in chunks: a seek on the filesystem, a
+    ranged GET on S3 (django-storages' public boto3 client), never the whole object."""
+    storage = artifact_storage()
+    key = blob_key(sha256)
+    if isinstance(storage, FileSystemStorage):
+        with open(storage.path(key), "rb") as handle:
+            handle.seek(start)
+            while length > 0:
+                chunk = handle.read(min(CHUNK_SIZE, length))
+                if not chunk:
+                    return
+                length -= len(chunk)
+                yield chunk
+        return
+    answer = storage.connection.meta.client.get_object(
+        Bucket=storage.bucket_name, Key=key, Range=f"bytes={start}-{start + length - 1}"
+    )
+    body = answer["Body"]
+    try:
+        yield from body.iter_chunks(CHUNK_SIZE)
+    finally:
+        body.close()
+
+
+def plain_refusal(message: str, size: int) -> HttpResponse:
+    return HttpResponse(message, status=416, content_type="text/plain; charset=utf-8")
+
+
+def download_response(
+    artifact: Artifact,
+    request: HttpRequest,
+    refuse: Callable[[str, int], HttpResponse] = plain_refusal,
+) -> HttpResponse:
     """An attachment of `application/octet-stream` with `nosniff`, its length, and its
-    SHA-256 as ETag and X-Checksum-Sha256. A large blob on the filesystem streams from
-    direct reads (registry.storage.blob_chunks); anything else goes out as a file, which
-    the server may send with sendfile."""
+    SHA-256 as ETag and X-Checksum-Sha256; the part asked for by `Range` (206), or `refuse`'s
+    answer (416) to a range past the end. A whole large blob on the filesystem streams
+    from direct reads (registry.storage.blob_chunks); any other whole file goes out as a
+    file, which the server may send with sendfile."""
     sha256, size = artifact.blob_id, artifact.blob.size
+    etag = f'"{sha256}"'
     filename = posixpath.basename(artifact.path)
-    chunks = blob_chunks(sha256, size)
-    if chunks is None:
-        response = FileResponse(
-            open_blob(sha256),
-            as_attachment=True,
-            filename=filename,
+    try:
+        part = wanted_range(request, etag, size)
+    except Unsatisfiable:
+        message = f"the range {request.headers['Range']} starts past the end of {size} bytes"
+        response = refuse(message, size)
+        response["Content-Range"] = f"bytes */{size}"
+        return response
+    if part is not None:
+        first, last = part
+        response = StreamingHttpResponse(
+            range_chunks(sha256, first, last - first + 1),
+            status=206,
             content_type="application/octet-stream",
         )
-    else:
-        response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
         response["Content-Disposition"] = content_disposition_header(True, filename)
-    response["Content-Length"] = str(size)
-    response["ETag"] = f'"{sha256}"'
+        response["Content-Range"] = f"bytes {first}-{last}/{size}"
+        response["Content-Length"] = str(last - first + 1)
+    else:
+        chunks = blob_chunks(sha256, size)
+        if chunks is None:
+            response = FileResponse(
+                open_blob(sha256),
+                as_attachment=True,
+                filename=filename,
+                content_type="application/octet-stream",
+            )
+        else:
+            response = StreamingHttpResponse(chunks, content_type="application/octet-stream")
+            response["Content-Disposition"] = content_disposition_header(True, filename)
+        response["Content-Length"] = str(size)
+    response["Accept-Ranges"] = "bytes"
+    response["ETag"] = etag
     response["X-Checksum-Sha256"] = sha256
     response["X-Content-Type-Options"] = "nosniff"
     return response

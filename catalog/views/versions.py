@@ -193,4 +193,4 @@ def artifact_download(
     artifact = Artifact.objects.filter(version=version, path=path).select_related("blob").first()
     if artifact is None:
         raise NotFound(f"artifact {path} not found")
-    return download_response(artifact)
+    return download_response(artifact, request)

@@ -168,6 +168,15 @@ class TestDownload:
         assert response["ETag"] == f'"{artifact.blob_id}"'
         assert response["Content-Disposition"].startswith("attachment")
 
+    def test_it_resumes_from_a_range_and_refuses_one_past_the_end(self, carol_client, version):
+        download = url(version, "catalog:artifact-download", "model.bin")
+        part = carol_client.get(download, headers={"Range": "bytes=3-"})
+        assert part.status_code == 206 and b"".join(part.streaming_content) == b"ghts"
+        assert part["Content-Range"] == "bytes 3-6/7"
+        past = carol_client.get(download, headers={"Range": "bytes=9-"})
+        assert (past.status_code, past["Content-Range"]) == (416, "bytes */7")
+        assert "past the end of 7 bytes" in past.content.decode()
+
     def test_it_answers_404_to_an_outsider_and_for_a_missing_path(
         self, mallory_client, alice_client, version
     ):

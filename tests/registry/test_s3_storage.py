@@ -110,6 +110,24 @@ def test_it_stores_an_artifact_under_its_content_address(bucket, model, alice):
     assert artifact.blob_id == SHA256
 
 
+def test_it_downloads_a_range_from_the_bucket_without_reading_the_rest(bucket, model, alice):
+    from django.test import RequestFactory
+
+    from registry.downloads import download_response
+
+    version = version_create(actor=alice, model=model)
+    artifact = artifact_put(
+        actor=alice, version=version, path="model.bin", source=io.BytesIO(CONTENT)
+    )
+    request = RequestFactory().get("/", headers={"Range": "bytes=2-5"})
+    response = download_response(artifact, request)
+    assert response.status_code == 206
+    assert b"".join(response.streaming_content) == CONTENT[2:6]
+    assert response["Content-Range"] == f"bytes 2-5/{len(CONTENT)}"
+    whole = download_response(artifact, RequestFactory().get("/"))
+    assert b"".join(whole.streaming_content) == CONTENT
+
+
 def test_it_writes_the_same_content_once(bucket, model, alice):
     first = version_create(actor=alice, model=model, artifacts={"a.bin": io.BytesIO(CONTENT)})
     second = version_create(actor=alice, model=model)
