@@ -11,7 +11,6 @@ import contextlib
 import hashlib
 import os
 import secrets
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,6 +25,8 @@ from modelvault.stage_change import StageChange
 Progress = Callable[[int, int | None], None]
 CHUNK = 1024 * 1024
 API_PREFIX = "/api/v1"
+# Tries of one download_artifact call: a connection lost midway resumes where it stopped.
+DOWNLOAD_ATTEMPTS = 3
 
 
 def _q(segment: str | int) -> str:
@@ -415,51 +416,86 @@ class ModelVersion(Resource):
         return list(self.client.paginate(f"{self.path}/artifacts"))
 
     def download_artifact(
-        self, path: str, dest_dir: str | os.PathLike = ".", *, progress: Progress | None = None
+        self,
+        path: str,
+        dest_dir: str | os.PathLike = ".",
+        *,
+        progress: Progress | None = None,
+        attempts: int = DOWNLOAD_ATTEMPTS,
     ) -> Path:
-        """Stream the artifact to `dest_dir/path` and verify its SHA-256; on a mismatch the
-        file is deleted and ChecksumMismatch raised."""
+        """Stream the artifact to `dest_dir/path` and verify the whole file's SHA-256.
+
+        The bytes go to `.NAME.part` beside the target first. A connection lost midway is
+        resumed with `Range` (up to `attempts` tries in all); a part left by an earlier
+        call is resumed too, when the server still has the same file (`If-Range` on the
+        checksum kept in `.NAME.part.sha256`). On a checksum mismatch the part is deleted
+        and ChecksumMismatch raised; the target appears only once verified."""
         target = Path(dest_dir) / _safe_relative(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        part = target.with_name(f".{target.name}.part")
+        kept = target.with_name(f".{target.name}.part.sha256")
         url = f"{self.path}/artifacts/{quote(path, safe='/')}"
-        with self.client.stream("GET", url) as response:
-            headers = response.headers
-            expected = _checksum_word(headers.get("X-Checksum-Sha256")) or _checksum_word(
-                headers.get("ETag")
-            )
-            if not expected:
-                raise ModelvaultError(f"the server sent no checksum for {path}")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            total = response.headers.get("Content-Length")
-            total_size = int(total) if total and total.isdigit() else None
-            digest, done = hashlib.sha256(), 0
-            part: Path | None = None
+        for attempt in range(1, attempts + 1):
+            # What an earlier try (of this call or another) fetched of which file.
+            known = kept.read_text().strip() if kept.exists() and part.exists() else None
             try:
-                with tempfile.NamedTemporaryFile(
-                    dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
-                ) as handle:
-                    part = Path(handle.name)
-                    if progress:
-                        progress(0, total_size)
-                    for block in response.iter_bytes(CHUNK):
-                        handle.write(block)
-                        digest.update(block)
-                        done += len(block)
-                        if progress:
-                            progress(done, total_size)
-                actual = digest.hexdigest()
-                if actual != expected:
-                    raise ChecksumMismatch(
-                        f"{path}: the download's SHA-256 is {actual}, the server's {expected}; "
-                        "the file was not kept",
-                        expected=expected,
-                        actual=actual,
-                    )
-                os.replace(part, target)
-            except BaseException:
-                if part is not None:
-                    part.unlink(missing_ok=True)
-                raise
+                expected = self._download_into(url, path, part, kept, known, progress)
+                break
+            except httpx.TransportError:
+                if attempt == attempts:
+                    raise
+        digest = hashlib.sha256()
+        with part.open("rb") as handle:
+            while block := handle.read(CHUNK):
+                digest.update(block)
+        actual = digest.hexdigest()
+        if actual != expected:
+            part.unlink(missing_ok=True)
+            kept.unlink(missing_ok=True)
+            raise ChecksumMismatch(
+                f"{path}: the download's SHA-256 is {actual}, the server's {expected}; "
+                "the file was not kept",
+                expected=expected,
+                actual=actual,
+            )
+        os.replace(part, target)
+        kept.unlink(missing_ok=True)
         return target
+
+    def _download_into(
+        self,
+        url: str,
+        path: str,
+        part: Path,
+        kept: Path,
+        expected: str | None,
+        progress: Progress | None,
+    ) -> str:
+        """Fetch into `part` what it lacks (all of it, or from its end when the server's file
+        is still `expected`); the server's SHA-256."""
+        have = part.stat().st_size if expected and part.exists() else 0
+        headers = {"Range": f"bytes={have}-", "If-Range": f'"{expected}"'} if have else {}
+        with self.client.stream("GET", url, headers=headers) as response:
+            sha256 = _checksum_word(response.headers.get("X-Checksum-Sha256")) or (
+                _checksum_word(response.headers.get("ETag"))
+            )
+            if not sha256:
+                raise ModelvaultError(f"the server sent no checksum for {path}")
+            if response.status_code != 206:  # the whole file: start again
+                have = 0
+            kept.write_text(sha256)
+            length = response.headers.get("Content-Length")
+            total = have + int(length) if length and length.isdigit() else None
+            if progress:
+                progress(have, total)
+            with part.open("ab" if have else "wb") as handle:
+                done = have
+                for block in response.iter_bytes():  # as received: a cut keeps all of it
+                    handle.write(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total)
+        return sha256
 
 
 class StageRequest(Resource):

@@ -274,6 +274,79 @@ def test_it_deletes_a_download_whose_checksum_mismatches(api, tmp_path):
     assert list((tmp_path / "weights").iterdir()) == []
 
 
+class CutOff(httpx.SyncByteStream):
+    """A body whose connection is lost after `sent` bytes."""
+
+    def __init__(self, payload: bytes, sent: int):
+        self.payload, self.sent = payload, sent
+
+    def __iter__(self):
+        yield self.payload[: self.sent]
+        raise httpx.ReadError("connection lost")
+
+
+def _flaky_api(api, payload: bytes, cut_first: bool = True):
+    """A download cut off at half its length on the first GET; a Range is honoured after."""
+    checksum = hashlib.sha256(payload).hexdigest()
+    headers = {"X-Checksum-Sha256": checksum, "ETag": f'"{checksum}"'}
+    gets = []
+
+    def serve(request: httpx.Request) -> httpx.Response:
+        gets.append(dict(request.headers))
+        asked = request.headers.get("Range")
+        if asked and request.headers.get("If-Range") == f'"{checksum}"':
+            first = int(asked.removeprefix("bytes=").rstrip("-"))
+            rest = payload[first:]
+            ranged = {
+                **headers,
+                "Content-Range": f"bytes {first}-{len(payload) - 1}/{len(payload)}",
+            }
+            return httpx.Response(206, content=rest, headers=ranged)
+        if cut_first and len(gets) == 1:
+            sized = {**headers, "Content-Length": str(len(payload))}
+            return httpx.Response(200, stream=CutOff(payload, len(payload) // 2), headers=sized)
+        return httpx.Response(200, content=payload, headers=headers)
+
+    path = f"{PREFIX}/models/fraud/versions/1"
+    api.on("GET", f"{PREFIX}/models/fraud", (200, {"name": "fraud"}))
+    api.on("GET", path, (200, version_json(1)))
+    api.on("GET", f"{path}/artifacts/model.bin", serve)
+    return api.client().get_registered_model("fraud").get_version(1), gets
+
+
+def test_it_resumes_a_download_cut_off_at_half_with_a_range(api, tmp_path):
+    payload = bytes(range(256)) * 4096  # 1 MiB
+    version, gets = _flaky_api(api, payload)
+    target = version.download_artifact("model.bin", tmp_path)
+    assert target.read_bytes() == payload
+    assert len(gets) == 2 and "range" not in gets[0]
+    assert gets[1]["range"] == f"bytes={len(payload) // 2}-"
+    assert gets[1]["if-range"] == f'"{hashlib.sha256(payload).hexdigest()}"'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.bin"]
+
+
+def test_it_resumes_a_part_left_by_an_earlier_call(api, tmp_path):
+    payload = b"0123456789" * 100_000
+    version, gets = _flaky_api(api, payload)
+    with pytest.raises(httpx.ReadError):
+        version.download_artifact("model.bin", tmp_path, attempts=1)
+    assert (tmp_path / ".model.bin.part").stat().st_size == len(payload) // 2
+    assert not (tmp_path / "model.bin").exists()
+    target = version.download_artifact("model.bin", tmp_path)
+    assert target.read_bytes() == payload and gets[-1]["range"] == f"bytes={len(payload) // 2}-"
+
+
+def test_it_starts_again_when_the_server_has_another_file(api, tmp_path):
+    """The part is of a file the server no longer has: If-Range makes it send the whole new
+    one, which replaces the part."""
+    (tmp_path / ".model.bin.part").write_bytes(b"old bytes")
+    (tmp_path / ".model.bin.part.sha256").write_text("0" * 64)
+    payload = b"the new file"
+    version, gets = _flaky_api(api, payload, cut_first=False)
+    assert version.download_artifact("model.bin", tmp_path).read_bytes() == payload
+    assert gets[0]["range"] == "bytes=9-"
+
+
 def test_it_refuses_to_download_outside_the_destination(api, tmp_path):
     version = _download_api(api, b"x", hashlib.sha256(b"x").hexdigest())
     for path in ("../evil", "/etc/passwd", "a\\b"):
