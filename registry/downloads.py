@@ -88,8 +88,8 @@ def download_response(
     """An attachment of `application/octet-stream` with `nosniff`, its length, and its
     SHA-256 as ETag and X-Checksum-Sha256; the part asked for by `Range` (206), or `refuse`'s
     answer (416) to a range past the end. A whole large blob on the filesystem streams
-    from direct reads (registry.storage.blob_chunks); any other whole file goes out as a
-    file, which the server may send with sendfile."""
+    from direct reads (registry.storage.blob_chunks), a small one goes out as a file (which
+    the server may send with sendfile); on object storage the object streams in chunks."""
     sha256, size = artifact.blob_id, artifact.blob.size
     etag = f'"{sha256}"'
     filename = posixpath.basename(artifact.path)
@@ -112,6 +112,10 @@ def download_response(
         response["Content-Length"] = str(last - first + 1)
     else:
         chunks = blob_chunks(sha256, size)
+        if chunks is None and not isinstance(artifact_storage(), FileSystemStorage):
+            # Object storage: streamed as S3 sends it. django-storages' file would read the
+            # whole object before the first byte goes out, into the serving process.
+            chunks = range_chunks(sha256, 0, size) if size else iter(())
         if chunks is None:
             response = FileResponse(
                 open_blob(sha256),
