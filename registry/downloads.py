@@ -53,7 +53,7 @@ def wanted_range(request: HttpRequest, etag: str, size: int) -> tuple[int, int] 
 
 def range_chunks(sha256: str, start: int, length: int) -> Iterator[bytes]:
     """`length` bytes of the blob from `start`, in chunks: a seek on the filesystem, a
-    ranged GET on S3 (django-storages' public boto3 client), never the whole object."""
+    ranged GET on S3 (through django-storages' boto3 Object), never the whole object."""
     storage = artifact_storage()
     key = blob_key(sha256)
     if isinstance(storage, FileSystemStorage):
@@ -66,9 +66,10 @@ def range_chunks(sha256: str, start: int, length: int) -> Iterator[bytes]:
                 length -= len(chunk)
                 yield chunk
         return
-    answer = storage.connection.meta.client.get_object(
-        Bucket=storage.bucket_name, Key=key, Range=f"bytes={start}-{start + length - 1}"
-    )
+    # django-storages' file names the object as the storage does (its `location` prefix
+    # included); its boto3 Object reads the range.
+    stored = storage.open(key, "rb")
+    answer = stored.obj.get(Range=f"bytes={start}-{start + length - 1}")
     body = answer["Body"]
     try:
         yield from body.iter_chunks(CHUNK_SIZE)

@@ -80,6 +80,7 @@ def s3_artifacts(s3_process, settings) -> str:
                 "region_name": "us-east-1",
                 "file_overwrite": True,
                 "default_acl": None,
+                "location": "modelvault",  # as production has it: keys under a prefix
             },
         },
     }
