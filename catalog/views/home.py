@@ -1,3 +1,4 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -5,7 +6,6 @@ from django.shortcuts import redirect, render
 
 from approvals.models import StageChangeRequest
 from catalog.charts import stage_bars
-from registry.errors import NotFound
 from registry.models import ActivityEvent, Membership, ModelVersion, RegisteredModel, Stage
 
 
@@ -40,5 +40,8 @@ def catalog_index(request: HttpRequest) -> HttpResponse:
     """/models/: the catalog of the user's first organization."""
     membership = Membership.objects.filter(user=request.user).select_related("org").first()
     if membership is None:
-        raise NotFound("you belong to no organization yet")
+        messages.info(
+            request, "You belong to no organization yet: an admin of one can add you to it."
+        )
+        return redirect("catalog:home")
     return redirect("catalog:catalog", org=membership.org.slug)

@@ -75,3 +75,17 @@ def test_it_answers_a_404_page_for_an_unknown_org(alice_client):
     page = alice_client.get(reverse("catalog:catalog", args=["nowhere"]))
     assert page.status_code == 404
     assert b"Not found" in page.content
+
+
+def test_the_catalog_link_takes_alice_to_her_orgs_catalog(alice_client):
+    response = alice_client.get(reverse("catalog:catalog-index"))
+    assert (response.status_code, response["Location"]) == (302, "/orgs/acme/models/")
+
+
+def test_the_catalog_link_of_someone_in_no_org_says_so(client, django_user_model):
+    """A superuser made before any org (createsuperuser) belongs to none: not an error."""
+    root = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(root)
+    response = client.get(reverse("catalog:catalog-index"), follow=True)
+    assert response.status_code == 200
+    assert "You belong to no organization yet" in response.content.decode()
