@@ -1,9 +1,11 @@
 """Walk each organization's activity hash chain and name the first broken link (SPEC 3.7);
+with --state, also replay it and name every stored version it does not explain (SPEC 3.2);
 or, with --file, verify an export of it offline (no database is opened)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from registry.audit import CHAINED_FIELDS, BrokenLink, verify_chain
+from registry.consistency import state_drift
 from registry.export import Verified, verify_file
 from registry.models import ActivityChain, ActivityEvent, Organization
 
@@ -14,9 +16,11 @@ CHUNK_SIZE = 2000
 class Command(BaseCommand):
     help = (
         "Verify the hash chain of every organization's activity log (or one, with --org); "
-        "exit non-zero if any chain is broken, naming its first broken link. With --file, "
-        "verify an export (export_activity, or the API's) offline instead, naming its first "
-        "broken line."
+        "exit non-zero if any chain is broken, naming its first broken link. With --state, "
+        "also replay each log and compare it with the stored versions (stage, lock level, "
+        "label, digest, and the digest their ingredients give), naming every change that went "
+        "around the services. With --file, verify an export (export_activity, or the API's) "
+        "offline instead, naming its first broken line."
     )
 
     def add_arguments(self, parser):
@@ -24,11 +28,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--file", metavar="EXPORT", help="verify this export file, with no database"
         )
+        parser.add_argument(
+            "--state",
+            action="store_true",
+            help="also compare the stored versions with what the activity log says",
+        )
 
-    def handle(self, *args, org: str | None = None, file: str | None = None, **options) -> None:
+    def handle(
+        self,
+        *args,
+        org: str | None = None,
+        file: str | None = None,
+        state: bool = False,
+        **options,
+    ) -> None:
         if file is not None:
-            if org is not None:
-                raise CommandError("--file verifies the file alone: leave out --org")
+            if org is not None or state:
+                raise CommandError("--file verifies the file alone: leave out --org and --state")
             self.verify_export(file)
             return
         orgs = Organization.objects.order_by("slug")
@@ -36,7 +52,7 @@ class Command(BaseCommand):
             orgs = orgs.filter(slug=org)
             if not orgs.exists():
                 raise CommandError(f"organization {org} not found")
-        broken = []
+        broken, drifted = [], []
         for organization in orgs.iterator():
             checked, link = verify_org(organization)
             if link is None:
@@ -47,11 +63,30 @@ class Command(BaseCommand):
                     self.style.ERROR(f"{organization.slug}: broken at {link}")
                     + f" ({checked} events intact before it)"
                 )
+            if state and not self.verify_state(organization):
+                drifted.append(organization.slug)
+        problems = []
         if broken:
-            raise CommandError(
+            problems.append(
                 f"the activity chain of {len(broken)} organization(s) is broken: "
                 + ", ".join(broken)
             )
+        if drifted:
+            problems.append(
+                f"the stored versions of {len(drifted)} organization(s) differ from the "
+                "activity log (changed around the services): " + ", ".join(drifted)
+            )
+        if problems:
+            raise CommandError("; ".join(problems))
+
+    def verify_state(self, org: Organization) -> bool:
+        compared, drifts = state_drift(org)
+        if not drifts:
+            self.stdout.write(f"{org.slug}: {compared} version(s), as the activity log says")
+            return True
+        for drift in drifts:
+            self.stderr.write(self.style.ERROR(f"{org.slug}: {drift}"))
+        return False
 
     def verify_export(self, path: str) -> None:
         try:
