@@ -48,7 +48,9 @@ def get_documentation(
     version = get_version_for_user(request.auth, org, model, number)
     doc = technical_documentation(version, viewer=request.auth)
     if format == "html":
-        body = render_to_string("catalog/documentation_standalone.html", {"doc": doc})
+        body = render_to_string(
+            "catalog/documentation_standalone.html", {"doc": doc}, request=request
+        )
         return HttpResponse(body, content_type="text/html; charset=utf-8")
     if format == "md":
         response = HttpResponse(render_markdown(doc), content_type="text/markdown; charset=utf-8")

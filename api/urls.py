@@ -12,7 +12,7 @@ from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
-from api import activity, approvals, artifacts, catalog, errors, search
+from api import activity, approvals, artifacts, catalog, errors, search, throttle
 from api import branches as branches_api
 from api import documentation as documentation_api
 from api import flags as flags_api
@@ -64,6 +64,7 @@ api = RegistryAPI(
     renderer=FastJSONRenderer(),
 )
 errors.install(api)
+throttle.install(api)
 # Artifacts first: their {path:path} routes must not be shadowed by a shorter match.
 api.add_router("", artifacts.router)
 api.add_router("", catalog.router)

@@ -8,9 +8,11 @@ lists every variable.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -40,6 +42,13 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def env_positive(name: str, default: int) -> int:
+    value = env_int(name, default)
+    if value < 1:
+        raise ImproperlyConfigured(f"{name} must be 1 or more, not {value}")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -88,6 +97,8 @@ INSTALLED_APPS = [
     "ninja",  # serves the API docs' Swagger files from static/, never from a CDN
     "guardian",
     "simple_history",
+    "axes",
+    "csp",
     "registry",
     "approvals",
     "catalog",
@@ -101,6 +112,8 @@ MIDDLEWARE = [
     # Second: the request id and log line of every request but the probes'.
     "config.requestlog.RequestLog",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "config.middleware.RefuseUnstorableURLs",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -110,6 +123,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -163,6 +178,8 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out login before any password is checked (django-axes).
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -306,6 +323,97 @@ SECURE_PROXY_SSL_HEADER = (
 )
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+
+# The browser's rules for every response (django-csp; docs/architecture.md, "Brute force
+# and browser hardening"): scripts, styles, images, fonts and requests from this server
+# only, no inline script or style (a nonce lets the standalone technical document carry its
+# own <style>), no plugins, no framing, forms posted here only. data: images are for the API
+# docs' CSS.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", NONCE],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# Powerful browser features that no page of this server uses (django-permissions-policy).
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
+
+# Client addresses (config/network.py): behind proxies that each append the address they
+# were called from to X-Forwarded-For, the client is that many entries from its end. The
+# login lockout and the API's failed-token limit count per address: without this, behind a
+# proxy every user would be the proxy's one address.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if env_bool("BEHIND_TLS_PROXY") else 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+
+# The cache holds what several server processes must share: the API's count of failed
+# tokens per address (api/throttle.py). CACHE_URL names a Redis database of its own
+# (redis://host:6379/1: clearing the cache empties that database, so never the broker's);
+# without it each process counts alone, which is right for one process only (check --deploy
+# warns).
+CACHE_URL = env_str("CACHE_URL")
+if CACHE_URL:
+    if not CACHE_URL.startswith(("redis://", "rediss://", "unix://")):
+        raise ImproperlyConfigured(f"CACHE_URL must be a redis:// URL, not {CACHE_URL!r}")
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "modelvault",
+            # A Redis that does not answer costs a request at most this, then is skipped.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+
+# Login throttling (SPEC 4.6, django-axes): LOGIN_FAILURE_LIMIT failed logins for one
+# username, or from one address, lock that username, or that address, out of the login page
+# and the admin console until LOGIN_COOLOFF_SECONDS after the last failure. Failures are rows
+# in the database (AccessAttempt), each counted under a row lock, so any number of processes
+# count every one. A login refused during a lockout is not counted: trying again does not
+# lock anybody out for longer, and a flood costs no writes. Success resets nothing (else one
+# valid account would reset its address's count).
+AXES_FAILURE_LIMIT = env_positive("LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(seconds=env_positive("LOGIN_COOLOFF_SECONDS", 900))
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_CLIENT_IP_CALLABLE = "config.network.client_address"
+AXES_LOCKOUT_CALLABLE = "catalog.views.login.locked_out"
+
+# Failed API tokens (api/throttle.py): API_TOKEN_FAILURE_LIMIT failed bearer tokens from one
+# address within API_TOKEN_FAILURE_WINDOW seconds refuse every bearer request from it (429,
+# the token unchecked) for that many seconds.
+API_TOKEN_FAILURE_LIMIT = env_positive("API_TOKEN_FAILURE_LIMIT", 20)
+API_TOKEN_FAILURE_WINDOW = env_positive("API_TOKEN_FAILURE_WINDOW", 300)
 
 # Logs (config/requestlog.py): one line per request on `modelvault.request` at INFO, with
 # a request id on every record, also in the Celery worker. LOG_FORMAT json (the default with

@@ -194,7 +194,7 @@ def lineage_svg(lineage: dict[str, Any]) -> SafeString:
     )
     return format_html(
         '<svg xmlns="http://www.w3.org/2000/svg" class="lineage-graph" role="img" '
-        'viewBox="0 0 {} {}" width="{}" height="{}" style="max-width: 100%; height: auto" '
+        'viewBox="0 0 {} {}" width="{}" height="{}" '
         'aria-labelledby="lineage-graph-title">'
         '<title id="lineage-graph-title">{}</title>'
         '<defs><marker id="lineage-arrow" viewBox="0 0 10 10" refX="10" refY="5" '

@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 
@@ -67,6 +68,9 @@ def pytest_configure(config):
     settings.SECURE_HSTS_SECONDS = 0
     # Before the cast is made (_cast_held below): a fast hasher, for the tests only.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # Each test process counts failed API tokens in its own memory, never in a Redis that
+    # the xdist workers would share; _test_settings empties it before each test.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 
 def is_transactional(item) -> bool:
@@ -236,6 +240,7 @@ def _test_settings(settings, tmp_path):
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    cache.clear()  # no test inherits another's failed-token counts (api/throttle.py)
 
 
 @pytest.fixture

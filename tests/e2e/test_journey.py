@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from registry.services.versions import version_create, version_set_lock_level
-from tests.e2e.pages import login
+from tests.e2e.pages import login, violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -66,6 +66,8 @@ def test_it_takes_a_request_through_review(browser, live_server, cast, model, jo
         expect(alice.locator(".comment-body")).to_contain_text("AUC 0.91")
         assert alice.evaluate("window.pwned") is None
         shoot(alice, "version.png")
+        # Nothing on the way was refused by the Content-Security-Policy.
+        assert violations(alice) == []
     finally:
         alice.context.close()
 
@@ -90,6 +92,7 @@ def test_it_takes_a_request_through_review(browser, live_server, cast, model, jo
         bob.goto(f"{live_server.url}/orgs/acme/models/fraud/compare/?a=1&b=2")
         assert bob.locator("table.compare tr.diff").count() >= 1
         shoot(bob, "compare.png")
+        assert violations(bob) == []
     finally:
         bob.context.close()
 
@@ -131,5 +134,6 @@ def test_it_shows_each_role_only_its_controls(
         )
         assert set(fields) == {"csrfmiddlewaretoken", "description", "readme"}
         assert "Nobody may change its ingredients" in page.content()
+        assert violations(page) == []
     finally:
         page.context.close()

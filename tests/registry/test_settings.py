@@ -182,12 +182,97 @@ def test_it_passes_the_deployment_checks_under_production_settings(var_dir):
     env = {
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "models.example.com",
+        "CACHE_URL": "redis://127.0.0.1:6379/1",
     }
 
     done = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, var_dir)
 
     assert done.returncode == 0, done.stderr
     assert "System check identified no issues" in done.stdout
+
+
+def test_it_passes_the_deployment_checks_of_the_scaled_out_deployment(var_dir):
+    # SPEC 5: PostgreSQL, Redis, S3 and several gunicorn processes behind a TLS proxy.
+    env = {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "models.example.com",
+        "SITE_URL": "https://models.example.com",
+        "CSRF_TRUSTED_ORIGINS": "https://models.example.com",
+        "BEHIND_TLS_PROXY": "true",
+        "DATABASE_URL": "postgres://modelvault:secret@db.example.com:5432/modelvault",
+        "CELERY_BROKER_URL": "redis://redis.example.com:6379/0",
+        "CACHE_URL": "redis://redis.example.com:6379/1",
+        "ARTIFACT_STORAGE": "s3",
+        "AWS_STORAGE_BUCKET_NAME": "modelvault-artifacts",
+        "EMAIL_HOST": "smtp.example.com",
+    }
+
+    done = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, var_dir)
+
+    assert done.returncode == 0, done.stderr
+    assert "System check identified no issues" in done.stdout
+
+
+def test_it_warns_at_deployment_when_the_token_limit_is_counted_per_process(var_dir):
+    env = {"SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "models.example.com"}
+
+    done = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env, var_dir)
+
+    assert done.returncode == 1
+    assert "(api.W001) The cache is kept per process" in done.stderr
+    assert "Set CACHE_URL" in done.stderr
+
+
+def test_it_reads_the_throttles_from_the_environment(var_dir):
+    env = {
+        **SECRET,
+        "LOGIN_FAILURE_LIMIT": "7",
+        "LOGIN_COOLOFF_SECONDS": "120",
+        "API_TOKEN_FAILURE_LIMIT": "50",
+        "API_TOKEN_FAILURE_WINDOW": "60",
+        "CACHE_URL": "redis://cache.example.com:6379/2",
+    }
+    names = ["AXES_FAILURE_LIMIT", "AXES_COOLOFF_TIME", "AXES_LOCKOUT_PARAMETERS"]
+    names += ["API_TOKEN_FAILURE_LIMIT", "API_TOKEN_FAILURE_WINDOW", "CACHES"]
+
+    values = read_settings(env, var_dir, *names)
+
+    assert values["AXES_FAILURE_LIMIT"] == 7
+    assert values["AXES_COOLOFF_TIME"] == "0:02:00"
+    assert values["AXES_LOCKOUT_PARAMETERS"] == ["ip_address", "username"]
+    assert (values["API_TOKEN_FAILURE_LIMIT"], values["API_TOKEN_FAILURE_WINDOW"]) == (50, 60)
+    cache = values["CACHES"]["default"]
+    assert cache["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
+    assert cache["LOCATION"] == "redis://cache.example.com:6379/2"
+
+
+def test_it_keeps_its_defaults_for_the_throttles(var_dir):
+    names = ["AXES_FAILURE_LIMIT", "AXES_COOLOFF_TIME", "API_TOKEN_FAILURE_LIMIT"]
+    names += ["API_TOKEN_FAILURE_WINDOW", "CACHES", "TRUSTED_PROXY_COUNT"]
+
+    values = read_settings(SECRET, var_dir, *names)
+
+    assert values["AXES_FAILURE_LIMIT"] == 10
+    assert values["AXES_COOLOFF_TIME"] == "0:15:00"
+    assert (values["API_TOKEN_FAILURE_LIMIT"], values["API_TOKEN_FAILURE_WINDOW"]) == (20, 300)
+    assert values["CACHES"]["default"]["BACKEND"].endswith("LocMemCache")
+    assert values["TRUSTED_PROXY_COUNT"] == 0
+    behind = read_settings({**SECRET, "BEHIND_TLS_PROXY": "true"}, var_dir, "TRUSTED_PROXY_COUNT")
+    assert behind["TRUSTED_PROXY_COUNT"] == 1
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT must be 1 or more, not 0"),
+        ({"LOGIN_COOLOFF_SECONDS": "-5"}, "LOGIN_COOLOFF_SECONDS must be 1 or more, not -5"),
+        ({"API_TOKEN_FAILURE_WINDOW": "0"}, "API_TOKEN_FAILURE_WINDOW must be 1 or more, not 0"),
+        ({"TRUSTED_PROXY_COUNT": "-1"}, "TRUSTED_PROXY_COUNT must be 0 or more"),
+        ({"CACHE_URL": "memcached://x"}, "CACHE_URL must be a redis:// URL"),
+    ],
+)
+def test_it_refuses_throttles_that_would_not_throttle(var_dir, env, message):
+    assert message in refusal({**SECRET, **env}, var_dir)
 
 
 def test_it_says_what_is_missing_when_manage_py_runs_without_its_settings(var_dir):
