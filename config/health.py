@@ -14,7 +14,6 @@ said than what a probe needs, and nothing is cached: each probe checks anew.
 import os
 import time
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +22,7 @@ from django.core.files.storage import FileSystemStorage
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-try:
-    VERSION = version("modelvault-server")
-except PackageNotFoundError:  # run from a checkout that was never installed
-    VERSION = "unknown"
+from config.version import VERSION
 
 HEALTH, READY = "/healthz", "/readyz"
 # How long the broker may take to accept a connection before the node counts as unready.

@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 
+from config.version import VERSION
 from registry.models import LockLevel, Stage
 
 register = template.Library()
@@ -123,3 +124,8 @@ def query_with(context, **changes) -> str:
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.simple_tag
+def modelvault_version() -> str:
+    return VERSION

@@ -89,3 +89,11 @@ def test_the_catalog_link_of_someone_in_no_org_says_so(client, django_user_model
     response = client.get(reverse("catalog:catalog-index"), follow=True)
     assert response.status_code == 200
     assert "You belong to no organization yet" in response.content.decode()
+
+
+def test_the_footer_shows_the_servers_version(alice_client):
+    from config.version import VERSION
+
+    body = alice_client.get(reverse("catalog:home")).content.decode()
+    assert f"Modelvault {VERSION}" in body and VERSION != "unknown"
+    assert 'href="/api/v1/docs"' in body
