@@ -5,7 +5,9 @@ still overrides this file."""
 
 import gc
 import os
+import shutil
 import sys
+from pathlib import Path
 
 
 def env_count(name: str, default: int, least: int) -> int:
@@ -63,3 +65,24 @@ def post_worker_init(worker) -> None:
         gc.collect()
         gc.freeze()
         gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
+# Prometheus metrics (config/metrics.py): each worker writes its counts under this folder and
+# the one that answers /metrics sums them. Set before any worker imports prometheus_client;
+# emptied when the server starts, so that no count of a previous run is summed.
+METRICS_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    str(Path(os.environ.get("VAR_DIR") or Path(__file__).parent / "var") / "metrics"),
+)
+
+
+def on_starting(server) -> None:
+    shutil.rmtree(METRICS_DIR, ignore_errors=True)
+    os.makedirs(METRICS_DIR, mode=0o750, exist_ok=True)
+
+
+def child_exit(server, worker) -> None:
+    """A worker gone: its live gauges go with it (its counters stay in the sums)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -13,6 +13,7 @@ from api import schemas as s
 from api.errors import error_response
 from api.pagination import paginate
 from api.render import artifact_json
+from config.metrics import UPLOAD_BYTES
 from registry.downloads import download_response
 from registry.errors import Invalid, NotFound, TooLarge
 from registry.models import Artifact
@@ -76,6 +77,7 @@ def put_artifact(request: HttpRequest, org: str, model: str, number: s.Number, p
         expected_size=size,
         max_size=limit,
     )
+    UPLOAD_BYTES.inc(artifact.blob.size)
     return Status(201, artifact_json(artifact))
 
 

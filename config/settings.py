@@ -109,6 +109,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: /healthz and /readyz answer probes by the node's address, over plain HTTP.
     "config.health.HealthChecks",
+    # Then /metrics, and the timing of every other request (config/metrics.py).
+    "config.metrics.RequestMetrics",
     # Second: the request id and log line of every request but the probes'.
     "config.requestlog.RequestLog",
     "django.middleware.security.SecurityMiddleware",
@@ -414,6 +416,10 @@ AXES_LOCKOUT_CALLABLE = "catalog.views.login.locked_out"
 # the token unchecked) for that many seconds.
 API_TOKEN_FAILURE_LIMIT = env_positive("API_TOKEN_FAILURE_LIMIT", 20)
 API_TOKEN_FAILURE_WINDOW = env_positive("API_TOKEN_FAILURE_WINDOW", 300)
+
+# Prometheus metrics at /metrics (config/metrics.py): with METRICS_TOKEN, for a bearer of
+# that token; without, for a scraper on this host only.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 
 # Logs (config/requestlog.py): one line per request on `modelvault.request` at INFO, with
 # a request id on every record, also in the Celery worker. LOG_FORMAT json (the default with
