@@ -3,9 +3,13 @@
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import OperationalError
 from django.http import Http404, HttpRequest, JsonResponse
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
+from config.database import RETRY_AFTER, is_locked
 from registry.errors import RegistryError
 
 CODES = {
@@ -17,6 +21,7 @@ CODES = {
     409: "conflict",
     413: "too_large",
     423: "locked",
+    503: "unavailable",
 }
 
 
@@ -71,3 +76,35 @@ def install(api) -> None:
     @api.exception_handler(Http404)
     def not_found(request: HttpRequest, exc: Http404):
         return error_response(404, str(exc) or "not found")
+
+    @api.exception_handler(RequestDataTooBig)
+    def body_too_large(request: HttpRequest, exc: RequestDataTooBig):
+        return body_too_large_response()
+
+    @api.exception_handler(OperationalError)
+    def database_busy(request: HttpRequest, exc: OperationalError):
+        if not is_locked(exc):
+            raise exc  # a failure of the server: Django's 500
+        return database_busy_response()
+
+
+def body_too_large_response() -> JsonResponse:
+    """A body over DATA_UPLOAD_MAX_MEMORY_SIZE, refused before it is read (Django's
+    RequestDataTooBig). Artifacts stream in through their own PUT, which has no such limit."""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    return error_response(
+        413,
+        f"the request body is larger than the limit of {limit} bytes; artifact files are "
+        "uploaded with PUT .../versions/{number}/artifacts/{path}",
+        details={"limit": limit},
+    )
+
+
+def database_busy_response() -> JsonResponse:
+    response = error_response(
+        503,
+        f"the database is busy with other writes: try again in {RETRY_AFTER} seconds",
+        details={"retry_after": RETRY_AFTER},
+    )
+    response["Retry-After"] = str(RETRY_AFTER)
+    return response

@@ -92,9 +92,13 @@ def start_worker(
     hostname: str | None = None,
     loglevel: str = "INFO",
     cwd: Path | str | None = None,
+    as_deployed: bool = False,
 ) -> Worker:
     """Start a worker on `broker` consuming `queue` only, logging to `log_path`; `env` is
-    added to this process's environment. It is not waited for: see Worker.wait_ready."""
+    added to this process's environment. It is not waited for: see Worker.wait_ready.
+
+    The worker is a lean one (solo pool, no beat, no gossip, mingle or heartbeat) unless
+    `as_deployed`: then it is the one `make worker` starts (prefork pool, embedded beat)."""
     if cwd is None:
         from django.conf import settings
 
@@ -105,6 +109,16 @@ def start_worker(
         "CELERY_BROKER_URL": broker,
         **(env or {}),
     }
+    if as_deployed:
+        kind = ["-B"]
+    else:
+        kind = [
+            "--pool=solo",
+            "--concurrency=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
     process = subprocess.Popen(
         [
             sys.executable,
@@ -113,15 +127,11 @@ def start_worker(
             "-A",
             "config",
             "worker",
-            "--pool=solo",
-            "--concurrency=1",
+            *kind,
             f"--queues={queue}",
             f"--hostname={hostname or queue}@%h",
             f"--loglevel={loglevel}",
             f"--logfile={log_path}",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
         ],
         cwd=cwd,
         env=environment,

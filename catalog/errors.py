@@ -2,7 +2,8 @@
 
 NotFound is a 404 page. Any other refusal (Forbidden, Locked, Conflict, Invalid, ...) of a
 form post becomes a message on the page the form came from (post/redirect/get); of a GET,
-a 403 page. Nothing becomes a 500.
+a 403 page, or the 503 page for Unavailable (artifact storage missing). Nothing becomes a
+500.
 """
 
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from registry.errors import NotFound, RegistryError
+from config.errors import unavailable_page
+from registry.errors import NotFound, RegistryError, Unavailable
 
 
 def back_url(request: HttpRequest) -> str:
@@ -36,6 +38,8 @@ def domain_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
             raise Http404(exc.message) from exc
         except RegistryError as exc:
             if request.method != "POST":
+                if isinstance(exc, Unavailable):
+                    return unavailable_page(request, exc.message)
                 raise PermissionDenied(exc.message) from exc
             messages.error(request, exc.message)
             return HttpResponseRedirect(back_url(request))

@@ -6,6 +6,7 @@ CELERY_BROKER_URL and ARTIFACT_STORAGE=s3 switch to the production parts; docs/o
 lists every variable.
 """
 
+import contextlib
 import os
 import secrets
 from datetime import timedelta
@@ -14,6 +15,8 @@ from pathlib import Path
 import dj_database_url
 from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
+
+from config.files import DIR_MODE, FILE_MODE, make_dirs
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -61,6 +64,7 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DEBUG", False)
 
 # Everything the embedded default writes lives here: database, artifacts, mail, temp files.
+# The folders the server makes get mode 0750 and its files 0640 (config/files.py).
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
 
 
@@ -74,7 +78,7 @@ def _secret_key() -> str:
     # secret is ever committed and sessions survive a restart.
     path = VAR_DIR / "secret_key"
     if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        make_dirs(VAR_DIR)
         path.write_text(secrets.token_urlsafe(50))
         path.chmod(0o600)
     return path.read_text().strip()
@@ -147,10 +151,24 @@ TEMPLATES = [
     },
 ]
 
-# Database: SQLite in VAR_DIR unless DATABASE_URL names another (postgres://...).
+# Database: SQLite in VAR_DIR unless DATABASE_URL names another (postgres://..., or a
+# sqlite:///path, which gets the same options as the embedded default).
+_SQLITE_OPTIONS = {
+    # IMMEDIATE: a writing transaction takes the write lock up front, so two writers queue
+    # (timeout) instead of failing to upgrade a read lock.
+    "transaction_mode": "IMMEDIATE",
+    "timeout": 20,
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 DATABASE_URL = env_str("DATABASE_URL")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+        # What the URL's query sets (?timeout=60) wins over the defaults.
+        DATABASES["default"]["OPTIONS"] = {
+            **_SQLITE_OPTIONS,
+            **DATABASES["default"].get("OPTIONS", {}),
+        }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Server-side parameters, and a statement run this many times on a connection is
         # prepared there: the same SQL (a queryset of one shape gives one text) is then
@@ -163,18 +181,12 @@ if DATABASE_URL:
             server_side_binding=True, prepare_threshold=_prepare or None
         )
 else:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    make_dirs(VAR_DIR)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "modelvault.sqlite3",
-            "OPTIONS": {
-                # IMMEDIATE: a writing transaction takes the write lock up front, so two
-                # writers queue (timeout) instead of failing to upgrade a read lock.
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
+            "OPTIONS": dict(_SQLITE_OPTIONS),
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -244,6 +256,11 @@ else:
         f"ARTIFACT_STORAGE must be filesystem or s3, not {ARTIFACT_STORAGE!r}"
     )
 
+# Uploads Django itself stores (FileSystemStorage) get the modes of config/files.py, as do
+# artifact blobs, their folders and the staging folder (registry/storage.py).
+FILE_UPLOAD_PERMISSIONS = FILE_MODE
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = DIR_MODE
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "artifacts": _artifact_backend,
@@ -268,10 +285,23 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # at most these seconds, to connect and then to hear back.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # No acknowledgement emulation: Redis hands each message over once and forgets it. With
+    # it on, a worker that lost Redis while it held an unacknowledged message (a task
+    # running: acks_late) tried to put it back through the connection it had just dropped,
+    # and exited ("Unrecoverable error"). The database is the outbox: what a dead worker or
+    # an outage drops, the sweep sends again (docs/operations.md, "A broker outage").
+    "ack_emulation": False,
+    # What a retry's countdown is kept under (notifications.services.backoff).
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
 }
+# A worker and its beat wait for the broker however long it is away, also when they start
+# (Celery's default gives up after 100 attempts, about 45 minutes: a beat that started
+# during the outage then exits).
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Celery's Django fix-up closes the database connection around every task unless this is set
 # (then only every this many tasks): a new PostgreSQL connection costs the server more CPU
 # than a notification task. config/celery.py applies CONN_MAX_AGE around tasks instead.
@@ -293,6 +323,12 @@ WEBHOOK_RETRY_BASE = env_int("WEBHOOK_RETRY_BASE", 30)
 CELERY_BEAT_SCHEDULE_FILENAME = env_str(
     "CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule")
 )
+if _broker:
+    # Beat (make worker's -B) opens its schedule file as it starts, and without the folder
+    # its process dies there: the worker would run on, and no sweep with it. A process that
+    # may not make the folder (a web server on a read-only disk) has no use for it.
+    with contextlib.suppress(OSError):
+        make_dirs(Path(CELERY_BEAT_SCHEDULE_FILENAME).parent)
 CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {
         "task": "notifications.tasks.sweep_outbox",

@@ -13,3 +13,7 @@ urlpatterns = [
     path("approvals/", include("approvals.urls")),
     path("", include("catalog.urls")),
 ]
+
+# A body too large (413) and a database busy (503) wherever they are raised: config/errors.py.
+handler400 = "config.errors.bad_request"
+handler500 = "config.errors.server_error"

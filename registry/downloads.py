@@ -9,14 +9,21 @@ file's SHA-256 (ETag, X-Checksum-Sha256), so a resumed file is checked as one.
 
 import posixpath
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from django.core.files.storage import FileSystemStorage
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
 from registry.models import Artifact
-from registry.storage import CHUNK_SIZE, artifact_storage, blob_chunks, blob_key, open_blob
+from registry.storage import (
+    CHUNK_SIZE,
+    artifact_storage,
+    blob_chunks,
+    blob_key,
+    open_blob,
+    storage_errors,
+)
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -51,30 +58,46 @@ def wanted_range(request: HttpRequest, etag: str, size: int) -> tuple[int, int] 
     return start, end
 
 
-def range_chunks(sha256: str, start: int, length: int) -> Iterator[bytes]:
+def range_chunks(sha256: str, start: int, length: int) -> Iterable[bytes]:
     """`length` bytes of the blob from `start`, in chunks: a seek on the filesystem, a
-    ranged GET on S3 (through django-storages' boto3 Object), never the whole object."""
+    ranged GET on S3 (through django-storages' boto3 Object), never the whole object. The
+    GET is sent here, before the response starts: a storage that refuses it (a bucket that
+    does not exist: registry.storage.storage_errors) is answered as an error, not cut off."""
     storage = artifact_storage()
     key = blob_key(sha256)
     if isinstance(storage, FileSystemStorage):
-        with open(storage.path(key), "rb") as handle:
-            handle.seek(start)
-            while length > 0:
-                chunk = handle.read(min(CHUNK_SIZE, length))
-                if not chunk:
-                    return
-                length -= len(chunk)
-                yield chunk
-        return
+        return _file_range(storage.path(key), start, length)
     # django-storages' file names the object as the storage does (its `location` prefix
     # included); its boto3 Object reads the range.
-    stored = storage.open(key, "rb")
-    answer = stored.obj.get(Range=f"bytes={start}-{start + length - 1}")
-    body = answer["Body"]
-    try:
-        yield from body.iter_chunks(CHUNK_SIZE)
-    finally:
-        body.close()
+    with storage_errors():
+        stored = storage.open(key, "rb")
+        answer = stored.obj.get(Range=f"bytes={start}-{start + length - 1}")
+    return ObjectBody(answer["Body"])
+
+
+def _file_range(path: str, start: int, length: int) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        handle.seek(start)
+        while length > 0:
+            chunk = handle.read(min(CHUNK_SIZE, length))
+            if not chunk:
+                return
+            length -= len(chunk)
+            yield chunk
+
+
+class ObjectBody:
+    """An S3 object's body in chunks. The response closes it when done, read or not: that
+    returns its connection."""
+
+    def __init__(self, body):
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.body.iter_chunks(CHUNK_SIZE)
+
+    def close(self) -> None:
+        self.body.close()
 
 
 def plain_refusal(message: str, size: int) -> HttpResponse:

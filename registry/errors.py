@@ -35,3 +35,9 @@ class TooLarge(RegistryError):
 
 class Locked(RegistryError):
     code, status = "locked", 423
+
+
+class Unavailable(RegistryError):
+    """A part the server needs is missing or not answering (not the caller's fault)."""
+
+    code, status = "unavailable", 503

@@ -4,7 +4,9 @@ An upload streams into a staging file while it is hashed, in bounded memory, the
 and writing overlapped with receiving (_Pipeline). Only a complete
 upload whose SHA-256 matches what the client expected is moved under its storage key
 (`blobs/ab/cd/<sha256>`); the key is made here, never from a user's path. Whatever goes
-wrong, the staging file is removed.
+wrong, the staging file is removed. Folders made here get mode 0750 and blobs on the
+filesystem 0640 (config/files.py); a bucket that does not exist is Unavailable (503), not
+a failure of the server.
 """
 
 import contextlib
@@ -26,7 +28,8 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
-from registry.errors import Invalid, TooLarge
+from config.files import FILE_MODE, make_dirs
+from registry.errors import Invalid, RegistryError, TooLarge, Unavailable
 
 CHUNK_SIZE = 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
@@ -34,6 +37,39 @@ _HEX = frozenset("0123456789abcdef")
 
 def artifact_storage() -> Storage:
     return storages["artifacts"]
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """Around calls to the artifact storage: on object storage, a failure because its bucket
+    does not exist becomes Unavailable, with a message that names the bucket. (The
+    storage's answers do not always say so: a missing object and a missing bucket are both
+    404 to HEAD and GET. Only after a failure is the bucket asked after, once.)"""
+    try:
+        yield
+    except Exception as exc:
+        storage = artifact_storage()
+        bucket = getattr(storage, "bucket_name", None)
+        if bucket and not isinstance(exc, RegistryError) and not bucket_exists(storage):
+            raise Unavailable(
+                f"artifact storage bucket {bucket!r} does not exist: create it, or set "
+                "AWS_STORAGE_BUCKET_NAME to one that does"
+            ) from exc
+        raise
+
+
+def bucket_exists(storage: Storage) -> bool:
+    """Whether an S3 storage's bucket is there (HeadBucket); True when it cannot tell."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        return code not in ("404", "NoSuchBucket")
+    except BotoCoreError:  # the endpoint does not answer: the first failure stands
+        return True
+    return True
 
 
 def blob_key(sha256: str) -> str:
@@ -253,12 +289,13 @@ def staged_upload(
     """
     expected = normalise_sha256(expected_sha256)
     limit = settings.ARTIFACT_MAX_SIZE if max_size is None else max_size
-    staging_dir = Path(settings.ARTIFACT_TMP_DIR)
-    staging_dir.mkdir(parents=True, exist_ok=True)
+    staging_dir = make_dirs(settings.ARTIFACT_TMP_DIR)
     fd, name = tempfile.mkstemp(prefix="upload-", dir=staging_dir)
     path = Path(name)
     try:
         with _StagingFile(fd) as out:
+            # The staging file becomes the blob by a rename: it has the blob's mode now.
+            os.fchmod(fd, FILE_MODE)
             digest, size = _hash_and_write(iter_chunks(source), out, limit)
         if expected_size is not None and size != expected_size:
             raise Invalid(
@@ -289,7 +326,7 @@ def place_blob(staged: StagedUpload) -> bool:
         target = Path(storage.path(key))
         if target.exists():
             return False
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(target.parent)
         try:
             # One rename when the staging folder is on the same filesystem: no second copy.
             os.replace(staged.path, target)
@@ -298,12 +335,14 @@ def place_blob(staged: StagedUpload) -> bool:
                 raise
             partial = target.with_name(target.name + ".partial")
             shutil.copyfile(staged.path, partial)
+            partial.chmod(FILE_MODE)
             os.replace(partial, target)
         return True
-    if storage.exists(key):
-        return False
-    with staged.path.open("rb") as handle:
-        saved = storage.save(key, File(handle, name=key))
+    with storage_errors():
+        if storage.exists(key):
+            return False
+        with staged.path.open("rb") as handle:
+            saved = storage.save(key, File(handle, name=key))
     if saved != key:
         storage.delete(saved)
         raise RuntimeError(f"artifact storage saved {key} as {saved}; it must overwrite in place")
@@ -318,7 +357,8 @@ def remove_blob_bytes(sha256: str) -> None:
 
 
 def open_blob(sha256: str) -> File:
-    return artifact_storage().open(blob_key(sha256), "rb")
+    with storage_errors():
+        return artifact_storage().open(blob_key(sha256), "rb")
 
 
 # Blobs at least this large are read for a download with O_DIRECT (blob_chunks); smaller

@@ -57,13 +57,15 @@ class Hit:
 
 @dataclass
 class Receiver:
-    """Answers each POST with the next of `statuses` (the last one repeats), records it."""
+    """Answers each POST with the next of `statuses` (the last one repeats), records it.
+    `arrived` counts the POSTs that came in, answered or still held for `delay`."""
 
     port: int = 0
     statuses: list[int] = field(default_factory=lambda: [200])
     delay: float = 0.0
     location: str = ""
     hits: list[Hit] = field(default_factory=list)
+    arrived: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -102,6 +104,8 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
+            with state.lock:
+                state.arrived += 1
             if state.delay:
                 time.sleep(state.delay)
             with state.lock:
@@ -238,12 +242,15 @@ class Workers:
         assert celery_app.conf.task_always_eager is False
         assert celery_app.conf.broker_url == url
 
-    def start(self) -> Worker:
+    def start(self, *, as_deployed: bool = False) -> Worker:
+        """A lean worker (solo pool), or with `as_deployed` the one `make worker` starts
+        (prefork pool, embedded beat: its schedule file in the worker's VAR_DIR)."""
         worker = start_worker(
             broker=self.broker,
             queue=self.queue,
             hostname=f"{self.queue}-{len(self.started)}",
             log_path=self.tmp_path / f"worker-{len(self.started)}.log",
+            as_deployed=as_deployed,
             env={
                 "SECRET_KEY": os.environ.get("SECRET_KEY") or "test-only-not-a-secret",
                 "DEBUG": "false",

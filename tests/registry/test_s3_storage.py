@@ -8,17 +8,19 @@ import hashlib
 import io
 import uuid
 from collections.abc import Iterator
+from html import escape
 
 import boto3
 import pytest
-from django.core.files.storage import storages
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from moto.server import ThreadedMotoServer
 
-from registry.errors import Invalid
+from registry.errors import Invalid, Unavailable
 from registry.models import Artifact, Blob
 from registry.services.artifacts import artifact_delete, artifact_put
+from registry.services.tokens import token_create
 from registry.services.versions import version_create
 from registry.storage import artifact_storage, blob_key
 
@@ -40,13 +42,9 @@ def s3_endpoint() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture
-def bucket(s3_endpoint, settings):
-    """A fresh versioned bucket, and the artifact storage switched to it."""
-    name = f"modelvault-{uuid.uuid4().hex[:12]}"
-    client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
-    client.create_bucket(Bucket=name)
-    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+def use_bucket(settings, s3_endpoint: str, name: str) -> None:
+    """Switch the artifact storage to bucket `name` (Django builds it anew when STORAGES
+    changes)."""
     settings.STORAGES = {
         **settings.STORAGES,
         "artifacts": {
@@ -62,7 +60,16 @@ def bucket(s3_endpoint, settings):
             },
         },
     }
-    storages._storages = {}  # built anew from the settings above
+
+
+@pytest.fixture
+def bucket(s3_endpoint, settings):
+    """A fresh versioned bucket, and the artifact storage switched to it."""
+    name = f"modelvault-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint, **CREDENTIALS)
+    client.create_bucket(Bucket=name)
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    use_bucket(settings, s3_endpoint, name)
     return Bucket(client, name)
 
 
@@ -194,3 +201,66 @@ def test_it_finds_orphaned_bytes_on_object_storage(bucket, model, alice, capsys)
     call_command("verify_artifacts")
 
     assert f"orphaned bytes sha256:{orphan}" in capsys.readouterr().err
+
+
+# A bucket that does not exist: the server's fault, not the caller's. Every surface says so
+# by name (503), and nothing is stored.
+
+MISSING = "modelvault-never-made"
+GONE = f"artifact storage bucket {MISSING!r} does not exist"
+
+
+@pytest.fixture
+def missing_bucket(s3_endpoint, settings) -> str:
+    use_bucket(settings, s3_endpoint, MISSING)
+    return MISSING
+
+
+def api_client(user) -> Client:
+    token = token_create(actor=user, user=user, name="tests")[1]
+    return Client(headers={"Authorization": f"Bearer {token}"})
+
+
+def test_it_refuses_an_upload_to_a_missing_bucket_by_name(missing_bucket, model, alice, settings):
+    version = version_create(actor=alice, model=model)
+
+    with pytest.raises(Unavailable, match=GONE):
+        artifact_put(actor=alice, version=version, path="model.bin", source=io.BytesIO(CONTENT))
+
+    assert not Blob.objects.exists()
+    assert not Artifact.objects.exists()
+    assert list(settings.ARTIFACT_TMP_DIR.iterdir()) == []
+
+
+def test_it_answers_503_to_an_api_upload_to_a_missing_bucket(missing_bucket, model, alice):
+    version = version_create(actor=alice, model=model)
+
+    response = api_client(alice).put(
+        f"/api/v1/orgs/acme/models/fraud/versions/{version.number}/artifacts/model.bin",
+        data=CONTENT,
+        content_type="application/octet-stream",
+    )
+
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "unavailable"
+    assert error["message"].startswith(GONE)
+    assert not Artifact.objects.exists()
+
+
+def test_it_answers_503_to_a_download_from_a_bucket_that_is_gone(
+    bucket, s3_endpoint, settings, model, alice, carol
+):
+    version = version_create(actor=alice, model=model, artifacts={"model.bin": io.BytesIO(CONTENT)})
+    use_bucket(settings, s3_endpoint, MISSING)  # renamed, removed, or a wrong setting
+    path = f"/orgs/acme/models/fraud/versions/{version.number}/artifacts/model.bin"
+
+    by_api = api_client(carol).get(f"/api/v1{path}")
+    assert by_api.status_code == 503
+    assert by_api.json()["error"]["message"].startswith(GONE)
+
+    browser = Client()
+    browser.force_login(carol)
+    page = browser.get(path)
+    assert page.status_code == 503
+    assert escape(GONE) in page.content.decode()
