@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "catalog",
     "notifications",
     "api",
+    "mlflow_api",
 ]
 
 MIDDLEWARE = [

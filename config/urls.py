@@ -7,6 +7,7 @@ from api.urls import api
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
+    path("mlflow/", include("mlflow_api.urls")),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("notifications/", include("notifications.urls")),

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class MlflowApiConfig(AppConfig):
+    name = "mlflow_api"
+    verbose_name = "MLflow-compatible API"

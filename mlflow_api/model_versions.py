@@ -1,0 +1,153 @@
+"""MLflow's model-versions endpoints, each one registry or approvals service (or a read
+with the permission helpers). `transition-stage` never changes a stage: it opens a stage
+request for review (SPEC 3.4), and the answer shows it among the version's tags."""
+
+from typing import Any
+
+from django.db import transaction
+
+from approvals.services import request_create
+from mlflow_api import filters
+from mlflow_api.mapping import RUN_TAGS, artifact_uri, refuse_reserved_tag, stage_from_mlflow
+from mlflow_api.render import rendered_version, version_json, with_version_renderings
+from mlflow_api.views import Call
+from registry.errors import Invalid
+from registry.models import Artifact, ModelVersion, Stage
+from registry.permissions import (
+    Need,
+    get_model_for_user,
+    get_version_for_user,
+    org_and_role_for_user,
+)
+from registry.services.versions import (
+    locked_version,
+    version_create,
+    version_delete,
+    version_update,
+)
+
+# MLflow's client asks for 10,000 versions by default and its server allows 200,000; a page
+# here holds at most PAGE_SIZE, with a next_page_token when there are more.
+MAX_RESULTS = 200_000
+PAGE_SIZE = 1000
+REQUEST_COMMENT = "Requested through the MLflow API (transition-stage)."
+
+
+def _answer(version: ModelVersion) -> dict[str, Any]:
+    return {"model_version": version_json(rendered_version(version))}
+
+
+def _version(call: Call, need: Need = "view") -> ModelVersion:
+    params = call.params
+    return get_version_for_user(
+        call.user, call.org, params.required("name"), params.version(), need
+    )
+
+
+def create(call: Call) -> dict[str, Any]:
+    """Register a version on main at the org's default lock level. `source` is kept as its
+    source_run and never fetched; run_id, run_link and model_id as tags."""
+    params = call.params
+    model = get_model_for_user(call.user, call.org, params.required("name"), "write")
+    tags = params.tags()
+    for key in tags:
+        refuse_reserved_tag(key)
+    for field, key in RUN_TAGS.items():
+        value = params.text(field)
+        if value:
+            tags[key] = value
+    version = version_create(
+        actor=call.user,
+        model=model,
+        description=params.text("description") or "",
+        tags=tags,
+        source_run=params.text("source") or "",
+    )
+    return _answer(version)
+
+
+def get(call: Call) -> dict[str, Any]:
+    return _answer(_version(call))
+
+
+def update(call: Call) -> dict[str, Any]:
+    version = _version(call, "write")
+    description = call.params.text("description")
+    if description is not None:
+        version = version_update(actor=call.user, version=version, description=description)
+    return _answer(version)
+
+
+def delete(call: Call) -> dict[str, Any]:
+    version_delete(actor=call.user, version=_version(call, "write"))
+    return {}
+
+
+def search(call: Call) -> dict[str, Any]:
+    requested = call.params.integer("max_results") or PAGE_SIZE
+    if not 1 <= requested <= MAX_RESULTS:
+        raise Invalid(f"max_results must be from 1 to {MAX_RESULTS}, not {requested}")
+    offset = filters.page_offset(call.params.text("page_token"))
+    org, role = org_and_role_for_user(call.user, call.org)
+    versions = ModelVersion.objects.visible_in(call.user, org, role=role)
+    versions = filters.filter_versions(versions, call.params.text("filter"))
+    versions = filters.order_versions(versions, call.params.texts("order_by"))
+    size = min(requested, PAGE_SIZE)
+    rows, token = filters.page(with_version_renderings(versions), offset, size)
+    answer: dict[str, Any] = {"model_versions": [version_json(v) for v in rows]}
+    if token:
+        answer["next_page_token"] = token
+    return answer
+
+
+def download_uri(call: Call) -> dict[str, Any]:
+    """Where MLflow's client downloads from: the artifact proxy for a version whose files
+    Modelvault stores, else the external source it was registered with (never fetched)."""
+    version = _version(call)
+    stored = Artifact.objects.filter(version=version).exists()
+    uri = artifact_uri(version) if stored or not version.source_run else version.source_run
+    return {"artifact_uri": uri}
+
+
+def _change_tags(call: Call, key: str, change) -> None:
+    """Read the version's tags, change them and save them through version_update with the
+    row locked from the read on, so that two concurrent tag changes both land."""
+    refuse_reserved_tag(key)
+    version = _version(call, "write")
+    with transaction.atomic():
+        fresh = locked_version(version)
+        version_update(actor=call.user, version=fresh, tags=change(dict(fresh.tags)))
+
+
+def set_tag(call: Call) -> dict[str, Any]:
+    key, value = call.params.required("key"), call.params.text("value") or ""
+    _change_tags(call, key, lambda tags: {**tags, key: value})
+    return {}
+
+
+def delete_tag(call: Call) -> dict[str, Any]:
+    key = call.params.required("key")
+    _change_tags(call, key, lambda tags: {k: v for k, v in tags.items() if k != key})
+    return {}
+
+
+def transition_stage(call: Call) -> dict[str, Any]:
+    """Open a stage request (approvals.services.request_create) for reviewers to approve in
+    Modelvault; the version keeps its stage until then. archive_existing_versions archives
+    the versions in production when this one lands there, and applies to production only."""
+    version = _version(call, "write")
+    stage = stage_from_mlflow(call.params.required("stage"))
+    archive = call.params.boolean("archive_existing_versions")
+    if archive and stage != Stage.PRODUCTION:
+        raise Invalid(
+            "archive_existing_versions applies to a transition to Production only: Modelvault "
+            "archives the versions in production when another one enters production"
+        )
+    request_create(
+        actor=call.user,
+        version=version,
+        to_stage=stage,
+        comment=REQUEST_COMMENT,
+        archive_existing=archive,
+    )
+    return _answer(version)
