@@ -21,6 +21,7 @@ CODES = {
     409: "conflict",
     413: "too_large",
     423: "locked",
+    500: "internal",
     503: "unavailable",
 }
 

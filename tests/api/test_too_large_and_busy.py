@@ -150,3 +150,23 @@ def test_it_leaves_other_database_failures_a_500(version, alice_token):
 
     assert response.status_code == 500
     assert "Retry-After" not in response
+
+
+def test_a_failure_of_the_server_is_the_apis_json_500_too(monkeypatch, model, alice):
+    """Not a refusal but a bug: still the API's error shape, never Django's HTML page."""
+    from django.test import Client
+
+    from api import catalog
+    from registry.services.tokens import token_create
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(catalog, "model_json", broken)
+    token = token_create(actor=alice, user=alice, name="t")[1]
+    response = Client(raise_request_exception=False).get(
+        f"/api/v1/orgs/acme/models/{model.name}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal"
+    assert "a bug" not in response.content.decode()  # the log has it, not the caller
