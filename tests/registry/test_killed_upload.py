@@ -36,7 +36,9 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
 def call(port: int, method: str, path: str, token: str, body: dict | None = None) -> dict:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    connection.request(method, "/api/v1" + path, json.dumps(body) if body is not None else None, headers)
+    connection.request(
+        method, "/api/v1" + path, json.dumps(body) if body is not None else None, headers
+    )
     response = connection.getresponse()
     answer = json.loads(response.read() or b"null")
     assert response.status < 300, answer
