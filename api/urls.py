@@ -16,6 +16,8 @@ from api import activity, approvals, artifacts, catalog, errors, search, throttl
 from api import branches as branches_api
 from api import documentation as documentation_api
 from api import flags as flags_api
+from api import orgs as orgs_api
+from api import service_accounts as service_accounts_api
 from api import webhooks as webhooks_api
 from api.auth import AUTH
 from api.renderer import FastJSONRenderer
@@ -75,3 +77,5 @@ api.add_router("", documentation_api.router)
 api.add_router("", branches_api.router)
 api.add_router("", flags_api.router)
 api.add_router("", webhooks_api.router)
+api.add_router("", orgs_api.router)
+api.add_router("", service_accounts_api.router)

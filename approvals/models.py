@@ -22,6 +22,7 @@ from registry.models import (
     Role,
     Stage,
 )
+from registry.models.catalog import token_org_id
 
 # SPEC 3.3: the linear flow. Skips are counted among the first four; archived is last.
 FLOW = (Stage.UNASSIGNED, Stage.DEVELOPMENT, Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED)
@@ -80,6 +81,9 @@ class StageChangeRequestQuerySet(models.QuerySet):
             return self.none()
         queue = self.pending().exclude(requester=user)
         queue = queue.exclude(Exists(Review.objects.filter(request=OuterRef("pk"), reviewer=user)))
+        bound = token_org_id(user)
+        if bound is not None:
+            queue = queue.filter(model__org_id=bound)
         if user.is_superuser:
             return queue
         memberships = Membership.objects.filter(user=user)

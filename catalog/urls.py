@@ -6,10 +6,15 @@ from catalog.views import browse, compare, home, settings, tokens, versions
 from catalog.views import documentation as documentation_views
 from catalog.views import flags as flag_views
 from catalog.views import lineage as lineage_views
+from catalog.views import org_service_accounts as org_accounts_views
+from catalog.views import org_settings as org_settings_views
+from catalog.views import org_teams as org_teams_views
 
 app_name = "catalog"
 
 version = "orgs/<slug:org>/models/<str:model>/versions/<int:number>/"
+org_admin = "orgs/<slug:org>/settings/"
+member = f"{org_admin}members/<str:username>/"
 
 urlpatterns = [
     path("", home.home, name="home"),
@@ -25,10 +30,84 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password-change-done",
     ),
+    # The one-time link of an invitation (registry.services.members.set_password_link).
+    path(
+        "account/set-password/<uidb64>/<token>/",
+        auth_views.PasswordResetConfirmView.as_view(
+            template_name="registration/password_set_form.html",
+            success_url=reverse_lazy("catalog:password-set-done"),
+        ),
+        name="password-set",
+    ),
+    path(
+        "account/set-password/done/",
+        auth_views.PasswordResetCompleteView.as_view(
+            template_name="registration/password_set_done.html"
+        ),
+        name="password-set-done",
+    ),
     path("account/tokens/", tokens.token_list, name="tokens"),
     path("account/tokens/new/", tokens.token_create_view, name="token-create"),
     path("account/tokens/<int:token_id>/revoke/", tokens.token_revoke_view, name="token-revoke"),
     path("models/", home.catalog_index, name="catalog-index"),
+    # An organization's settings, for its admins (SPEC 4.6).
+    path(org_admin, org_settings_views.org_settings, name="org-settings"),
+    path(f"{org_admin}members/", org_settings_views.org_members, name="org-members"),
+    path(
+        f"{org_admin}members/invite/",
+        org_settings_views.member_invite_view,
+        name="org-member-invite",
+    ),
+    path(f"{org_admin}members/add/", org_settings_views.member_add_view, name="org-member-add"),
+    path(f"{member}role/", org_settings_views.member_role_view, name="org-member-role"),
+    path(f"{member}remove/", org_settings_views.member_remove_view, name="org-member-remove"),
+    path(
+        f"{member}deactivate/",
+        org_settings_views.member_deactivate_view,
+        name="org-member-deactivate",
+    ),
+    path(
+        f"{member}reactivate/",
+        org_settings_views.member_reactivate_view,
+        name="org-member-reactivate",
+    ),
+    path(
+        f"{member}invitation/",
+        org_settings_views.member_invitation_view,
+        name="org-member-invitation",
+    ),
+    path(f"{org_admin}teams/", org_teams_views.org_teams, name="org-teams"),
+    path(f"{org_admin}teams/new/", org_teams_views.team_create_view, name="org-team-create"),
+    path(
+        f"{org_admin}teams/<int:team_id>/members/",
+        org_teams_views.team_members_view,
+        name="org-team-members",
+    ),
+    path(
+        f"{org_admin}teams/<int:team_id>/delete/",
+        org_teams_views.team_delete_view,
+        name="org-team-delete",
+    ),
+    path(
+        f"{org_admin}service-accounts/",
+        org_accounts_views.org_service_accounts,
+        name="org-service-accounts",
+    ),
+    path(
+        f"{org_admin}service-accounts/new/",
+        org_accounts_views.service_account_create_view,
+        name="org-service-account-create",
+    ),
+    path(
+        f"{org_admin}service-accounts/<str:name>/tokens/",
+        org_accounts_views.service_account_token_view,
+        name="org-service-account-token",
+    ),
+    path(
+        f"{org_admin}service-accounts/<str:name>/tokens/<int:token_id>/revoke/",
+        org_accounts_views.service_account_token_revoke_view,
+        name="org-service-account-token-revoke",
+    ),
     path("orgs/<slug:org>/models/", browse.catalog, name="catalog"),
     path("orgs/<slug:org>/models/<str:model>/", browse.model_card, name="model"),
     path(

@@ -21,7 +21,7 @@ from registry.models import (
     Role,
     Visibility,
 )
-from registry.models.catalog import is_acting, role_in
+from registry.models.catalog import confined_away, is_acting, role_in
 
 Need = Literal["view", "write", "approve", "admin"]
 UserLike = AbstractBaseUser | AnonymousUser
@@ -69,14 +69,20 @@ def is_org_admin(user: UserLike, org: Organization) -> bool:
 # grant.
 
 
-def _access_of(user: UserLike, role: str | None, bits: int, visibility: str) -> Access:
-    """The Access of `user` from a fetch's role and grant bits (registry.sql.BITS)."""
-    grants = {word for word, bit in sql.BITS.items() if bits & bit}
-    return access_from(user, role, visibility, grants)
+def _access_of(user: UserLike, model: RegisteredModel, role: str | None, bits: int) -> Access:
+    """The Access of `user` on `model` from a fetch's role and grant bits (registry.sql.BITS).
+    A token bound to another org than the model's has none, superuser or not."""
+    if confined_away(user, model.org_id):
+        return Access()
+    return access_from(user, role, model.visibility, _grants(bits))
+
+
+def _grants(bits: int) -> set[str]:
+    return {word for word, bit in sql.BITS.items() if bits & bit}
 
 
 def model_access(user: UserLike, model: RegisteredModel) -> Access:
-    if not is_acting(user):
+    if not is_acting(user) or confined_away(user, model.org_id):
         return Access()
     # As stored, not as the caller's instance says: a model made private a moment ago is
     # private now.
@@ -84,7 +90,7 @@ def model_access(user: UserLike, model: RegisteredModel) -> Access:
     if stored is None:
         return Access()
     visibility, role, bits = stored
-    return _access_of(user, role, bits, visibility)
+    return access_from(user, role, visibility, _grants(bits))
 
 
 def _need_message(need: Need, model: RegisteredModel) -> str:
@@ -129,7 +135,7 @@ def org_and_role_for_user(
     if found is None:
         raise NotFound(f"organization {slug} not found")
     org, role = found
-    if not is_acting(user):
+    if not is_acting(user) or confined_away(user, org.pk):
         role = None
     elif user.is_superuser:
         role = Role.ADMIN
@@ -160,7 +166,7 @@ def _fetch_model(
     if found is None:
         raise NotFound(f"model {name} not found")
     model, role, bits, found_branch = found
-    access = _access_of(user, role, bits, model.visibility)
+    access = _access_of(user, model, role, bits)
     _check(model, access, "view")
     return model, access, found_branch
 
@@ -209,7 +215,7 @@ def get_version_for_user(
         get_model_for_user(user, org, model, "view")
         raise NotFound(f"version {number} of model {model} not found")
     version, role, bits = found
-    _check(version.model, _access_of(user, role, bits, version.model.visibility), need)
+    _check(version.model, _access_of(user, version.model, role, bits), need)
     return version
 
 

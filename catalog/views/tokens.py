@@ -1,4 +1,5 @@
-"""The profile page for personal API tokens: list, make (shown once), revoke."""
+"""The profile page for personal API tokens: list, make (shown once; read-only or
+read-write, bound to one of the user's organizations), revoke."""
 
 from django import forms
 from django.contrib import messages
@@ -8,30 +9,50 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from registry.errors import RegistryError
-from registry.models import ApiToken
+from registry.models import ApiToken, Organization, TokenScope
 from registry.services.tokens import token_create, token_revoke
 
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100, help_text="What the token is for, e.g. CI.")
+    org = forms.ModelChoiceField(
+        queryset=Organization.objects.none(),
+        required=False,
+        label="Organization",
+        help_text="The token acts in this organization only. Left empty: your only one.",
+    )
+    scope = forms.ChoiceField(
+        choices=TokenScope.choices,
+        initial=TokenScope.WRITE,
+        required=False,
+        widget=forms.RadioSelect,
+        help_text="A read-only token is refused every change.",
+    )
     expires_at = forms.DateTimeField(required=False, help_text="Optional, e.g. 2027-01-31 12:00.")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        orgs = Organization.objects.filter(memberships__user=user).order_by("slug")
+        self.fields["org"].queryset = orgs
+        if len(orgs) == 1:
+            self.fields["org"].initial = orgs[0].pk
 
 
 def _page(request: HttpRequest, form: TokenForm, plaintext: str | None = None, status=200):
-    tokens = ApiToken.objects.filter(user=request.user)
+    tokens = ApiToken.objects.filter(user=request.user).select_related("org")
     context = {"tokens": tokens, "form": form, "plaintext": plaintext}
     return render(request, "catalog/tokens.html", context, status=status)
 
 
 @login_required
 def token_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, TokenForm())
+    return _page(request, TokenForm(user=request.user))
 
 
 @login_required
 @require_POST
 def token_create_view(request: HttpRequest) -> HttpResponse:
-    form = TokenForm(request.POST)
+    form = TokenForm(request.POST, user=request.user)
     if not form.is_valid():
         return _page(request, form, status=400)
     try:
@@ -39,13 +60,15 @@ def token_create_view(request: HttpRequest) -> HttpResponse:
             actor=request.user,
             user=request.user,
             name=form.cleaned_data["name"],
+            scope=form.cleaned_data["scope"] or TokenScope.WRITE,
+            org=form.cleaned_data["org"],
             expires_at=form.cleaned_data["expires_at"],
         )
     except RegistryError as error:
         form.add_error(None, error.message)
         return _page(request, form, status=error.status)
     # Rendered, not redirected: the plaintext exists only in this response.
-    response = _page(request, TokenForm(), plaintext=raw)
+    response = _page(request, TokenForm(user=request.user), plaintext=raw)
     response["Cache-Control"] = "no-store"
     return response
 

@@ -1,6 +1,6 @@
-"""API tokens belong to users, not organizations: superusers see them, and may revoke one
-(for a leaked token). Nobody sees a token's hash or makes one here: users make their own
-on their profile page, and the plaintext is shown to them once."""
+"""API tokens: superusers see them all, and may revoke one (for a leaked token). Nobody sees
+a token's hash or makes one here: users make their own on their profile page, org admins
+those of their service accounts in the org's settings, and the plaintext is shown once."""
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -16,15 +16,27 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "prefix",
         "name",
         "user",
+        "org",
+        "scope",
         "created_at",
         "last_used_at",
         "expires_at",
         "revoked_at",
     )
-    list_select_related = ("user",)
-    list_filter = ("revoked_at",)
+    list_select_related = ("user", "org")
+    list_filter = ("scope", "revoked_at")
     search_fields = ("prefix", "name", "user__username")
-    fields = ("prefix", "name", "user", "created_at", "last_used_at", "expires_at", "revoked_at")
+    fields = (
+        "prefix",
+        "name",
+        "user",
+        "org",
+        "scope",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "revoked_at",
+    )
     readonly_fields = fields
     actions = ["revoke"]
 

@@ -9,9 +9,16 @@ from registry.models.catalog import (
     RegisteredModel,
     Watch,
 )
-from registry.models.choices import LockLevel, ModelPermission, Role, Stage, Visibility
+from registry.models.choices import (
+    LockLevel,
+    ModelPermission,
+    Role,
+    Stage,
+    TokenScope,
+    Visibility,
+)
 from registry.models.flags import Flag, Severity
-from registry.models.orgs import Membership, Organization, Team
+from registry.models.orgs import Membership, Organization, ServiceAccount, Team
 from registry.models.tokens import ApiToken
 from registry.models.versions import (
     FREE_METADATA_FIELDS,
@@ -42,9 +49,11 @@ __all__ = [
     "Organization",
     "RegisteredModel",
     "Role",
+    "ServiceAccount",
     "Severity",
     "Stage",
     "Team",
+    "TokenScope",
     "VersionParent",
     "VersionSequence",
     "Visibility",

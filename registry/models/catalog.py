@@ -24,10 +24,25 @@ def is_acting(user) -> bool:
     return bool(getattr(user, "is_authenticated", False) and user.is_active)
 
 
+def token_org_id(user) -> int | None:
+    """The organization that the API token of this request confines `user` to, or None.
+    registry.services.tokens.token_authenticate marks the user it returns with its token;
+    a session is not confined."""
+    token = getattr(user, "api_token", None)
+    return None if token is None else token.org_id
+
+
+def confined_away(user, org_id: int) -> bool:
+    """Whether `user` acts through a token bound to another org than `org_id`: to such a
+    token, that org is as absent as to an outsider (SPEC 4.6)."""
+    bound = token_org_id(user)
+    return bound is not None and bound != org_id
+
+
 def role_in(user, org: Organization) -> str | None:
     """The role `user` acts with in `org` (SPEC 3.1): admin of every org for a superuser,
-    none for a non-member or an inactive or anonymous user."""
-    if not is_acting(user):
+    none for a non-member, an inactive or anonymous user, or a token bound elsewhere."""
+    if not is_acting(user) or confined_away(user, org.pk):
         return None
     if user.is_superuser:
         return Role.ADMIN
@@ -75,12 +90,14 @@ class RegisteredModelQuerySet(models.QuerySet):
         two to one answer."""
         if not is_acting(user):
             return self.none()
+        bound = token_org_id(user)
+        models_qs = self if bound is None else self.filter(org_id=bound)
         if user.is_superuser:
-            return self
+            return models_qs
         memberships = Membership.objects.filter(user=user)
         admin_orgs = memberships.filter(role=Role.ADMIN).values("org_id")
         member_orgs = memberships.values("org_id")
-        return self.filter(
+        return models_qs.filter(
             Q(org__in=admin_orgs) | (Q(org__in=member_orgs) & _viewable_by_member(user, ""))
         )
 

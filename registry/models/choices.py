@@ -32,6 +32,13 @@ class Role(models.TextChoices):
     MEMBER = "member", "Member"
 
 
+class TokenScope(models.TextChoices):
+    """What an API token may do (SPEC 4.6): read only, or read and change."""
+
+    READ = "read", "read-only"
+    WRITE = "write", "read-write"
+
+
 class ModelPermission(models.TextChoices):
     """The three per-model permissions of SPEC 3.1, as guardian codenames."""
 

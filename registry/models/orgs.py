@@ -74,3 +74,37 @@ class Team(models.Model):
     def group_name(org: Organization, name: str) -> str:
         # Group names are global in Django; prefixing the org keeps teams of two orgs apart.
         return f"{org.slug}/{name}"
+
+
+service_account_name_validator = RegexValidator(
+    r"^[a-z0-9][a-z0-9-]{0,39}$",
+    "Use 1-40 lowercase letters, digits or hyphens, starting with a letter or digit.",
+)
+
+
+class ServiceAccount(models.Model):
+    """A user owned by one organization for automation (CI, monitoring jobs): it never logs
+    in (no usable password) and acts only through the API tokens its org's admins make
+    for it, with the grants and teams they give it. Its username is `<org>.<name>`."""
+
+    org = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="service_accounts")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="service_account"
+    )
+    name = models.CharField(max_length=40, validators=[service_account_name_validator])
+    description = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["org", "name"], name="service_account_unique_name")
+        ]
+        ordering = ["org_id", "name"]
+
+    def __str__(self) -> str:
+        return self.username_for(self.org, self.name) if self.org_id else self.name
+
+    @staticmethod
+    def username_for(org: Organization, name: str) -> str:
+        # Usernames are global; an org slug holds no dot, so the org is what precedes it.
+        return f"{org.slug}.{name}"

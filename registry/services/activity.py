@@ -92,6 +92,9 @@ def _target_type(target: Any) -> str:
         "Comment": "comment",
         "Membership": "membership",
         "Team": "team",
+        "ApiToken": "token",
+        "ServiceAccount": "service_account",
+        "User": "user",
     }.get(type(target).__name__, type(target).__name__.lower())
 
 

@@ -1,14 +1,17 @@
 """Organizations, memberships and teams. Org admins manage their org; superusers create orgs."""
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 
 from registry import validation
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
-from registry.models import LockLevel, Membership, Organization, Role, Team
+from registry.models import LockLevel, Membership, Organization, Role, ServiceAccount, Team
 from registry.models.orgs import slug_validator
 from registry.permissions import require_org
 from registry.services.activity import chain_start, event_record
+
+User = get_user_model()
 
 ORG_SETTINGS = ("name", "default_lock_level", "required_approvals", "closed_is_final")
 
@@ -85,22 +88,36 @@ def org_update(*, actor, org: Organization, **changes) -> Organization:
     return org
 
 
-def _admins_left(org: Organization, without_user_id: int) -> bool:
+def admins_left(org: Organization, without_user_id: int) -> bool:
+    """Whether `org` has an active admin besides the user `without_user_id`."""
     return (
-        Membership.objects.filter(org=org, role=Role.ADMIN)
+        Membership.objects.filter(org=org, role=Role.ADMIN, user__is_active=True)
         .exclude(user_id=without_user_id)
         .exists()
     )
 
 
+def locked_user(user):
+    """The user's row, locked: joining an org and deactivating (registry.services.members)
+    decide on the user's memberships and activity under this one lock."""
+    return User.objects.select_for_update().get(pk=user.pk)
+
+
 @transaction.atomic
 def membership_set(*, actor, org: Organization, user, role: str = Role.MEMBER) -> Membership:
-    """Add a user to an org, or change their role. An org always keeps one admin."""
+    """Add a user to an org, or change their role. An org always keeps one admin. A service
+    account stays a member of its own org only, and never an admin."""
     require_org(actor, org, "admin")
     if role not in Role.values:
         raise Invalid(f"role must be one of {Role.values}")
+    user = locked_user(user)
     if not user.is_active:
         raise Invalid(f"user {user.get_username()} is inactive")
+    account = ServiceAccount.objects.filter(user=user).first()
+    if account is not None and account.org_id != org.pk:
+        raise Invalid(f"{user.get_username()} is a service account of another organization")
+    if account is not None and role == Role.ADMIN:
+        raise Invalid(f"{user.get_username()} is a service account: it cannot be an org admin")
     membership = Membership.objects.select_for_update().filter(org=org, user=user).first()
     if membership is None:
         membership = Membership.objects.create(org=org, user=user, role=role)
@@ -114,7 +131,7 @@ def membership_set(*, actor, org: Organization, user, role: str = Role.MEMBER) -
         return membership
     if membership.role == role:
         return membership
-    if membership.role == Role.ADMIN and not _admins_left(org, user.pk):
+    if membership.role == Role.ADMIN and not admins_left(org, user.pk):
         raise Conflict(f"{user.get_username()} is the last admin of {org.slug}")
     old = membership.role
     membership.role = role
@@ -136,8 +153,12 @@ def membership_remove(*, actor, org: Organization, user) -> None:
     membership = Membership.objects.select_for_update().filter(org=org, user=user).first()
     if membership is None:
         raise NotFound(f"{user.get_username()} is not a member of {org.slug}")
-    if membership.role == Role.ADMIN and not _admins_left(org, user.pk):
+    if membership.role == Role.ADMIN and not admins_left(org, user.pk):
         raise Conflict(f"{user.get_username()} is the last admin of {org.slug}")
+    if ServiceAccount.objects.filter(user=user, org=org).exists():
+        raise Conflict(
+            f"{user.get_username()} is a service account of {org.slug}: deactivate it instead"
+        )
     for team in Team.objects.filter(org=org, group__user=user):
         team.group.user_set.remove(user)
     event_record(
@@ -168,6 +189,17 @@ def team_create(*, actor, org: Organization, name: str) -> Team:
         actor=actor, org=org, verb="team.created", target=team, changes={"name": [None, name]}
     )
     return team
+
+
+def org_members_named(org: Organization, usernames) -> list:
+    """The members of `org` called `usernames`; Invalid naming those who are not (whether
+    or not such a user exists elsewhere: another org's users are not told apart)."""
+    wanted = set(usernames)
+    users = list(User.objects.filter(username__in=wanted, memberships__org=org))
+    missing = sorted(wanted - {user.get_username() for user in users})
+    if missing:
+        raise Invalid(f"not members of {org.slug}: {', '.join(missing)}")
+    return users
 
 
 @transaction.atomic

@@ -23,6 +23,12 @@ from registry.models import ActivityChain, ActivityEvent, LockLevel, ModelVersio
 from registry.services.activity import event_record
 from registry.services.artifacts import artifact_delete, artifact_put
 from registry.services.comments import comment_add
+from registry.services.members import (
+    member_deactivate,
+    member_invite,
+    member_reactivate,
+    service_account_create,
+)
 from registry.services.orgs import (
     membership_remove,
     membership_set,
@@ -39,6 +45,7 @@ from registry.services.registered_models import (
     model_revoke,
     model_update,
 )
+from registry.services.tokens import token_create, token_revoke
 from registry.services.versions import (
     version_create,
     version_delete,
@@ -68,8 +75,15 @@ class Case:
     data: dict | None = None
 
 
+def _reactivate(c, actor):
+    # Deactivated around the services (no event): the call measured is the reactivation.
+    get_user_model().objects.filter(pk=c.bob.pk).update(is_active=False)
+    return member_reactivate(actor=actor, org=c.acme, user=c.bob)
+
+
 def _org_cases(c) -> dict[str, Case]:
     dave = get_user_model().objects.create_user("dave")
+    token, _ = token_create(actor=c.alice, user=c.alice, name="laptop")
     return {
         "org_create": Case(
             "root",
@@ -133,6 +147,50 @@ def _org_cases(c) -> dict[str, Case]:
             "team.deleted",
             "team",
             {"name": ["ops", None]},
+        ),
+        "member_invite": Case(
+            "admin",
+            lambda u: member_invite(actor=u, org=c.acme, username="erin", email="e@x.org"),
+            "user.invited",
+            "membership",
+            {"user": [None, "erin"], "email": [None, "e@x.org"], "role": [None, "member"]},
+        ),
+        "member_deactivate": Case(
+            "admin",
+            lambda u: member_deactivate(actor=u, org=c.acme, user=c.carol),
+            "user.deactivated",
+            "user",
+            {"is_active": [True, False]},
+        ),
+        "member_reactivate": Case(
+            "admin",
+            lambda u: _reactivate(c, u),
+            "user.reactivated",
+            "user",
+            {"is_active": [False, True]},
+        ),
+        "service_account_create": Case(
+            "admin",
+            lambda u: service_account_create(actor=u, org=c.acme, name="ci"),
+            "service_account.created",
+            "service_account",
+            {"name": [None, "ci"], "description": [None, ""]},
+            data={"user": "acme.ci"},
+        ),
+        "token_create": Case(
+            "alice",
+            lambda u: token_create(actor=u, user=u, name="ci", scope="read"),
+            "token.created",
+            "token",
+            {"name": [None, "ci"], "scope": [None, "read"], "expires_at": [None, None]},
+        ),
+        "token_revoke": Case(
+            "alice",
+            lambda u: token_revoke(actor=u, token=token),
+            "token.revoked",
+            "token",
+            {"revoked": [False, True]},
+            data={"user": "alice", "prefix": token.prefix},
         ),
     }
 
@@ -287,6 +345,12 @@ CASE_NAMES = [
     "team_create",
     "team_set_members",
     "team_delete",
+    "member_invite",
+    "member_deactivate",
+    "member_reactivate",
+    "service_account_create",
+    "token_create",
+    "token_revoke",
     "model_create",
     "model_update",
     "model_update-governance",
