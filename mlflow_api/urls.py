@@ -23,7 +23,7 @@ urlpatterns = [
     path(REGISTRY + "registered-models/search", endpoint({"GET": rm.search})),
     path(
         REGISTRY + "registered-models/get-latest-versions",
-        endpoint({"POST": rm.latest_versions, "GET": rm.latest_versions}),
+        endpoint({"POST": rm.latest_versions, "GET": rm.latest_versions}, reads=True),
     ),
     path(REGISTRY + "registered-models/set-tag", endpoint({"POST": rm.set_tag})),
     path(REGISTRY + "registered-models/delete-tag", endpoint({"DELETE": rm.delete_tag})),

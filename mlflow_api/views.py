@@ -34,13 +34,14 @@ class Call:
 Handler = Callable[..., dict[str, Any] | HttpResponseBase]
 
 
-def authenticate(request: HttpRequest):
+def authenticate(request: HttpRequest, *, changes: bool | None = None):
     """The user of the bearer token, through the REST API's own check (api/auth.py), which
-    also counts failed tokens per address and refuses a blocked one (429)."""
+    also counts failed tokens per address, refuses a blocked one (429), and a read-only token
+    any request that `changes` (by default, any unsafe method)."""
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise unauthenticated()
-    user = BearerToken().authenticate(request, token.strip())
+    user = BearerToken().authenticate(request, token.strip(), changes=changes)
     if user is None:
         raise unauthenticated()
     return user
@@ -55,9 +56,12 @@ def _refused(exc: Exception, request: HttpRequest) -> HttpResponse:
     return error_response("INTERNAL_ERROR", "the server failed to answer this request", 500)
 
 
-def endpoint(handlers: dict[str, Handler], *, refusal: str = "") -> Callable[..., HttpResponseBase]:
+def endpoint(
+    handlers: dict[str, Handler], *, refusal: str = "", reads: bool = False
+) -> Callable[..., HttpResponseBase]:
     """A view that answers the methods of `handlers`; any other method is refused (405) with
-    `refusal` or a line naming the methods."""
+    `refusal` or a line naming the methods. `reads`: the endpoint changes nothing whatever
+    its method (MLflow's client POSTs some reads), so a read-only token may call it."""
 
     @csrf_exempt
     def view(request: HttpRequest, org: str, **kwargs: Any) -> HttpResponseBase:
@@ -69,7 +73,8 @@ def endpoint(handlers: dict[str, Handler], *, refusal: str = "") -> Callable[...
             response["Allow"] = allowed
             return response
         try:
-            call = Call(request, authenticate(request), org, Params(request))
+            user = authenticate(request, changes=False if reads else None)
+            call = Call(request, user, org, Params(request))
             result = handler(call, **kwargs)
         except Exception as exc:
             return _refused(exc, request)

@@ -95,3 +95,25 @@ def test_it_hides_a_private_model_from_a_member_not_granted(mlflow_as, model, ca
     assert list(carol.search_model_versions("name = 'fraud'")) == []
     # alice holds her grants on it: she still sees it.
     assert mlflow_as("alice").get_registered_model("fraud").name == "fraud"
+
+
+def test_a_read_only_token_reads_and_changes_nothing(live_server, monkeypatch, model, cast, tokens):
+    """MLflow's client with a read-only token: every read answers (get-latest-versions
+    included, which the client sends as a POST), every change is PERMISSION_DENIED."""
+    from registry.models import TokenScope
+    from registry.services.tokens import token_create
+    from tests.mlflow_api.conftest import As
+
+    version_create(actor=cast.alice, model=model)
+    token = token_create(
+        actor=cast.alice, user=cast.alice, name="ci", scope=TokenScope.READ, org=model.org
+    )[1]
+    reader = As(f"{live_server.url}/mlflow/acme", token, monkeypatch)
+    assert reader.get_registered_model(model.name).name == model.name
+    assert [v.version for v in reader.get_latest_versions(model.name)] == ["1"]
+    assert reader.search_model_versions(f"name='{model.name}'")
+    refused = _refused(lambda: reader.set_registered_model_tag(model.name, "k", "v"))
+    assert refused.error_code == "PERMISSION_DENIED"
+    refused = _refused(lambda: reader.create_registered_model("made-by-a-reader"))
+    assert refused.error_code == "PERMISSION_DENIED"
+    assert not RegisteredModel.objects.filter(name="made-by-a-reader").exists()
