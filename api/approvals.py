@@ -8,9 +8,15 @@ from api import schemas as s
 from api.pagination import paginate
 from api.render import request_json, requests_qs
 from approvals.models import RequestKind, StageChangeRequest
-from approvals.services import request_approve, request_cancel, request_create, request_reject
+from approvals.services import (
+    alias_request_create,
+    request_approve,
+    request_cancel,
+    request_create,
+    request_reject,
+)
 from registry.errors import NotFound
-from registry.permissions import get_org_for_user, get_version_for_user
+from registry.permissions import get_model_for_user, get_org_for_user, get_version_for_user
 
 router = Router(tags=["approvals"])
 E = s.ERRORS
@@ -52,6 +58,25 @@ def create_stage_request(
         to_stage=payload.stage,
         comment=payload.comment,
         archive_existing=payload.archive_existing,
+    )
+    return Status(201, request_json(created))
+
+
+@router.post(
+    "/orgs/{org}/models/{model}/aliases/{alias}/requests", response={201: s.StageRequestOut, **E}
+)
+def create_alias_request(
+    request: HttpRequest, org: str, model: str, alias: str, payload: s.AliasRequestIn
+):
+    """The way a writer moves or removes a protected alias: a request reviewed like a stage
+    change (SPEC 3.4), which appears among the pending approvals."""
+    if payload.version is None:
+        found, version = get_model_for_user(request.auth, org, model, "write"), None
+    else:
+        version = get_version_for_user(request.auth, org, model, payload.version, "write")
+        found = version.model
+    created = alias_request_create(
+        actor=request.auth, model=found, name=alias, version=version, comment=payload.comment
     )
     return Status(201, request_json(created))
 

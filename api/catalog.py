@@ -114,10 +114,17 @@ def delete_model(request: HttpRequest, org: str, model: str):
 # Versions
 
 
-def _parents(request: HttpRequest, org: str, refs: list[dict] | None) -> list[ModelVersion] | None:
+def _parents(
+    request: HttpRequest, org: str, refs: list[dict | str] | None
+) -> list[ModelVersion] | None:
     if refs is None:
         return None
-    return [get_version_for_user(request.auth, org, r["model"], r["number"]) for r in refs]
+    return [
+        get_version_by_ref(request.auth, org, r)
+        if isinstance(r, str)  # "fraud@champion"
+        else get_version_for_user(request.auth, org, r["model"], r["number"])
+        for r in refs
+    ]
 
 
 MODEL_VERSION_KEYS = ("-number",)

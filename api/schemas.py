@@ -138,7 +138,8 @@ class VersionFields(In):
     output_schema: Any = None
     experiment_id: str | None = None
     source_run: str | None = None
-    parents: list[ParentRef] | None = None
+    # A parent is {"model", "number"}, or "model@alias" for the version the alias names now.
+    parents: list[ParentRef | str] | None = None
 
 
 class VersionCreateIn(VersionFields):
@@ -221,6 +222,13 @@ class LockIn(In):
 
 class AliasIn(In):
     version: Number
+    comment: str = ""
+
+
+class AliasRequestIn(In):
+    """Ask for review of pointing an alias at `version`, or (null) of removing it."""
+
+    version: Number | None
     comment: str = ""
 
 

@@ -12,7 +12,7 @@ from django.urls import re_path
 from django.views.decorators.csrf import csrf_exempt
 from ninja import NinjaAPI
 
-from api import activity, approvals, artifacts, catalog, errors, search, throttle
+from api import activity, approvals, artifacts, catalog, errors, refs, search, throttle
 from api import branches as branches_api
 from api import documentation as documentation_api
 from api import flags as flags_api
@@ -67,7 +67,9 @@ api = RegistryAPI(
 )
 errors.install(api)
 throttle.install(api)
-# Artifacts first: their {path:path} routes must not be shadowed by a shorter match.
+# `.../versions/@alias` first: the routes below would read `@alias` as a malformed {number}.
+api.add_router("", refs.router)
+# Artifacts next: their {path:path} routes must not be shadowed by a shorter match.
 api.add_router("", artifacts.router)
 api.add_router("", catalog.router)
 api.add_router("", approvals.router)

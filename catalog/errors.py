@@ -3,7 +3,8 @@
 NotFound is a 404 page. Any other refusal (Forbidden, Locked, Conflict, Invalid, ...) of a
 form post becomes a message on the page the form came from (post/redirect/get); of a GET,
 a 403 page, or the 503 page for Unavailable (artifact storage missing). Nothing becomes a
-500.
+500. The registration pages, which keep what was typed, show a refusal on their form instead
+(shown_on_form).
 """
 
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from functools import wraps
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
+from django.forms import Form
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -45,3 +47,11 @@ def domain_errors(view: Callable[..., HttpResponse]) -> Callable[..., HttpRespon
             return HttpResponseRedirect(back_url(request))
 
     return wrapper
+
+
+def shown_on_form(form: Form, exc: RegistryError) -> int:
+    """A refusal of a page that shows its form again (registering a model or a version):
+    the message goes on the form, whose inputs stay as they were typed; the status to
+    answer with is the refusal's."""
+    form.add_error(None, exc.message)
+    return exc.status

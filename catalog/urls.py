@@ -2,7 +2,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
 from catalog.views import activity_export as activity_export_views
-from catalog.views import browse, compare, home, settings, tokens, versions
+from catalog.views import aliases as alias_views
+from catalog.views import browse, compare, home, register, settings, tokens, versions
 from catalog.views import documentation as documentation_views
 from catalog.views import flags as flag_views
 from catalog.views import lineage as lineage_views
@@ -109,7 +110,28 @@ urlpatterns = [
         name="org-service-account-token-revoke",
     ),
     path("orgs/<slug:org>/models/", browse.catalog, name="catalog"),
+    # Not under models/: "new" is a valid model name.
+    path("orgs/<slug:org>/new-model/", register.model_create_view, name="model-create"),
     path("orgs/<slug:org>/models/<str:model>/", browse.model_card, name="model"),
+    path(
+        "orgs/<slug:org>/models/<str:model>/metadata/",
+        browse.model_edit_metadata,
+        name="model-metadata",
+    ),
+    path(
+        "orgs/<slug:org>/models/<str:model>/versions/new/",
+        register.version_create_view,
+        name="version-create",
+    ),
+    path(
+        "orgs/<slug:org>/models/<str:model>/versions/@<str:alias>/",
+        alias_views.version_by_alias,
+        name="version-by-alias",
+    ),
+    path(
+        "orgs/<slug:org>/models/<str:model>/versions/@<str:alias>/<path:rest>",
+        alias_views.version_by_alias,
+    ),
     path(
         "orgs/<slug:org>/models/<str:model>/settings/",
         settings.model_settings_update,
@@ -141,6 +163,9 @@ urlpatterns = [
     path(f"{version}lock/", versions.version_lock, name="version-lock"),
     path(f"{version}metadata/", versions.version_edit_metadata, name="version-metadata"),
     path(f"{version}comments/", versions.version_comment, name="version-comment"),
+    path(f"{version}aliases/", alias_views.alias_set_view, name="alias-set"),
+    path(f"{version}aliases/remove/", alias_views.alias_remove_view, name="alias-remove"),
+    path(f"{version}aliases/request/", alias_views.alias_request_view, name="alias-request"),
     path(
         f"{version}documentation/",
         documentation_views.version_documentation,

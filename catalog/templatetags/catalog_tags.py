@@ -1,18 +1,20 @@
-"""Presentation helpers: sanitised Markdown, sizes, stage and lock badges."""
+"""Presentation helpers: sanitised Markdown, sizes, stage and lock badges, tag searches."""
 
 import re
 import xml.etree.ElementTree as etree
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import markdown as markdown_lib
 import nh3
 from django import template
 from django.conf import settings
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from markdown.extensions import Extension
 from markdown.treeprocessors import Treeprocessor
 
+from catalog.forms import model_tag_query, uses_query_language
 from config.version import VERSION
 from registry.models import LockLevel, Stage
 
@@ -129,3 +131,27 @@ def query_with(context, **changes) -> str:
 @register.simple_tag
 def modelvault_version() -> str:
     return VERSION
+
+
+# A tag's key as the query language reads it after `tags.` (registry/query/parse.py's words).
+_TAG_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:\-]*")
+
+
+@register.simple_tag
+def tag_search(org: str, key: str, value, kind: str = "version") -> str:
+    """The catalog search for one tag: `tags.team == "nlp"` (the query language: models with
+    a version so tagged) for a version's tag, `team=nlp` for a model's own; "" for a tag
+    neither can spell."""
+    if not isinstance(key, str):
+        return ""
+    text = str(value)
+    if kind == "model":
+        query = f"{key}={text}"
+        if uses_query_language(query) or model_tag_query(query) != (key, text.strip()):
+            return ""
+    elif _TAG_KEY.fullmatch(key):
+        quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+        query = f'tags.{key} == "{quoted}"'
+    else:
+        return ""
+    return reverse("catalog:catalog", args=[org]) + "?" + urlencode({"q": query})

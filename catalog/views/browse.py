@@ -1,13 +1,15 @@
-"""The catalog of an organization and the model card with its tabs."""
+"""The catalog of an organization and the model card with its tabs; the card's free text and
+tags are edited here too."""
 
-import re
-
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.db.models import Count, Exists, Max, OuterRef, Q
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from approvals.models import StageChangeRequest
 from catalog.charts import numeric, stage_bars, value_bars
@@ -17,8 +19,15 @@ from catalog.forms import (
     ActivityFilterForm,
     CatalogSearchForm,
     GrantForm,
+    KeyValueFormSet,
+    ModelMetadataForm,
     ModelSettingsForm,
     VersionFilterForm,
+    first_error,
+    formset_error,
+    initial_rows,
+    model_tag_query,
+    uses_query_language,
 )
 from catalog.views.flags import open_flag_count
 from catalog.views.settings import branches_context
@@ -26,6 +35,7 @@ from registry.errors import Invalid
 from registry.models import ActivityEvent, Branch, ModelVersion, RegisteredModel, Stage
 from registry.permissions import get_model_for_user, get_org_for_user, model_access
 from registry.query import compile_query, search_versions
+from registry.services.registered_models import model_update
 from registry.state import model_state_at
 
 TABS = ("overview", "versions", "approvals", "activity", "settings")
@@ -50,18 +60,15 @@ def _count_stages(models) -> None:
         model.in_production = found.get(Stage.PRODUCTION, 0)
 
 
-LANGUAGE = re.compile(r"==|!=|>=|<=|[<>~]|\s(in|and|or)\s|^not\s", re.IGNORECASE)
-
-
 def _search(models, query: str):
     """The query language (SPEC 3.9) when the text uses an operator: models with a version
     that matches; else plain name and description search, or `key=value` on tags."""
-    if LANGUAGE.search(query):
+    if uses_query_language(query):
         matching = ModelVersion.objects.filter(model=OuterRef("pk")).filter(compile_query(query))
         return models.filter(Exists(matching))
-    key, equals, value = query.partition("=")
-    if equals and key.strip().isidentifier():
-        return models.filter(**{f"tags__{key.strip()}": value.strip()})
+    tag = model_tag_query(query)
+    if tag is not None:
+        return models.filter(**{f"tags__{tag[0]}": tag[1]})
     return models.filter(Q(name__icontains=query) | Q(description__icontains=query))
 
 
@@ -127,6 +134,10 @@ def _overview(request: HttpRequest, model: RegisteredModel) -> dict:
         if numeric(v["metrics"].get(metric)) is not None
     ]
     return {
+        "metadata_form": ModelMetadataForm(
+            initial={"description": model.description, "readme": model.readme}
+        ),
+        "tag_rows": KeyValueFormSet(initial=initial_rows(model.tags), prefix="tags"),
         "stage_chart": stage_bars(counts),
         "stage_counts": counts,
         "production_versions": production,
@@ -231,3 +242,21 @@ def model_card(request: HttpRequest, org: str, model: str) -> HttpResponse:
         **TAB_CONTEXT[tab](request, registered),
     }
     return render(request, f"catalog/model_{tab}.html", context)
+
+
+@login_required
+@require_POST
+@domain_errors
+def model_edit_metadata(request: HttpRequest, org: str, model: str) -> HttpResponse:
+    """Description, readme and tags, edited on the card (write permission; the service
+    decides)."""
+    registered = get_model_for_user(request.user, org, model, need="write")
+    form = ModelMetadataForm(request.POST)
+    if not form.is_valid():
+        raise Invalid(first_error(form))
+    tags = KeyValueFormSet(request.POST, prefix="tags")
+    if not tags.is_valid():
+        raise Invalid(formset_error(tags, "tags"))
+    model_update(actor=request.user, model=registered, tags=tags.as_dict(), **form.cleaned_data)
+    messages.success(request, "Description, readme and tags saved.")
+    return redirect(reverse("catalog:model", args=[registered.org.slug, registered.name]))

@@ -1,4 +1,5 @@
-"""The version page and its forms: stage request, lock level, comments, artifact download."""
+"""The version page and its forms: stage request, lock level, free metadata, comments,
+artifact download (its aliases: catalog/views/aliases.py)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -8,11 +9,28 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from approvals.forms import ReviewForm
-from approvals.models import FLOW, Review, StageChangeRequest, stage_moves_back, stage_skips
+from approvals.models import (
+    FLOW,
+    RequestKind,
+    Review,
+    StageChangeRequest,
+    stage_moves_back,
+    stage_skips,
+)
 from approvals.services import request_create
 from catalog.errors import domain_errors
-from catalog.forms import CommentForm, LockForm, MetadataForm, StageRequestForm, first_error
+from catalog.forms import (
+    CommentForm,
+    KeyValueFormSet,
+    LockForm,
+    MetadataForm,
+    StageRequestForm,
+    first_error,
+    formset_error,
+    initial_rows,
+)
 from catalog.views import version_url
+from catalog.views.aliases import aliases_context, mark_review_controls
 from catalog.views.flags import flags_context
 from catalog.views.lineage import lineage_context
 from registry.downloads import download_response
@@ -55,10 +73,12 @@ def _lock_options(version: ModelVersion, admin: bool) -> list[tuple[str, str]]:
 
 
 def _pending(version: ModelVersion) -> StageChangeRequest | None:
+    """The version's pending stage request (alias requests are the aliases panel's)."""
     reviews = Prefetch("reviews", queryset=Review.objects.select_related("reviewer"))
     return (
         StageChangeRequest.objects.for_version(version)
         .pending()
+        .filter(kind=RequestKind.STAGE)
         .for_listing()
         .prefetch_related(reviews)
         .first()
@@ -71,9 +91,8 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
     version = get_version_for_user(request.user, org, model, number)
     access = model_access(request.user, version.model)
     pending = _pending(version)
-    reviewed = pending is not None and any(
-        r.reviewer_id == request.user.pk for r in pending.reviews.all()
-    )
+    if pending is not None:
+        mark_review_controls(pending, access, request.user)
     requested = request.GET.get("request")
     chosen = next((o for o in _stage_options(version) if o["stage"] == requested), None)
     context = {
@@ -83,10 +102,8 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
         "can_write": access.write,
         "is_admin": access.admin,
         "pending": pending,
-        "can_review": bool(
-            pending and access.approve and pending.requester_id != request.user.pk and not reviewed
-        ),
-        "can_cancel": bool(pending and (pending.requester_id == request.user.pk or access.admin)),
+        "can_review": bool(pending and pending.can_review),
+        "can_cancel": bool(pending and pending.can_cancel),
         "stage_options": _stage_options(version),
         "chosen": chosen if access.write and pending is None else None,
         "request_form": StageRequestForm(initial={"to_stage": requested}),
@@ -96,8 +113,9 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
         "metadata_form": MetadataForm(
             initial={"description": version.description, "readme": version.readme}
         ),
+        "tag_rows": KeyValueFormSet(initial=initial_rows(version.tags), prefix="tags"),
         "artifacts": Artifact.objects.filter(version=version).select_related("blob"),
-        "aliases": version.aliases.order_by("name"),
+        **aliases_context(version, access, request.user),
         "comments": Comment.objects.filter(version=version).select_related("author"),
         "events": ActivityEvent.objects.filter(version_id=version.pk).order_by("-seq")[:50],
         **flags_context(version, access),
@@ -158,12 +176,19 @@ def version_lock(request: HttpRequest, org: str, model: str, number: int) -> Htt
 @require_POST
 @domain_errors
 def version_edit_metadata(request: HttpRequest, org: str, model: str, number: int) -> HttpResponse:
+    """Free metadata: description, readme and tags (every lock level; the service decides)."""
     version = get_version_for_user(request.user, org, model, number, need="write")
     form = MetadataForm(request.POST)
     if not form.is_valid():
         raise Invalid(first_error(form))
-    version_update(actor=request.user, version=version, **form.cleaned_data)
-    messages.success(request, "Description and readme saved.")
+    changes = dict(form.cleaned_data)
+    if "tags-TOTAL_FORMS" in request.POST:  # a form without the tag rows leaves them be
+        tags = KeyValueFormSet(request.POST, prefix="tags")
+        if not tags.is_valid():
+            raise Invalid(formset_error(tags, "tags"))
+        changes["tags"] = tags.as_dict()
+    version_update(actor=request.user, version=version, **changes)
+    messages.success(request, "Description, readme and tags saved.")
     return redirect(version_url(version))
 
 

@@ -7,6 +7,8 @@
     modelvault approve 12 -m "looks good"
     modelvault find 'stage == production and metrics.auc >= 0.9' --model fraud
     modelvault download fraud 3 model.pkl dest/
+    modelvault download fraud@champion model.pkl dest/     # the version the alias names
+    modelvault alias fraud champion 3 -m "v3 wins the A/B"  # --request for a protected one
 
 The server, token and organization come from --url/--token/--org or MODELVAULT_URL,
 MODELVAULT_TOKEN and MODELVAULT_ORG. An error prints one line on stderr and exits 1
@@ -98,11 +100,34 @@ def _version_line(version: ModelVersion) -> str:
 
 def _request_line(request: StageRequest) -> str:
     data = request.data
+    if data.get("kind") == "alias_move":
+        change = f"@{data.get('alias')} -> v{data.get('version')}"
+    elif data.get("kind") == "alias_remove":
+        change = f"@{data.get('alias')} removed (now v{data.get('version')})"
+    else:
+        change = f"v{data.get('version')} {data.get('from_stage')} -> {data.get('to_stage')}"
     return (
-        f"request {data.get('id')}: {data.get('model')} v{data.get('version')} "
-        f"{data.get('from_stage')} -> {data.get('to_stage')}, {data.get('status')} "
+        f"request {data.get('id')}: {data.get('model')} {change}, {data.get('status')} "
         f"({data.get('approvals')}/{data.get('required_approvals')} approvals)"
     )
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    """A version as `MODEL NUMBER`, or as `MODEL@ALIAS` (the version the alias names now)."""
+    parser.add_argument("model", metavar="MODEL[@ALIAS]", help="a model, or model@alias")
+    parser.add_argument("number", nargs="?", metavar="NUMBER", help="the version (not with @)")
+
+
+def _version(client: Client, args: argparse.Namespace) -> ModelVersion:
+    if "@" in args.model:
+        if args.number is not None:
+            raise ModelvaultError("name a version by an alias or by a number, not both")
+        return client.get_version(args.model)
+    if args.number is None or not args.number.isdigit():
+        raise ModelvaultError(
+            f"name the version as {args.model} NUMBER or {args.model}@ALIAS, not {args.number!r}"
+        )
+    return client.get_version(args.model, int(args.number))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,16 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--metric", action="append", metavar="KEY=VALUE")
     register.add_argument("--tag", action="append", metavar="KEY=VALUE")
     register.add_argument("--artifact", action="append", metavar="PATH=LOCAL_FILE")
+    register.add_argument(
+        "--parent", action="append", metavar="MODEL@ALIAS|MODEL:NUMBER", help="lineage"
+    )
 
     upload = verbs.add_parser("upload", help="upload a file as an artifact of a version")
-    upload.add_argument("model")
-    upload.add_argument("number", type=int)
+    _add_version(upload)
     upload.add_argument("path", help="artifact path in the version")
     upload.add_argument("file", help="local file")
 
     request = verbs.add_parser("request", help="request a stage change")
-    request.add_argument("model")
-    request.add_argument("number", type=int)
+    _add_version(request)
     request.add_argument("stage", choices=sorted(STAGES))
     request.add_argument("-m", "--comment", default="")
     request.add_argument("--archive-existing", action="store_true")
@@ -153,16 +179,44 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--json", action="store_true", help="print the versions as JSON lines")
 
     lock = verbs.add_parser("lock", help="set a version's lock level")
-    lock.add_argument("model")
-    lock.add_argument("number", type=int)
+    _add_version(lock)
     lock.add_argument("level", choices=sorted(LEVELS))
 
     download = verbs.add_parser("download", help="download and verify an artifact")
-    download.add_argument("model")
-    download.add_argument("number", type=int)
+    _add_version(download)
     download.add_argument("path", help="artifact path in the version")
-    download.add_argument("dest", nargs="?", default=".", help="directory (default: .)")
+    download.add_argument("dest", nargs="?", help="directory (default: .)")
+
+    show = verbs.add_parser("show", help="print a version (by number or alias)")
+    _add_version(show)
+    show.add_argument("--json", action="store_true", help="print the version as JSON")
+
+    alias = verbs.add_parser("alias", help="point an alias at a version, or remove it")
+    alias.add_argument("model")
+    alias.add_argument("name", help="the alias, e.g. champion")
+    alias.add_argument("number", nargs="?", type=int, help="the version to point it at")
+    alias.add_argument("--remove", action="store_true", help="remove the alias")
+    alias.add_argument(
+        "--request",
+        action="store_true",
+        help="ask reviewers instead (how a writer moves a protected alias)",
+    )
+    alias.add_argument("-m", "--comment", default="")
     return parser
+
+
+def _parents(items: list[str] | None) -> list[Any] | None:
+    """`--parent fraud@champion` as it is; `--parent fraud:3` as {model, number}."""
+    found: list[Any] = []
+    for item in items or []:
+        model, colon, number = item.partition(":")
+        if "@" in item:
+            found.append(item)
+        elif colon and number.isdigit():
+            found.append({"model": model, "number": int(number)})
+        else:
+            raise ModelvaultError(f"--parent {item!r} is not MODEL@ALIAS or MODEL:NUMBER")
+    return found or None
 
 
 @contextlib.contextmanager
@@ -195,6 +249,7 @@ def run(args: argparse.Namespace, client: Client, stdout: TextIO, stderr: TextIO
             "params": _pairs(args.param, parse_json=True, what="--param") or None,
             "metrics": _pairs(args.metric, parse_json=True, what="--metric") or None,
             "tags": _pairs(args.tag, parse_json=False, what="--tag") or None,
+            "parents": _parents(args.parent),
         }
         with _progress(args, "upload", stderr) as bar:
             version = model.create_version(
@@ -202,12 +257,12 @@ def run(args: argparse.Namespace, client: Client, stdout: TextIO, stderr: TextIO
             )
         stdout.write(_version_line(version) + "\n")
     elif verb == "upload":
-        version = client.get_registered_model(args.model).get_version(args.number)
+        version = _version(client, args)
         with _progress(args, args.path, stderr) as bar:
             artifact = version.upload_artifact(args.path, args.file, progress=bar)
         stdout.write(f"{artifact['path']}\t{artifact['size']}\t{artifact['sha256']}\n")
     elif verb == "request":
-        version = client.get_registered_model(args.model).get_version(args.number)
+        version = _version(client, args)
         change = STAGES[args.stage](args.comment, archive_existing=args.archive_existing)
         stdout.write(_request_line(version.change_stage(change)) + "\n")
     elif verb in ("approve", "reject", "cancel"):
@@ -226,13 +281,36 @@ def run(args: argparse.Namespace, client: Client, stdout: TextIO, stderr: TextIO
             line = json.dumps(version.data) if args.json else _version_line(version)
             stdout.write(line + "\n")
     elif verb == "lock":
-        version = client.get_registered_model(args.model).get_version(args.number)
+        version = _version(client, args)
         stdout.write(_version_line(version.set_lock_level(args.level)) + "\n")
     elif verb == "download":
-        version = client.get_registered_model(args.model).get_version(args.number)
+        if "@" in args.model and args.number is not None and args.dest is None:
+            # `download fraud@champion model.pkl dest/`: no number, so each word moves up one.
+            args.number, args.path, args.dest = None, args.number, args.path
+        version = _version(client, args)
         with _progress(args, args.path, stderr) as bar:
-            target = version.download_artifact(args.path, args.dest, progress=bar)
+            target = version.download_artifact(args.path, args.dest or ".", progress=bar)
         stdout.write(f"{target}\n")
+    elif verb == "show":
+        version = _version(client, args)
+        stdout.write((json.dumps(version.data) if args.json else _version_line(version)) + "\n")
+    elif verb == "alias":
+        _alias(client, args, stdout)
+
+
+def _alias(client: Client, args: argparse.Namespace, stdout: TextIO) -> None:
+    if args.remove == (args.number is not None):
+        raise ModelvaultError("give the version to point the alias at, or --remove")
+    model = client.get_registered_model(args.model)
+    if args.request:
+        request = model.request_alias(args.name, args.number, args.comment)
+        stdout.write(_request_line(request) + "\n")
+    elif args.remove:
+        model.remove_alias(args.name)
+        stdout.write(f"{args.model}@{args.name} removed\n")
+    else:
+        found = model.set_alias(args.name, args.number, args.comment)
+        stdout.write(f"{args.model}@{found['name']} -> v{found['version']}\n")
 
 
 def main(

@@ -5,6 +5,7 @@ REST API of SPEC 4.2.
     model = client.create_registered_model("fraud", description="Card fraud scoring")
     version = model.create_version(Redact(), label="1.0.0", artifacts={"model.pkl": "out/m.pkl"})
     request = version.change_stage(Staging("Undergoing final testing."))
+    champion = client.get_version("fraud@champion")
 """
 
 import contextlib
@@ -169,6 +170,18 @@ class Client:
         found = self.paginate(f"{self._org_path()}/versions", {"q": query})
         return [ModelVersion(self, d) for d in found]
 
+    def get_version(self, ref: str, number: int | None = None) -> "ModelVersion":
+        """A version named as `"model@alias"` (the version the alias points at now) or as a
+        model and its number: `get_version("fraud@champion")`, `get_version("fraud", 3)`."""
+        name, at, alias = ref.partition("@")
+        if at and number is not None:
+            raise ModelvaultError("name a version by an alias or by a number, not both")
+        if not at and number is None:
+            raise ModelvaultError(f"name a version as {ref}@<alias>, or give its number")
+        which = f"@{_q(alias)}" if at else _q(int(number))
+        path = f"{self._org_path()}/models/{_q(name)}/versions/{which}"
+        return ModelVersion(self, self.json("GET", path))
+
     def get_stage_request(self, request_id: int) -> "StageRequest":
         return StageRequest(self, self.json("GET", f"/stage-requests/{_q(request_id)}"))
 
@@ -240,9 +253,12 @@ class RegisteredModel(Resource):
         With artifacts and a lock level, the version is registered at the org's default
         level, the files uploaded, and only then the level raised: a redact or closed
         version refuses new artifacts. Other fields (tags, description, framework, flavor,
-        environment, datasets, code_version, branch, ...) pass through as the API names them.
+        environment, datasets, code_version, branch, ...) pass through as the API names them;
+        `parents` takes ModelVersion objects, "model@alias" and {"model", "number"}.
         """
         body: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+        if "parents" in body:
+            body["parents"] = [_parent_ref(parent) for parent in body["parents"]]
         for key, value in (("label", label), ("params", params), ("metrics", metrics)):
             if value is not None:
                 body[key] = value
@@ -259,8 +275,40 @@ class RegisteredModel(Resource):
             version.refresh()
         return version
 
-    def get_version(self, number: int) -> "ModelVersion":
-        return ModelVersion(self.client, self.client.json("GET", f"{self.path}/versions/{number}"))
+    def get_version(self, number: int | str) -> "ModelVersion":
+        """By number (`3`), or by alias (`"champion"` or `"@champion"`): the version the
+        alias points at now."""
+        if isinstance(number, str) and not number.isdigit():
+            which = f"@{_q(number.removeprefix('@'))}"
+        else:
+            which = _q(int(number))
+        return ModelVersion(self.client, self.client.json("GET", f"{self.path}/versions/{which}"))
+
+    def aliases(self) -> list[dict[str, Any]]:
+        """The model's aliases: `[{"name": "champion", "version": 3, "protected": True}]`."""
+        return self.client.json("GET", f"{self.path}/aliases")
+
+    def set_alias(
+        self, name: str, version: "int | ModelVersion", comment: str = ""
+    ) -> dict[str, Any]:
+        """Point alias `name` at a version (write permission). A protected alias moves only
+        by an org admin: others get PermissionDenied and use request_alias."""
+        body = {"version": _number(version), "comment": comment}
+        return self.client.json("PUT", f"{self.path}/aliases/{_q(name)}", json=body)
+
+    def remove_alias(self, name: str) -> None:
+        """Remove alias `name` (write permission; a protected one: an org admin)."""
+        self.client.json("DELETE", f"{self.path}/aliases/{_q(name)}")
+
+    def request_alias(
+        self, name: str, version: "int | ModelVersion | None", comment: str = ""
+    ) -> "StageRequest":
+        """Ask reviewers to point alias `name` at a version (None: to remove it), the way a
+        writer moves a protected alias. Returns the pending request (approve, reject, cancel
+        it like a stage request)."""
+        body = {"version": None if version is None else _number(version), "comment": comment}
+        path = f"{self.path}/aliases/{_q(name)}/requests"
+        return StageRequest(self.client, self.client.json("POST", path, json=body))
 
     def branches(self) -> list[dict[str, Any]]:
         """The model's branches (`main` first exists and is protected)."""
@@ -269,6 +317,18 @@ class RegisteredModel(Resource):
     def create_branch(self, name: str) -> dict[str, Any]:
         """Open an experimental branch; register versions on it with `branch=name`."""
         return self.client.json("POST", f"{self.path}/branches", json={"name": name})
+
+
+def _number(version: "int | ModelVersion") -> int:
+    return version.number if isinstance(version, ModelVersion) else int(version)
+
+
+def _parent_ref(parent: Any) -> Any:
+    """A parent for the API: a ModelVersion as {model, number}; "model@alias" and
+    {"model", "number"} as they are."""
+    if isinstance(parent, ModelVersion):
+        return {"model": parent.model, "number": parent.number}
+    return parent
 
 
 class Versions:
@@ -286,7 +346,7 @@ class Versions:
         found = self.model.client.paginate(f"{self.model.path}/versions")
         return [ModelVersion(self.model.client, d) for d in found]
 
-    def get(self, number: int) -> "ModelVersion":
+    def get(self, number: int | str) -> "ModelVersion":
         return self.model.get_version(number)
 
     def __iter__(self) -> Iterator["ModelVersion"]:
@@ -500,7 +560,10 @@ class ModelVersion(Resource):
 
 class StageRequest(Resource):
     def __repr__(self) -> str:
-        return f"StageRequest({self.id}, {self.data.get('to_stage')!r}, {self.status!r})"
+        change = self.data.get("to_stage")
+        if self.data.get("alias"):
+            change = f"@{self.data['alias']}"
+        return f"StageRequest({self.id}, {change!r}, {self.status!r})"
 
     @property
     def id(self) -> int:

@@ -169,3 +169,63 @@ def test_it_exits_2_on_a_usage_error(api, capsys):
         run(api, "lock", "fraud", "1", "sealed")
     assert raised.value.code == 2
     assert "invalid choice: 'sealed'" in capsys.readouterr().err
+
+
+def test_it_names_a_version_by_alias_in_every_verb(api, tmp_path):
+    champion = f"{PREFIX}/models/fraud/versions/@champion"
+    api.on("GET", champion, (200, version_json(1)))
+    api.on(
+        "GET",
+        f"{PREFIX}/models/fraud/versions/1/artifacts/m.bin",
+        lambda r: httpx.Response(
+            200, content=b"w", headers={"X-Checksum-Sha256": hashlib.sha256(b"w").hexdigest()}
+        ),
+    )
+    api.on(
+        "PUT", f"{PREFIX}/models/fraud/versions/1/lock", (200, version_json(1, lock_level="closed"))
+    )
+    code, out, err = run(api, "show", "fraud@champion")
+    assert (code, err) == (0, "") and out.startswith("fraud\t1\t")
+    code, out, _ = run(api, "-q", "download", "fraud@champion", "m.bin", str(tmp_path))
+    assert code == 0 and (tmp_path / "m.bin").read_bytes() == b"w"
+    code, out, _ = run(api, "lock", "fraud@champion", "closed")
+    assert code == 0 and "\tclosed\t" in out
+    assert [c.url.path for c in api.calls].count(champion) == 3
+    code, _, err = run(api, "lock", "fraud@champion", "2", "closed")
+    assert code == 1 and "not both" in err
+    code, _, err = run(api, "show", "fraud")
+    assert code == 1 and "fraud NUMBER or fraud@ALIAS" in err
+
+
+def test_it_sets_removes_and_requests_an_alias(api):
+    aliases = f"{PREFIX}/models/fraud/aliases/champion"
+    api.on("PUT", aliases, (200, {"name": "champion", "version": 3, "protected": False}))
+    api.on("DELETE", aliases, lambda r: httpx.Response(204))
+    api.on(
+        "POST",
+        f"{aliases}/requests",
+        (201, request_json(8, kind="alias_move", alias="champion", version=3)),
+    )
+    code, out, _ = run(api, "alias", "fraud", "champion", "3", "-m", "A/B winner")
+    assert (code, out) == (0, "fraud@champion -> v3\n")
+    assert json.loads(api.bodies[-1]) == {"version": 3, "comment": "A/B winner"}
+    code, out, _ = run(api, "alias", "fraud", "champion", "3", "--request", "-m", "please")
+    assert code == 0 and out.startswith("request 8: fraud @champion -> v3, pending")
+    code, out, _ = run(api, "alias", "fraud", "champion", "--remove")
+    assert (code, out) == (0, "fraud@champion removed\n")
+    code, _, err = run(api, "alias", "fraud", "champion")
+    assert code == 1 and "--remove" in err
+
+
+def test_it_registers_with_parents_by_alias_or_number(api):
+    api.on("POST", f"{PREFIX}/models/fraud/versions", (201, version_json(2)))
+    code, _, err = run(
+        api, "register", "fraud", "--parent", "fraud@champion", "--parent", "churn:4"
+    )
+    assert (code, err) == (0, "")
+    assert json.loads(api.bodies[-1])["parents"] == [
+        "fraud@champion",
+        {"model": "churn", "number": 4},
+    ]
+    code, _, err = run(api, "register", "fraud", "--parent", "fraud")
+    assert code == 1 and "MODEL@ALIAS or MODEL:NUMBER" in err

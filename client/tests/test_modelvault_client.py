@@ -373,3 +373,70 @@ def test_it_lists_artifacts_as_the_server_has_them_now(api):
     version = api.client().get_registered_model("fraud").versions.get(1)
     assert version.artifacts == []  # as last read
     assert version.list_artifacts() == listed["items"]
+
+
+# Aliases (`model@alias` names a version anywhere; a protected alias moves through review)
+
+
+def test_it_gets_a_version_by_alias_or_by_number(api):
+    api.on("GET", f"{PREFIX}/models/fraud/versions/@champion", (200, version_json(3)))
+    api.on("GET", f"{PREFIX}/models/fraud/versions/2", (200, version_json(2)))
+    api.on("GET", f"{PREFIX}/models/fraud", (200, {"name": "fraud"}))
+    client = api.client()
+    assert client.get_version("fraud@champion").number == 3
+    assert client.get_version("fraud", 2).number == 2
+    model = client.get_registered_model("fraud")
+    assert model.get_version("champion").number == 3
+    assert model.get_version("@champion").number == 3
+    assert model.versions.get(2).number == 2
+    with pytest.raises(ModelvaultError, match="not both"):
+        client.get_version("fraud@champion", 3)
+    with pytest.raises(ModelvaultError, match="fraud@<alias>"):
+        client.get_version("fraud")
+
+
+def test_it_sets_removes_and_lists_aliases(api):
+    aliases = f"{PREFIX}/models/fraud/aliases"
+    api.on("GET", f"{PREFIX}/models/fraud", (200, {"name": "fraud"}))
+    api.on(
+        "PUT", f"{aliases}/champion", (200, {"name": "champion", "version": 3, "protected": False})
+    )
+    api.on("DELETE", f"{aliases}/champion", lambda r: httpx.Response(204))
+    api.on("GET", aliases, (200, [{"name": "champion", "version": 3, "protected": False}]))
+    model = api.client().get_registered_model("fraud")
+    version = modelvault.ModelVersion(model.client, version_json(3))
+    assert model.set_alias("champion", version, "A/B winner")["version"] == 3
+    assert json.loads(api.bodies[-1]) == {"version": 3, "comment": "A/B winner"}
+    model.set_alias("champion", 3)
+    assert json.loads(api.bodies[-1]) == {"version": 3, "comment": ""}
+    assert model.aliases() == [{"name": "champion", "version": 3, "protected": False}]
+    assert model.remove_alias("champion") is None
+    assert api.calls[-1].method == "DELETE"
+
+
+def test_it_requests_the_move_or_removal_of_a_protected_alias(api):
+    requests = f"{PREFIX}/models/fraud/aliases/champion/requests"
+    api.on("GET", f"{PREFIX}/models/fraud", (200, {"name": "fraud"}))
+    api.on("POST", requests, (201, request_json(9, kind="alias_move", alias="champion")))
+    api.on("POST", "/api/v1/stage-requests/9/approve", (200, request_json(9, status="approved")))
+    model = api.client().get_registered_model("fraud")
+    request = model.request_alias("champion", 3, "v3 wins")
+    assert (request.id, request.status) == (9, "pending")
+    assert repr(request) == "StageRequest(9, '@champion', 'pending')"
+    assert json.loads(api.bodies[-1]) == {"version": 3, "comment": "v3 wins"}
+    model.request_alias("champion", None)
+    assert json.loads(api.bodies[-1]) == {"version": None, "comment": ""}
+    assert request.approve("ok").status == "approved"
+
+
+def test_it_registers_a_version_with_parents_by_alias_or_object(api):
+    api.on("GET", f"{PREFIX}/models/fraud", (200, {"name": "fraud"}))
+    api.on("POST", f"{PREFIX}/models/fraud/versions", (201, version_json(4)))
+    model = api.client().get_registered_model("fraud")
+    parent = modelvault.ModelVersion(model.client, version_json(2))
+    model.create_version(parents=["fraud@champion", parent, {"model": "churn", "number": 1}])
+    assert json.loads(api.bodies[-1])["parents"] == [
+        "fraud@champion",
+        {"model": "fraud", "number": 2},
+        {"model": "churn", "number": 1},
+    ]

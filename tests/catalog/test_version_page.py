@@ -11,8 +11,9 @@ from registry.services.versions import version_create, version_set_lock_level
 
 pytestmark = pytest.mark.django_db
 
-# One of them is the view's read of what the caller may do (model_access), after the fetch.
-VERSION_PAGE_QUERIES = 13
+# One of them is the view's read of what the caller may do (model_access), after the fetch;
+# two are the Aliases panel's (the model's aliases, their pending requests).
+VERSION_PAGE_QUERIES = 14
 
 
 def url(version, name="catalog:version", *extra) -> str:

@@ -202,3 +202,36 @@ def test_it_flags_a_version_and_a_writer_resolves_it(live_server, carol, alice_m
     assert resolved.status == "resolved"
     assert version.flags("open") == []
     assert alice_mv.search_versions("flagged == true") == []
+
+
+def test_it_names_versions_by_alias_and_requests_a_protected_alias(
+    alice_mv, admin_mv, admin, tmp_path
+):
+    from registry.models import RegisteredModel
+    from registry.services.aliases import alias_protect
+
+    local = tmp_path / "model.bin"
+    local.write_bytes(b"champion weights")
+    model = alice_mv.create_registered_model("aliased")
+    v1 = model.create_version(artifacts={"model.bin": str(local)})
+    v2 = model.create_version(parents=[v1])
+    assert model.set_alias("champion", v1, "first")["version"] == v1.number
+    assert alice_mv.get_version("aliased@champion").digest == v1.digest
+    assert model.get_version("champion").number == v1.number
+    child = model.create_version(parents=["aliased@champion"])
+    assert [p["number"] for p in child.parents] == [v1.number]
+    target = alice_mv.get_version("aliased@champion").download_artifact("model.bin", tmp_path / "d")
+    assert target.read_bytes() == b"champion weights"
+
+    alias_protect(actor=admin, model=RegisteredModel.objects.get(name="aliased"), name="champion")
+    with pytest.raises(PermissionDenied, match="request the change for review"):
+        model.set_alias("champion", v2)
+    request = model.request_alias("champion", v2, "v2 wins the A/B test")
+    assert (request.kind, request.status, request.version) == ("alias_move", "pending", 2)
+    pending = admin_mv.pending_approvals()
+    assert [r.id for r in pending] == [request.id]
+    assert pending[0].approve("agreed").status == "approved"
+    assert alice_mv.get_version("aliased@champion").number == v2.number
+    assert model.aliases() == [{"name": "champion", "version": v2.number, "protected": True}]
+    with pytest.raises(NotFound):
+        alice_mv.get_version("aliased@nobody")
