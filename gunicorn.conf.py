@@ -68,12 +68,13 @@ def post_worker_init(worker) -> None:
 
 
 # Prometheus metrics (config/metrics.py): each worker writes its counts under this folder and
-# the one that answers /metrics sums them. Set before any worker imports prometheus_client;
-# emptied when the server starts, so that no count of a previous run is summed.
-METRICS_DIR = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR",
-    str(Path(os.environ.get("VAR_DIR") or Path(__file__).parent / "var") / "metrics"),
+# the one that answers /metrics sums them. gunicorn puts raw_env in the environment before
+# any worker imports prometheus_client; the folder is emptied when the server starts, so
+# that no count of a previous run is summed.
+METRICS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or str(
+    Path(os.environ.get("VAR_DIR") or Path(__file__).parent / "var") / "metrics"
 )
+raw_env = [f"PROMETHEUS_MULTIPROC_DIR={METRICS_DIR}"]
 
 
 def on_starting(server) -> None:
