@@ -38,7 +38,7 @@ def _database() -> None:
 def _broker() -> None:
     from config.celery import app
 
-    with app.connection_for_write() as conn:
+    with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, timeout=BROKER_TIMEOUT)
         conn.default_channel  # noqa: B018 (opening the channel is what talks to the broker)
 

@@ -8,7 +8,6 @@ import time
 import pytest
 from django.test import Client
 
-from config.celery import app
 from config.health import VERSION
 from tests.registry.test_s3_storage import bucket, s3_endpoint  # noqa: F401 (fixtures)
 
@@ -70,20 +69,20 @@ def test_readiness_fails_on_an_artifact_folder_it_cannot_write(probe, settings, 
     assert "file/artifacts cannot be written" in body["checks"]["storage"]["error"]
 
 
-def test_readiness_checks_the_broker_when_one_is_configured(probe, settings, monkeypatch):
+def test_readiness_checks_the_broker_when_one_is_configured(probe, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    monkeypatch.setitem(app.conf, "broker_url", f"redis://127.0.0.1:{free_port()}/0")
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{free_port()}/0"
     response = probe.get("/readyz")
     assert response.status_code == 503
     broker = response.json()["checks"]["broker"]
     assert not broker["ok"] and "Connection" in broker["error"] and broker["ms"] < 5000
 
 
-def test_readiness_follows_a_broker_going_away_and_coming_back(probe, settings, monkeypatch):
+def test_readiness_follows_a_broker_going_away_and_coming_back(probe, settings):
     """A Redis of the test's own: ready, unready while it is stopped, ready again."""
     port = free_port()
     settings.CELERY_TASK_ALWAYS_EAGER = False
-    monkeypatch.setitem(app.conf, "broker_url", f"redis://127.0.0.1:{port}/0")
+    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
     with own_redis(port):
         response = probe.get("/readyz")
         assert response.status_code == 200, response.json()
