@@ -227,8 +227,12 @@ ARTIFACT_ROOT = Path(env_str("ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))).resol
 # inside ARTIFACT_ROOT, so that moving a finished upload into place is one rename).
 ARTIFACT_TMP_DIR = Path(env_str("ARTIFACT_TMP_DIR", str(VAR_DIR / "tmp"))).resolve()
 ARTIFACT_MAX_SIZE = env_int("ARTIFACT_MAX_SIZE", 50 * 1024**3)
-# Uploads are staged with O_DIRECT where the filesystem allows it (registry/storage.py).
+# Uploads are staged, and large downloads read, with O_DIRECT where the filesystem allows
+# it (registry/directio.py).
 ARTIFACT_DIRECT_IO = env_bool("ARTIFACT_DIRECT_IO", True)
+# Beat's hourly sweep removes what uploads cut off by a killed server left (staging files,
+# S3 multipart uploads and temporary objects) once last written this many seconds ago.
+ARTIFACT_SWEEP_AFTER = env_int("ARTIFACT_SWEEP_AFTER", 24 * 3600)
 
 if ARTIFACT_STORAGE == "filesystem":
     _artifact_backend = {
@@ -334,6 +338,10 @@ CELERY_BEAT_SCHEDULE = {
     "notifications-sweep": {
         "task": "notifications.tasks.sweep_outbox",
         "schedule": float(NOTIFY_SWEEP_EVERY),
+    },
+    "uploads-sweep": {
+        "task": "registry.tasks.sweep_unfinished_uploads",
+        "schedule": 3600.0,
     },
 }
 

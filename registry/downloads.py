@@ -11,16 +11,17 @@ import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator
 
-from django.core.files.storage import FileSystemStorage
+from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.utils.http import content_disposition_header
 
+from registry import directio
 from registry.models import Artifact
 from registry.storage import (
     CHUNK_SIZE,
     artifact_storage,
-    blob_chunks,
     blob_key,
+    on_filesystem,
     open_blob,
     storage_errors,
 )
@@ -65,7 +66,7 @@ def range_chunks(sha256: str, start: int, length: int) -> Iterable[bytes]:
     does not exist: registry.storage.storage_errors) is answered as an error, not cut off."""
     storage = artifact_storage()
     key = blob_key(sha256)
-    if isinstance(storage, FileSystemStorage):
+    if on_filesystem(storage):
         return _file_range(storage.path(key), start, length)
     # django-storages' file names the object as the storage does (its `location` prefix
     # included); its boto3 Object reads the range.
@@ -111,9 +112,9 @@ def download_response(
 ) -> HttpResponse:
     """An attachment of `application/octet-stream` with `nosniff`, its length, and its
     SHA-256 as ETag and X-Checksum-Sha256; the part asked for by `Range` (206), or `refuse`'s
-    answer (416) to a range past the end. A whole large blob on the filesystem streams
-    from direct reads (registry.storage.blob_chunks), a small one goes out as a file (which
-    the server may send with sendfile); on object storage the object streams in chunks."""
+    answer (416) to a range past the end. A whole blob on the filesystem goes out as a file
+    (which the server sends with sendfile), or with ARTIFACT_DIRECT_IO, a large one streams
+    from direct reads (registry.directio); on object storage the object streams in chunks."""
     sha256, size = artifact.blob_id, artifact.blob.size
     etag = f'"{sha256}"'
     filename = posixpath.basename(artifact.path)
@@ -135,11 +136,14 @@ def download_response(
         response["Content-Range"] = f"bytes {first}-{last}/{size}"
         response["Content-Length"] = str(last - first + 1)
     else:
-        chunks = blob_chunks(sha256, size)
-        if chunks is None and not isinstance(artifact_storage(), FileSystemStorage):
+        storage = artifact_storage()
+        chunks = None
+        if not on_filesystem(storage):
             # Object storage: streamed as S3 sends it. django-storages' file would read the
             # whole object before the first byte goes out, into the serving process.
             chunks = range_chunks(sha256, 0, size) if size else iter(())
+        elif settings.ARTIFACT_DIRECT_IO and size >= directio.DIRECT_READ_MIN:
+            chunks = directio.blob_chunks(storage.path(blob_key(sha256)))
         if chunks is None:
             response = FileResponse(
                 open_blob(sha256),

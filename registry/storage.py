@@ -1,26 +1,26 @@
 """Content-addressed blob storage through Django's storage API (SPEC 3.5).
 
-An upload streams into a staging file while it is hashed, in bounded memory, the hashing
-and writing overlapped with receiving (_Pipeline). Only a complete
-upload whose SHA-256 matches what the client expected is moved under its storage key
-(`blobs/ab/cd/<sha256>`); the key is made here, never from a user's path. Whatever goes
-wrong, the staging file is removed. Folders made here get mode 0750 and blobs on the
-filesystem 0640 (config/files.py); a bucket that does not exist is Unavailable (503), not
-a failure of the server.
+An upload is hashed as it streams in, in bounded memory, and kept apart until it is whole:
+on the filesystem in a staging file under ARTIFACT_TMP_DIR, on S3 in a temporary object
+written as a multipart upload (registry/s3.py). Only a complete upload whose size and
+SHA-256 match what the client declared and expected is placed under its storage key
+(`blobs/ab/cd/<sha256>`: made here, never from a user's path), by one rename or a copy on
+the S3 server. Whatever goes wrong, the staging file or temporary object goes. Folders made
+here get mode 0750 and blobs on the filesystem 0640 (config/files.py); a bucket that does
+not exist is Unavailable (503), not a failure of the server. With ARTIFACT_DIRECT_IO on,
+the filesystem's staging file and large downloads use O_DIRECT (registry/directio.py).
 """
 
 import contextlib
 import errno
-import fcntl
 import hashlib
-import mmap
 import os
-import queue
 import shutil
 import tempfile
-import threading
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -29,7 +29,9 @@ from django.core.files import File
 from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from config.files import FILE_MODE, make_dirs
-from registry.errors import Invalid, RegistryError, TooLarge, Unavailable
+from registry import directio, s3
+from registry.errors import Invalid, TooLarge
+from registry.s3 import storage_errors
 
 CHUNK_SIZE = 1024 * 1024
 _HEX = frozenset("0123456789abcdef")
@@ -39,37 +41,8 @@ def artifact_storage() -> Storage:
     return storages["artifacts"]
 
 
-@contextlib.contextmanager
-def storage_errors() -> Iterator[None]:
-    """Around calls to the artifact storage: on object storage, a failure because its bucket
-    does not exist becomes Unavailable, with a message that names the bucket. (The
-    storage's answers do not always say so: a missing object and a missing bucket are both
-    404 to HEAD and GET. Only after a failure is the bucket asked after, once.)"""
-    try:
-        yield
-    except Exception as exc:
-        storage = artifact_storage()
-        bucket = getattr(storage, "bucket_name", None)
-        if bucket and not isinstance(exc, RegistryError) and not bucket_exists(storage):
-            raise Unavailable(
-                f"artifact storage bucket {bucket!r} does not exist: create it, or set "
-                "AWS_STORAGE_BUCKET_NAME to one that does"
-            ) from exc
-        raise
-
-
-def bucket_exists(storage: Storage) -> bool:
-    """Whether an S3 storage's bucket is there (HeadBucket); True when it cannot tell."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        storage.connection.meta.client.head_bucket(Bucket=storage.bucket_name)
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        return code not in ("404", "NoSuchBucket")
-    except BotoCoreError:  # the endpoint does not answer: the first failure stands
-        return True
-    return True
+def on_filesystem(storage: Storage) -> bool:
+    return isinstance(storage, FileSystemStorage)
 
 
 def blob_key(sha256: str) -> str:
@@ -97,180 +70,35 @@ def iter_chunks(source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-@dataclass
+@dataclass(frozen=True)
 class StagedUpload:
-    path: Path
+    """A complete, checked upload not yet under its key: in the staging file `path` on the
+    filesystem, or the temporary object `key` on S3."""
+
     sha256: str
     size: int
+    path: Path | None = None
+    key: str | None = None
 
 
-_ALIGN = 4096  # a multiple of every disk's logical block size
-_DIRECT_BUFFER = 4 * 1024 * 1024
-
-
-class _StagingFile:
-    """The staging file's writer. Where the filesystem allows it (Linux, not tmpfs) and
-    ARTIFACT_DIRECT_IO is on, it writes with O_DIRECT, in aligned 4 MiB blocks from a
-    page-aligned buffer, so that a large upload does not first fill the page cache: handing
-    out fresh page-cache memory is what bounded uploads (docs/operations.md). The last
-    block is padded to the alignment and the file cut back to its size. If the kernel
-    refuses direct I/O at any point, the rest is written through the page cache."""
-
-    def __init__(self, fd: int):
-        self.fd = fd
-        self.size = 0
-        self.direct = False
-        self.filled = 0
-        self.buffer: mmap.mmap | None = None
-        if settings.ARTIFACT_DIRECT_IO and hasattr(os, "O_DIRECT"):
-            try:
-                flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
-            except OSError:
-                return
-            self.direct = True
-            self.buffer = mmap.mmap(-1, _DIRECT_BUFFER)  # page-aligned
-
-    def __enter__(self) -> "_StagingFile":
-        return self
-
-    def __exit__(self, kind, value, traceback) -> None:
-        try:
-            if kind is None:
-                self._finish()
-        finally:
-            if self.buffer is not None:
-                # After a failed write its traceback may still hold a view of the buffer:
-                # then the buffer goes with the traceback, not here.
-                with contextlib.suppress(BufferError):
-                    self.buffer.close()
-            os.close(self.fd)
-
-    def write(self, chunk: bytes) -> None:
-        self.size += len(chunk)
-        if self.buffer is None:
-            self._write_all(memoryview(chunk))
-            return
-        view = memoryview(chunk)
-        while view:
-            n = min(len(view), _DIRECT_BUFFER - self.filled)
-            self.buffer[self.filled : self.filled + n] = view[:n]
-            self.filled += n
-            view = view[n:]
-            if self.filled == _DIRECT_BUFFER:
-                self._flush(_DIRECT_BUFFER)
-
-    def _flush(self, length: int) -> None:
-        data = memoryview(self.buffer)[:length]
-        while data:
-            try:
-                written = os.write(self.fd, data)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL or not self.direct:
-                    raise
-                # Refused after all (a partial write left an odd offset, say): a refused
-                # write writes nothing, so the rest goes through the page cache from here.
-                self._stop_direct()
-                continue
-            data = data[written:]
-        self.filled = 0
-
-    def _finish(self) -> None:
-        if self.buffer is None or not self.filled:
-            return
-        padded = -(-self.filled // _ALIGN) * _ALIGN
-        self.buffer[self.filled : padded] = bytes(padded - self.filled)
-        self._flush(padded)
-        os.ftruncate(self.fd, self.size)
-
-    def _stop_direct(self) -> None:
-        flags = fcntl.fcntl(self.fd, fcntl.F_GETFL)
-        fcntl.fcntl(self.fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-        self.direct = False
-
-    def _write_all(self, data: memoryview) -> None:
-        while data:
-            data = data[os.write(self.fd, data) :]
-
-
-# Chunks waiting for a _Pipeline's thread, at most: with CHUNK_SIZE pieces, about what an
-# upload holds beyond the staging file's buffer (its two stages are fed the same chunks).
-_PIPELINE_DEPTH = 4
-
-
-class _Pipeline:
-    """Runs `work` on each chunk put in, in order, on a thread named `name`, while the caller
-    goes on (receiving the next chunk): hashlib (for more than 2 KiB), os.write and a
-    socket's recv all release the GIL, so on two cores an upload need not be received, hashed
-    and written one after the other. At most _PIPELINE_DEPTH chunks wait; `put` blocks
-    beyond. After `work` fails, the thread takes the rest without working on it, and `put`
-    and `finish` raise the failure; `stop` ends the thread without raising."""
-
-    def __init__(self, work: Callable[[bytes], None], name: str):
-        self.work = work
-        self.chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=_PIPELINE_DEPTH)
-        self.error: BaseException | None = None
-        self.thread: threading.Thread | None = threading.Thread(
-            target=self._run, name=name, daemon=True
+def check_received(
+    sha256: str, size: int, *, expected: str | None, expected_size: int | None
+) -> None:
+    """Refuse (Invalid) a body of another size than declared, or another SHA-256 than
+    expected."""
+    if expected_size is not None and size != expected_size:
+        raise Invalid(
+            f"the upload was {size} bytes where {expected_size} were declared: "
+            f"{'it was cut off' if size < expected_size else 'it ran over'}, and nothing "
+            "was stored",
+            details={"declared": expected_size, "received": size},
         )
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (chunk := self.chunks.get()) is not None:
-            if self.error is None:
-                try:
-                    self.work(chunk)
-                except BaseException as exc:  # handed to the receiving thread
-                    self.error = exc
-
-    def put(self, chunk: bytes) -> None:
-        if self.error is not None:
-            raise self.error
-        self.chunks.put(chunk)
-
-    def finish(self) -> None:
-        """Wait until every chunk is worked on; raise what `work` raised, if it did."""
-        self.stop()
-        if self.error is not None:
-            raise self.error
-
-    def stop(self) -> None:
-        if self.thread is not None:
-            self.chunks.put(None)
-            self.thread.join()
-            self.thread = None
-
-
-def _hash_and_write(chunks: Iterator[bytes], out: "_StagingFile", limit: int) -> tuple[str, int]:
-    """Hash and write `chunks` in order: (SHA-256, size). TooLarge past `limit` bytes, before
-    the chunk that crosses it is written. A one-chunk upload is done here; from the second
-    chunk on, hashing and writing each run on a _Pipeline of their own (one thread
-    hashing and writing was the upload's bottleneck: the disk's waits came on top of the
-    hashing), both fed the same chunks."""
-    hasher = hashlib.sha256()
-    size = 0
-    stages: list[_Pipeline] = []
-    try:
-        for chunk in chunks:
-            if size and not stages:
-                stages = [
-                    _Pipeline(hasher.update, "upload-hash"),
-                    _Pipeline(out.write, "upload-write"),
-                ]
-            size += len(chunk)
-            if size > limit:
-                raise TooLarge(f"the artifact is larger than the limit of {limit} bytes")
-            if not stages:
-                hasher.update(chunk)
-                out.write(chunk)
-            for stage in stages:
-                stage.put(chunk)
-        for stage in stages:
-            stage.finish()
-    finally:
-        for stage in stages:
-            stage.stop()  # after a failure here: no thread outlives the staging file
-    return hasher.hexdigest(), size
+    if expected is not None and sha256 != expected:
+        raise Invalid(
+            f"checksum mismatch: the upload's SHA-256 is {sha256}, the client expected "
+            f"{expected}; nothing was stored",
+            details={"expected": expected, "actual": sha256},
+        )
 
 
 @contextlib.contextmanager
@@ -281,38 +109,51 @@ def staged_upload(
     expected_size: int | None = None,
     max_size: int | None = None,
 ) -> Iterator[StagedUpload]:
-    """Stream `source` into a staging file, hashing as it goes; always remove the file after.
+    """Stream `source` into a staging file (or on S3, a temporary object), hashing as it
+    goes; always remove it after.
 
     Refuses (Invalid) a SHA-256 that does not match and a size other than `expected_size`
     (the body a client declared, cut off or overlong), and (TooLarge) more than `max_size`
     bytes, reading no further than one chunk past the limit.
     """
-    expected = normalise_sha256(expected_sha256)
+    check = partial(
+        check_received, expected=normalise_sha256(expected_sha256), expected_size=expected_size
+    )
     limit = settings.ARTIFACT_MAX_SIZE if max_size is None else max_size
-    staging_dir = make_dirs(settings.ARTIFACT_TMP_DIR)
-    fd, name = tempfile.mkstemp(prefix="upload-", dir=staging_dir)
+    storage = artifact_storage()
+    if not on_filesystem(storage):
+        chunks = iter_chunks(source)
+        with s3.uploaded_object(storage, chunks, limit=limit, check=check) as (sha256, size, key):
+            yield StagedUpload(sha256=sha256, size=size, key=key)
+        return
+    fd, name = tempfile.mkstemp(prefix="upload-", dir=make_dirs(settings.ARTIFACT_TMP_DIR))
     path = Path(name)
     try:
-        with _StagingFile(fd) as out:
-            # The staging file becomes the blob by a rename: it has the blob's mode now.
-            os.fchmod(fd, FILE_MODE)
-            digest, size = _hash_and_write(iter_chunks(source), out, limit)
-        if expected_size is not None and size != expected_size:
-            raise Invalid(
-                f"the upload was {size} bytes where {expected_size} were declared: "
-                f"{'it was cut off' if size < expected_size else 'it ran over'}, and nothing "
-                "was stored",
-                details={"declared": expected_size, "received": size},
-            )
-        if expected is not None and digest != expected:
-            raise Invalid(
-                f"checksum mismatch: the upload's SHA-256 is {digest}, the client expected "
-                f"{expected}; nothing was stored",
-                details={"expected": expected, "actual": digest},
-            )
-        yield StagedUpload(path=path, sha256=digest, size=size)
+        try:
+            os.fchmod(fd, FILE_MODE)  # the staging file becomes the blob by a rename
+            write = directio.write_staging_file if settings.ARTIFACT_DIRECT_IO else _write
+            sha256, size = write(fd, iter_chunks(source), limit)
+        finally:
+            os.close(fd)
+        check(sha256, size)
+        yield StagedUpload(sha256=sha256, size=size, path=path)
     finally:
         path.unlink(missing_ok=True)
+
+
+def _write(fd: int, chunks: Iterable[bytes], limit: int) -> tuple[str, int]:
+    """Hash `chunks` while writing them to `fd`: (SHA-256, size). TooLarge past `limit`."""
+    hasher = hashlib.sha256()
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the artifact is larger than the limit of {limit} bytes")
+        hasher.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view) :]
+    return hasher.hexdigest(), size
 
 
 def place_blob(staged: StagedUpload) -> bool:
@@ -322,30 +163,26 @@ def place_blob(staged: StagedUpload) -> bool:
     """
     storage = artifact_storage()
     key = blob_key(staged.sha256)
-    if isinstance(storage, FileSystemStorage):
-        target = Path(storage.path(key))
-        if target.exists():
-            return False
-        make_dirs(target.parent)
-        try:
-            # One rename when the staging folder is on the same filesystem: no second copy.
-            os.replace(staged.path, target)
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(staged.path, partial)
-            partial.chmod(FILE_MODE)
-            os.replace(partial, target)
+    if not on_filesystem(storage):
+        with storage_errors():
+            if storage.exists(key):
+                return False
+        s3.copy_into_place(storage, staged.key, key)
         return True
-    with storage_errors():
-        if storage.exists(key):
-            return False
-        with staged.path.open("rb") as handle:
-            saved = storage.save(key, File(handle, name=key))
-    if saved != key:
-        storage.delete(saved)
-        raise RuntimeError(f"artifact storage saved {key} as {saved}; it must overwrite in place")
+    target = Path(storage.path(key))
+    if target.exists():
+        return False
+    make_dirs(target.parent)
+    try:
+        os.replace(staged.path, target)  # one rename: the staging folder is on this disk
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        # The staging folder is on another filesystem: a copy beside the key, then a rename.
+        partial_copy = target.with_name(target.name + ".partial")
+        shutil.copyfile(staged.path, partial_copy)
+        partial_copy.chmod(FILE_MODE)
+        os.replace(partial_copy, target)
     return True
 
 
@@ -359,112 +196,6 @@ def remove_blob_bytes(sha256: str) -> None:
 def open_blob(sha256: str) -> File:
     with storage_errors():
         return artifact_storage().open(blob_key(sha256), "rb")
-
-
-# Blobs at least this large are read for a download with O_DIRECT (blob_chunks); smaller
-# ones through the page cache, where a popular small file stays warm.
-DIRECT_READ_MIN = 16 * 1024 * 1024
-_SEND_CHUNK = 1024 * 1024
-
-
-def blob_chunks(sha256: str, size: int) -> "DirectBlob | None":
-    """The bytes of a large blob on the filesystem, read with O_DIRECT in 4 MiB blocks into
-    one page-aligned buffer, as the upload wrote them: a large download neither fills the
-    page cache nor waits for it (sendfile must go through it). None for a small blob, for
-    other storage, or with ARTIFACT_DIRECT_IO off: open_blob then. If the kernel refuses
-    direct reads, at open or later, the rest is read through the page cache."""
-    storage = artifact_storage()
-    if (
-        size < DIRECT_READ_MIN
-        or not settings.ARTIFACT_DIRECT_IO
-        or not hasattr(os, "O_DIRECT")
-        or not isinstance(storage, FileSystemStorage)
-    ):
-        return None
-    path = storage.path(blob_key(sha256))
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
-    except OSError as exc:
-        if exc.errno != errno.EINVAL:
-            raise
-        fd = os.open(path, os.O_RDONLY)
-    return DirectBlob(fd)
-
-
-class DirectBlob:
-    """A blob's bytes from an open file, in pieces of up to a MiB, read on a thread of their
-    own (`download-read`) up to _PIPELINE_DEPTH pieces ahead of the one iterating, so that
-    the disk's next block is read while this one is sent (os.preadv releases the GIL): on
-    a disk that reads 700-1,000 MB/s, reading and sending one after the other was the
-    download's limit. What the reading raises is raised to the one iterating. `close` (the
-    response's, also after the client went away midway, or before anything was read) stops
-    the thread and closes the file. Iterated once."""
-
-    def __init__(self, fd: int):
-        self.fd: int | None = fd
-        self.ready: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=_PIPELINE_DEPTH)
-        self.stopped = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def __iter__(self) -> Iterator[bytes]:
-        if self.thread is not None or self.fd is None:
-            raise RuntimeError("a DirectBlob is iterated once, before it is closed")
-        self.thread = threading.Thread(target=self._read, name="download-read", daemon=True)
-        self.thread.start()
-        while (item := self.ready.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def _read(self) -> None:
-        end: BaseException | None = None
-        try:
-            with contextlib.closing(_read_blocks(self.fd)) as blocks:
-                for piece in blocks:
-                    if self.stopped.is_set():
-                        return
-                    self.ready.put(piece)
-        except BaseException as exc:  # handed to the one iterating
-            end = exc
-        if not self.stopped.is_set():
-            self.ready.put(end)
-
-    def close(self) -> None:
-        # Once stopped is set, the reader puts at most one more piece: emptying the queue
-        # once means it never blocks again.
-        self.stopped.set()
-        if self.thread is not None:
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    self.ready.get_nowait()
-            self.thread.join()
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def _read_blocks(fd: int) -> Iterator[bytes]:
-    buffer = mmap.mmap(-1, _DIRECT_BUFFER)  # page-aligned
-    offset = 0
-    try:
-        while True:
-            try:
-                n = os.preadv(fd, [buffer], offset)
-            except OSError as exc:
-                flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-                if exc.errno != errno.EINVAL or not flags & os.O_DIRECT:
-                    raise
-                fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
-                continue
-            if n == 0:
-                return
-            # Copies (bytes: the buffer is read into again), a MiB each: chunks of the
-            # buffer's size would have the allocator keep that much per thread afterwards.
-            for start in range(0, n, _SEND_CHUNK):
-                yield buffer[start : min(n, start + _SEND_CHUNK)]
-            offset += n
-    finally:
-        buffer.close()
 
 
 def blob_exists(sha256: str) -> bool:
@@ -498,3 +229,55 @@ def stored_blob_keys() -> Iterator[str]:
             yield from walk(f"{prefix}/{directory}")
 
     yield from walk("blobs")
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """What an upload that never finished left (a server killed midway; never an artifact,
+    since no row is written before the whole body is in): a staging file or `.partial`
+    copy (`path`), or on S3 a multipart upload in progress (`key` and `upload_id`) or a
+    temporary object (`key`). `age`: seconds since it was last written."""
+
+    name: str
+    age: float
+    path: Path | None = None
+    key: str | None = None
+    upload_id: str | None = None
+
+
+def unfinished_uploads() -> Iterator[Unfinished]:
+    """Each unfinished upload: the files in ARTIFACT_TMP_DIR (which holds nothing else),
+    `.partial` copies beside blobs, and on S3 what is under `uploads/`."""
+    now = time.time()
+    paths: list[Path] = []
+    staging = Path(settings.ARTIFACT_TMP_DIR)
+    if staging.is_dir():
+        paths.extend(p for p in staging.iterdir() if p.is_file())
+    storage = artifact_storage()
+    if on_filesystem(storage):
+        blobs = Path(storage.path("blobs"))
+        if blobs.is_dir():
+            paths.extend(blobs.rglob("*.partial"))
+    for path in sorted(paths):
+        try:
+            yield Unfinished(name=str(path), age=now - path.stat().st_mtime, path=path)
+        except FileNotFoundError:
+            continue  # finished or removed meanwhile
+    if on_filesystem(storage):
+        return
+    with storage_errors():
+        for key, upload_id, written in s3.unfinished(storage):
+            kind = " (multipart upload)" if upload_id else ""
+            yield Unfinished(
+                name=f"s3://{storage.bucket_name}/{key}{kind}",
+                age=now - written.timestamp(),
+                key=key,
+                upload_id=upload_id,
+            )
+
+
+def remove_unfinished(item: Unfinished) -> None:
+    if item.path is not None:
+        item.path.unlink(missing_ok=True)
+    else:
+        s3.remove_unfinished(artifact_storage(), item.key, item.upload_id)

@@ -33,9 +33,10 @@ def artifact_put(
 ) -> Artifact:
     """Store a file at `path` of a version (replacing what was there).
 
-    The body streams into a staging file while hashed, before any row is locked; a
-    checksum mismatch, a size other than `expected_size` (a body cut off), a refusal or an
-    exception part-way leaves no row, no blob and no staging file behind.
+    The body streams into a staging file (on S3, a temporary object) while hashed, before
+    any row is locked; a checksum mismatch, a size other than `expected_size` (a body cut
+    off), a refusal or an exception part-way leaves no row, no blob and no staging file or
+    temporary object behind.
     """
     validation.artifact_path(path)
     fresh = ModelVersion.objects.select_related("model__org").filter(pk=version.pk).first()

@@ -1,11 +1,21 @@
-"""Blob lifecycle: attach staged bytes to a Blob row, and collect blobs nothing points at."""
+"""Blob lifecycle: attach staged bytes to a Blob row, collect blobs nothing points at, and
+sweep what uploads that never finished left."""
 
+import logging
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
 
 from registry.models import Blob
-from registry.storage import StagedUpload, place_blob, remove_blob_bytes
+from registry.storage import (
+    StagedUpload,
+    place_blob,
+    remove_blob_bytes,
+    remove_unfinished,
+    unfinished_uploads,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def blob_attach(staged: StagedUpload) -> tuple[Blob, bool]:
@@ -46,3 +56,17 @@ def blobs_collect_later(sha256s: Iterable[str]) -> None:
 
     for sha256 in sorted(set(sha256s)):
         transaction.on_commit(lambda sha256=sha256: collect_blob.delay(sha256))
+
+
+def unfinished_uploads_sweep(*, min_age: float) -> int:
+    """Remove what uploads that never finished left (a server killed midway: a staging file,
+    an S3 multipart upload or temporary object), last written at least `min_age` seconds
+    ago; younger ones may still be arriving. How many went. Idempotent."""
+    removed = 0
+    for item in unfinished_uploads():
+        if item.age < min_age:
+            continue
+        remove_unfinished(item)
+        removed += 1
+        logger.warning("removed unfinished upload %s, last written %.0f s ago", item.name, item.age)
+    return removed

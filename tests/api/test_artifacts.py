@@ -233,25 +233,31 @@ def test_it_downloads_an_artifact_as_an_attachment(api, version, carol_token):
     assert response["Content-Length"] == "7"
 
 
-def test_it_streams_a_large_artifact_with_the_same_answer(
-    api, version, alice_token, carol_token, settings, monkeypatch
+@pytest.mark.parametrize("direct_io", [True, False], ids=["direct", "plain"])
+def test_it_sends_a_large_artifact_with_the_same_answer_either_way(
+    api, version, alice_token, carol_token, settings, monkeypatch, direct_io
 ):
-    """A blob of at least DIRECT_READ_MIN streams from direct reads instead of going out
-    as a file: the client sees the same headers and bytes either way."""
-    from registry import storage
+    """A blob goes out as a file (FileResponse: sendfile under gunicorn), or with
+    ARTIFACT_DIRECT_IO, from DIRECT_READ_MIN on, streams from direct reads: the client sees
+    the same headers and bytes either way."""
+    from django.http import FileResponse
 
-    settings.ARTIFACT_DIRECT_IO = True
+    from registry import directio
+
+    settings.ARTIFACT_DIRECT_IO = direct_io
     data = random.Random(9).randbytes(5 * 1024 * 1024 + 7)
     put = api("PUT", f"{ARTIFACTS}/big/weights.bin", alice_token, data=data)
     assert put.status_code == 201
-    answers = {}
-    for threshold in (10**12, 1024):  # a file, then a direct-read stream
-        monkeypatch.setattr(storage, "DIRECT_READ_MIN", threshold)
+    answers, kinds = {}, {}
+    for threshold in (10**12, 1024):  # under DIRECT_READ_MIN, then over it
+        monkeypatch.setattr(directio, "DIRECT_READ_MIN", threshold)
         response = api("GET", f"{ARTIFACTS}/big/weights.bin", carol_token)
         assert response.status_code == 200
+        kinds[threshold] = isinstance(response, FileResponse)
         assert b"".join(response.streaming_content) == data
         headers = ("Content-Type", "Content-Disposition", "Content-Length", "ETag")
         answers[threshold] = {h: response[h] for h in (*headers, "X-Checksum-Sha256")}
+    assert kinds == {10**12: True, 1024: not direct_io}
     assert answers[1024] == answers[10**12]
     assert answers[1024]["Content-Disposition"] == 'attachment; filename="weights.bin"'
     assert answers[1024]["X-Checksum-Sha256"] == hashlib.sha256(data).hexdigest()
@@ -264,10 +270,10 @@ def test_it_stops_reading_a_download_the_client_left_midway(
     blob ahead stops and the file is closed."""
     import threading
 
-    from registry import storage
+    from registry import directio
 
     settings.ARTIFACT_DIRECT_IO = True
-    monkeypatch.setattr(storage, "DIRECT_READ_MIN", 1024)
+    monkeypatch.setattr(directio, "DIRECT_READ_MIN", 1024)
     data = random.Random(10).randbytes(12 * 1024 * 1024)
     assert api("PUT", f"{ARTIFACTS}/big/w.bin", alice_token, data=data).status_code == 201
     sha256 = hashlib.sha256(data).hexdigest()

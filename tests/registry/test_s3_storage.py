@@ -1,4 +1,6 @@
-"""Artifacts on S3-compatible storage through django-storages (SPEC 3.5, 5).
+"""Artifacts on S3-compatible storage through django-storages (SPEC 3.5, 5): uploads stream
+into a temporary object as a multipart upload and are copied under their key on the
+server; a failed one is aborted; what a killed server leaves is reported and swept.
 
 moto serves S3 in this process (a thread on a free port), so these run on every pass. The
 bucket keeps object versions, so that a second write of the same key would show.
@@ -6,9 +8,12 @@ bucket keeps object versions, so that a second write of the same key would show.
 
 import hashlib
 import io
+import os
+import threading
 import uuid
 from collections.abc import Iterator
 from html import escape
+from pathlib import Path
 
 import boto3
 import pytest
@@ -17,12 +22,15 @@ from django.core.management.base import CommandError
 from django.test import Client
 from moto.server import ThreadedMotoServer
 
-from registry.errors import Invalid, Unavailable
+from registry import s3
+from registry.errors import Invalid, TooLarge, Unavailable
 from registry.models import Artifact, Blob
+from registry.services import artifacts as artifact_services
 from registry.services.artifacts import artifact_delete, artifact_put
 from registry.services.tokens import token_create
 from registry.services.versions import version_create
-from registry.storage import artifact_storage, blob_key
+from registry.storage import artifact_storage, blob_key, staged_upload
+from registry.tasks import sweep_unfinished_uploads
 
 pytestmark = pytest.mark.django_db
 
@@ -93,9 +101,32 @@ class Bucket:
     def write(self, key: str, body: bytes) -> None:
         self.client.put_object(Bucket=self.name, Key=key, Body=body)
 
+    def uploads(self) -> list[str]:
+        """The keys of multipart uploads in progress."""
+        listing = self.client.list_multipart_uploads(Bucket=self.name)
+        return sorted(upload["Key"] for upload in listing.get("Uploads", []))
+
+    def start_upload(self, key: str, part: bytes) -> str:
+        """A multipart upload with one part sent, as a server killed midway leaves it."""
+        upload_id = self.client.create_multipart_upload(Bucket=self.name, Key=key)["UploadId"]
+        self.client.upload_part(
+            Bucket=self.name, Key=key, UploadId=upload_id, PartNumber=1, Body=part
+        )
+        return upload_id
+
+
+def staged_files(settings) -> list[Path]:
+    """Files under ARTIFACT_TMP_DIR: on S3 an upload stages nothing there."""
+    folder = Path(settings.ARTIFACT_TMP_DIR)
+    return sorted(folder.rglob("*")) if folder.exists() else []
+
 
 CONTENT = b"weights on object storage\n" * 5000
 SHA256 = hashlib.sha256(CONTENT).hexdigest()
+MIB = 1024 * 1024
+# More than two parts (s3.PART_SIZE), the last one short.
+LARGE = os.urandom(MIB) * 20 + b"tail"
+LARGE_SHA256 = hashlib.sha256(LARGE).hexdigest()
 
 
 def test_it_stores_an_artifact_under_its_content_address(bucket, model, alice):
@@ -147,6 +178,90 @@ def test_it_writes_the_same_content_once(bucket, model, alice):
     assert Artifact.objects.filter(blob_id=SHA256).count() == 3
 
 
+def test_it_streams_a_large_upload_in_parts_and_copies_it_into_place(
+    bucket, model, alice, settings
+):
+    version = version_create(actor=alice, model=model)
+
+    artifact = artifact_put(
+        actor=alice,
+        version=version,
+        path="model.bin",
+        source=io.BytesIO(LARGE),
+        expected_sha256=LARGE_SHA256,
+        expected_size=len(LARGE),
+    )
+
+    assert (artifact.blob_id, artifact.blob.size) == (LARGE_SHA256, len(LARGE))
+    assert bucket.keys() == [blob_key(LARGE_SHA256)]
+    # The temporary object's own version went too: nothing of it is kept.
+    assert bucket.writes() == [blob_key(LARGE_SHA256)]
+    assert bucket.uploads() == []
+    assert bucket.read(blob_key(LARGE_SHA256)) == LARGE
+    assert staged_files(settings) == []
+
+
+def test_it_copies_an_object_past_the_threshold_in_parts(bucket, model, alice, monkeypatch):
+    monkeypatch.setattr(s3, "COPY_PART_SIZE", 8 * MIB)
+    version = version_create(actor=alice, model=model)
+
+    artifact_put(actor=alice, version=version, path="model.bin", source=io.BytesIO(LARGE))
+
+    head = bucket.client.head_object(Bucket=bucket.name, Key=blob_key(LARGE_SHA256))
+    assert head["ETag"].endswith('-3"')  # UploadPartCopy: three parts, copied on the server
+    assert bucket.read(blob_key(LARGE_SHA256)) == LARGE
+    assert bucket.keys() == [blob_key(LARGE_SHA256)]
+
+
+def breaking_off(chunks: int):
+    """A body whose connection breaks after `chunks` MiB."""
+    for _ in range(chunks):
+        yield b"b" * MIB
+    raise ConnectionResetError("the client went away")
+
+
+@pytest.mark.parametrize(
+    ("source", "options", "error"),
+    [
+        (lambda: io.BytesIO(LARGE), {"expected_sha256": "0" * 64}, Invalid),
+        (lambda: io.BytesIO(LARGE), {"expected_size": len(LARGE) + 1}, Invalid),
+        (lambda: io.BytesIO(LARGE), {"max_size": 18 * MIB}, TooLarge),
+        (lambda: breaking_off(19), {}, ConnectionResetError),
+    ],
+    ids=["checksum-mismatch", "cut-off", "too-large", "broken-off"],
+)
+def test_it_aborts_a_failed_multipart_upload(
+    bucket, model, alice, settings, source, options, error
+):
+    version = version_create(actor=alice, model=model)
+
+    with pytest.raises(error):
+        artifact_put(actor=alice, version=version, path="model.bin", source=source(), **options)
+
+    assert bucket.uploads() == []
+    assert bucket.writes() == []
+    assert not Blob.objects.exists()
+    assert staged_files(settings) == []
+
+
+def test_it_leaves_nothing_when_the_transaction_fails_after_placing(
+    bucket, model, alice, monkeypatch, settings
+):
+    version = version_create(actor=alice, model=model)
+
+    def fail(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(artifact_services, "event_record", fail)
+    with pytest.raises(RuntimeError, match="went away"):
+        artifact_put(actor=alice, version=version, path="model.bin", source=io.BytesIO(LARGE))
+
+    assert bucket.keys() == []  # the placed blob removed again, the temporary object gone
+    assert bucket.uploads() == []
+    assert not Blob.objects.exists()
+    assert not Artifact.objects.exists()
+
+
 def test_it_stores_nothing_on_a_checksum_mismatch(bucket, model, alice, settings):
     version = version_create(actor=alice, model=model)
 
@@ -159,10 +274,11 @@ def test_it_stores_nothing_on_a_checksum_mismatch(bucket, model, alice, settings
             expected_sha256="0" * 64,
         )
 
-    assert bucket.writes() == []
+    assert bucket.writes() == []  # one part, refused before it was sent
+    assert bucket.uploads() == []
     assert not Blob.objects.exists()
     assert not Artifact.objects.exists()
-    assert list(settings.ARTIFACT_TMP_DIR.iterdir()) == []
+    assert staged_files(settings) == []
 
 
 def test_it_removes_the_object_once_no_artifact_uses_it(
@@ -203,6 +319,107 @@ def test_it_finds_orphaned_bytes_on_object_storage(bucket, model, alice, capsys)
     assert f"orphaned bytes sha256:{orphan}" in capsys.readouterr().err
 
 
+# What a server killed mid-upload leaves in the bucket: a multipart upload in progress, or a
+# temporary object not yet deleted. verify_artifacts names them; it and beat's sweep remove
+# them once they are old enough that no upload can still be writing them.
+
+
+@pytest.fixture
+def left_behind(bucket) -> dict[str, str]:
+    storage = artifact_storage()
+    upload_key = s3.object_key(storage, f"{s3.UPLOADS}/{uuid.uuid4().hex}")
+    object_key = s3.object_key(storage, f"{s3.UPLOADS}/{uuid.uuid4().hex}")
+    bucket.start_upload(upload_key, b"p" * (5 * MIB))
+    bucket.write(object_key, b"a whole upload, never copied into place")
+    return {"upload": upload_key, "object": object_key}
+
+
+def unfinished_lines(err: str) -> list[str]:
+    """verify_artifacts' lines for unfinished uploads, each cut before its age."""
+    return sorted(
+        line.split(": never stored as a blob")[0]
+        for line in err.splitlines()
+        if line.startswith("unfinished upload")
+    )
+
+
+def test_it_reports_and_removes_unfinished_uploads_in_the_bucket(
+    bucket, left_behind, model, alice, capsys
+):
+    version_create(actor=alice, model=model, artifacts={"model.bin": io.BytesIO(CONTENT)})
+    where = f"s3://{bucket.name}"
+
+    call_command("verify_artifacts")
+    out, err = capsys.readouterr()
+    assert "1 intact, 0 corrupt, 0 missing; 0 orphaned; 2 unfinished uploads" in out
+    assert unfinished_lines(err) == sorted(
+        [
+            f"unfinished upload {where}/{left_behind['object']}",
+            f"unfinished upload {where}/{left_behind['upload']} (multipart upload)",
+        ]
+    )
+
+    call_command("verify_artifacts", "--delete-orphans")  # written moments ago: kept
+    assert "2 unfinished uploads (0 deleted)" in capsys.readouterr().out
+    assert bucket.uploads() == [left_behind["upload"]]
+
+    call_command("verify_artifacts", "--delete-orphans", "--orphan-age", "0")
+    assert "2 unfinished uploads (2 deleted)" in capsys.readouterr().out
+    assert bucket.uploads() == []
+    assert bucket.writes() == [blob_key(SHA256)]  # the object's version gone too
+    call_command("verify_artifacts")
+    assert "0 unfinished uploads" in capsys.readouterr().out
+
+
+def test_the_sweep_removes_only_unfinished_uploads_older_than_a_day(bucket, left_behind, settings):
+    assert settings.ARTIFACT_SWEEP_AFTER == 24 * 3600
+    assert sweep_unfinished_uploads.delay().get() == 0  # written moments ago
+    assert bucket.uploads() == [left_behind["upload"]]
+    assert bucket.keys() == [left_behind["object"]]
+
+    settings.ARTIFACT_SWEEP_AFTER = 0
+    assert sweep_unfinished_uploads.delay().get() == 2
+
+    assert bucket.uploads() == []
+    assert bucket.keys() == []
+    assert sweep_unfinished_uploads.delay().get() == 0  # nothing left: nothing to do
+
+
+def test_an_upload_in_progress_is_reported_and_kept(bucket, capsys):
+    """An upload whose body is still arriving (one part sent, the rest to come) is an
+    unfinished upload to verify_artifacts, written moments ago: neither it nor the sweep
+    takes it, and it completes."""
+    sent_a_part, go_on = threading.Event(), threading.Event()
+    stored: list[tuple[str, int]] = []
+
+    def body():
+        yield b"s" * (s3.PART_SIZE + 1)  # one full part goes once a byte follows it
+        sent_a_part.set()
+        go_on.wait(30)
+        yield b"rest"
+
+    def upload():
+        with staged_upload(body()) as staged:
+            stored.append((staged.sha256, staged.size))
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    try:
+        assert sent_a_part.wait(30)
+        assert len(bucket.uploads()) == 1
+        call_command("verify_artifacts", "--delete-orphans")
+        assert "1 unfinished uploads (0 deleted)" in capsys.readouterr().out
+        assert sweep_unfinished_uploads.delay().get() == 0
+    finally:
+        go_on.set()
+        uploader.join(30)
+    assert stored == [
+        (hashlib.sha256(b"s" * (s3.PART_SIZE + 1) + b"rest").hexdigest(), s3.PART_SIZE + 5)
+    ]
+    assert bucket.uploads() == []
+    assert bucket.keys() == []  # staged only: its temporary object went when it was done
+
+
 # A bucket that does not exist: the server's fault, not the caller's. Every surface says so
 # by name (503), and nothing is stored.
 
@@ -226,10 +443,12 @@ def test_it_refuses_an_upload_to_a_missing_bucket_by_name(missing_bucket, model,
 
     with pytest.raises(Unavailable, match=GONE):
         artifact_put(actor=alice, version=version, path="model.bin", source=io.BytesIO(CONTENT))
+    with pytest.raises(Unavailable, match=GONE):
+        artifact_put(actor=alice, version=version, path="model.bin", source=io.BytesIO(LARGE))
 
     assert not Blob.objects.exists()
     assert not Artifact.objects.exists()
-    assert list(settings.ARTIFACT_TMP_DIR.iterdir()) == []
+    assert staged_files(settings) == []
 
 
 def test_it_answers_503_to_an_api_upload_to_a_missing_bucket(missing_bucket, model, alice):

@@ -1,10 +1,12 @@
-"""Artifacts on S3 move in bounded memory (SPEC 3.5, 5): the memory a download takes in the
-serving process does not grow with the object's size.
+"""Artifacts on S3 move in bounded memory (SPEC 3.5, 5): the memory an upload or a download
+takes in the serving process does not grow with the object's size, and an upload writes no
+local file and leaves nothing under uploads/, stored or refused.
 
 moto's standalone server runs as a process of its own on a loopback port, as S3 would be:
 its memory is not the test's, so tracemalloc measures only what the server's code holds.
 """
 
+import hashlib
 import io
 import os
 import socket
@@ -21,14 +23,20 @@ import pytest
 from django.test import RequestFactory
 
 from registry.downloads import download_response
+from registry.errors import Invalid
+from registry.models import Artifact, Blob
 from registry.services.artifacts import artifact_put
 from registry.services.versions import version_create
+from registry.storage import artifact_storage, blob_key
 
 pytestmark = pytest.mark.django_db
 
 SIZE = 48 * 1024 * 1024
 # What a download may hold at once: a few of its 1 MiB chunks and boto3's buffers.
 BOUND = 8 * 1024 * 1024
+# What an upload may hold at once: its 8 MiB part, a 1 MiB chunk and boto3's buffers.
+UPLOAD_BOUND = 12 * 1024 * 1024
+CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def free_port() -> int:
@@ -64,9 +72,8 @@ def s3_process() -> Iterator[str]:
 @pytest.fixture
 def s3_artifacts(s3_process, settings) -> str:
     name = f"modelvault-{uuid.uuid4().hex[:12]}"
-    credentials = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
     boto3.client(
-        "s3", endpoint_url=s3_process, region_name="us-east-1", **credentials
+        "s3", endpoint_url=s3_process, region_name="us-east-1", **CREDENTIALS
     ).create_bucket(Bucket=name)
     settings.STORAGES = {
         **settings.STORAGES,
@@ -108,3 +115,102 @@ def test_a_download_from_the_bucket_holds_a_few_chunks_whatever_its_size(
         tracemalloc.stop()
     assert received == SIZE
     assert peak < BOUND, f"a {SIZE >> 20} MiB download held {peak >> 20} MiB at its peak"
+
+
+class Leftovers:
+    """What an upload may leave in the bucket and on the local disk."""
+
+    def __init__(self, endpoint: str, bucket: str, settings) -> None:
+        self.client = boto3.client(
+            "s3", endpoint_url=endpoint, region_name="us-east-1", **CREDENTIALS
+        )
+        self.bucket = bucket
+        self.staging = Path(settings.ARTIFACT_TMP_DIR)
+
+    def keys(self) -> list[str]:
+        listing = self.client.list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def uploads(self) -> list[str]:
+        listing = self.client.list_multipart_uploads(Bucket=self.bucket)
+        return [upload["Key"] for upload in listing.get("Uploads", [])]
+
+    def staged(self) -> list[Path]:
+        return sorted(self.staging.rglob("*")) if self.staging.exists() else []
+
+
+@pytest.fixture
+def leftovers(s3_process, s3_artifacts, settings) -> Leftovers:
+    return Leftovers(s3_process, s3_artifacts, settings)
+
+
+def test_an_upload_to_the_bucket_holds_about_one_part_whatever_its_size(
+    s3_artifacts, leftovers, model, alice
+):
+    payload = os.urandom(1024 * 1024) * (SIZE // (1024 * 1024))
+    sha256 = hashlib.sha256(payload).hexdigest()
+    source = io.BytesIO(payload)
+    version = version_create(actor=alice, model=model)
+    # The storage's boto3 client is made at its first call: its service model (some 12 MiB
+    # of Python objects, once per process and thread) is not the upload's.
+    assert not artifact_storage().exists(blob_key(sha256))
+    tracemalloc.start()
+    try:
+        artifact = artifact_put(
+            actor=alice,
+            version=version,
+            path="big.bin",
+            source=source,
+            expected_sha256=sha256,
+            expected_size=SIZE,
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (artifact.blob_id, artifact.blob.size) == (sha256, SIZE)
+    assert peak < UPLOAD_BOUND, f"a {SIZE >> 20} MiB upload held {peak >> 20} MiB at its peak"
+    assert leftovers.keys() == [f"modelvault/{blob_key(sha256)}"]
+    assert leftovers.uploads() == []
+    assert leftovers.staged() == []  # no local copy, not even a staging folder
+    body = leftovers.client.get_object(Bucket=s3_artifacts, Key=leftovers.keys()[0])["Body"]
+    assert hashlib.sha256(body.read()).hexdigest() == sha256
+
+
+class CutOff(io.RawIOBase):
+    """A body whose connection closes after `sent` of its declared bytes: reads then give
+    b"", as a WSGI server gives them."""
+
+    def __init__(self, sent: int) -> None:
+        self.left = sent
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = min(len(buffer), self.left)
+        buffer[:n] = b"z" * n
+        self.left -= n
+        return n
+
+
+@pytest.mark.parametrize(
+    ("source", "expected", "refusal"),
+    [
+        (lambda: io.BytesIO(b"w" * SIZE), {"expected_sha256": "0" * 64}, "checksum mismatch"),
+        (lambda: CutOff(SIZE - 5), {"expected_size": SIZE}, "were declared: it was cut off"),
+    ],
+    ids=["checksum-mismatch", "cut-off"],
+)
+def test_a_refused_upload_leaves_nothing_in_the_bucket(
+    s3_artifacts, leftovers, model, alice, source, expected, refusal
+):
+    version = version_create(actor=alice, model=model)
+
+    with pytest.raises(Invalid, match=refusal):
+        artifact_put(actor=alice, version=version, path="big.bin", source=source(), **expected)
+
+    assert leftovers.uploads() == []  # its parts were sent, and the upload aborted
+    assert leftovers.keys() == []
+    assert leftovers.staged() == []
+    assert not Artifact.objects.filter(version=version).exists()
+    assert not Blob.objects.exists()

@@ -16,6 +16,7 @@ from registry.models import Blob
 from registry.services.artifacts import artifact_put
 from registry.services.versions import version_create
 from registry.storage import blob_key
+from registry.tasks import sweep_unfinished_uploads
 from tests.conftest import triggers_lifted
 
 MODEL_BYTES = b"gradient-boosted trees, serialised"
@@ -169,3 +170,28 @@ def test_it_keeps_recent_orphans_that_may_be_uploads_in_flight(stored):
 
     assert "1 orphaned (1 deleted)" in out
     assert not stored_path(orphan).exists()
+
+
+@pytest.mark.django_db
+def test_the_sweep_removes_only_staging_files_left_more_than_a_day_ago():
+    staging = Path(settings.ARTIFACT_TMP_DIR)
+    staging.mkdir(parents=True)
+    left, arriving = staging / "upload-left", staging / "upload-arriving"
+    left.write_bytes(b"cut off by a killed server")
+    arriving.write_bytes(b"still arriving")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(left, (two_days_ago, two_days_ago))
+
+    assert sweep_unfinished_uploads.delay().get() == 1
+
+    assert (left.exists(), arriving.exists()) == (False, True)
+    _, err = run()
+    assert f"unfinished upload {arriving}" in err
+
+
+def test_beat_runs_the_sweep_hourly():
+    from config.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["uploads-sweep"]
+    assert entry == {"task": "registry.tasks.sweep_unfinished_uploads", "schedule": 3600.0}
+    assert entry["task"] in app.tasks

@@ -1,13 +1,11 @@
 """Re-hash every stored blob and report corrupt, missing and orphaned bytes (SPEC 3.5), and
-the files of uploads that never finished (a server killed mid-upload leaves its staging file:
-never an artifact, since no row is written before the whole body is hashed)."""
+what uploads that never finished left (a server killed mid-upload leaves its staging file,
+or on S3 a multipart upload or temporary object: never an artifact, since no row is written
+before the whole body is hashed)."""
 
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
-from django.conf import settings
-from django.core.files.storage import FileSystemStorage
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -18,7 +16,9 @@ from registry.storage import (
     blob_key,
     hash_stored_blob,
     remove_blob_bytes,
+    remove_unfinished,
     stored_blob_keys,
+    unfinished_uploads,
 )
 
 # Blob rows and stored keys are handled in batches: memory stays flat however many blobs.
@@ -41,8 +41,8 @@ class Command(BaseCommand):
             "--delete-orphans",
             action="store_true",
             help=(
-                "remove orphaned bytes (no Blob row) and the files of unfinished uploads, "
-                "older than --orphan-age seconds"
+                "remove orphaned bytes (no Blob row) and what unfinished uploads left (files, "
+                "S3 multipart uploads and temporary objects), older than --orphan-age seconds"
             ),
         )
         parser.add_argument(
@@ -84,19 +84,19 @@ class Command(BaseCommand):
                 + f": no blob row refers to {blob_key(sha256)}{note}"
             )
         unfinished = removed = 0
-        for path, age in _unfinished_uploads():
+        for item in unfinished_uploads():
             unfinished += 1
             note = ""
             if delete_orphans:
-                if age >= orphan_age:
-                    path.unlink(missing_ok=True)
+                if item.age >= orphan_age:
+                    remove_unfinished(item)
                     removed += 1
                     note = " (deleted)"
                 else:
                     note = f" (kept: written less than {orphan_age} s ago)"
             self.stderr.write(
-                self.style.WARNING(f"unfinished upload {path}")
-                + f": never stored as a blob, last written {age:.0f} s ago{note}"
+                self.style.WARNING(f"unfinished upload {item.name}")
+                + f": never stored as a blob, last written {item.age:.0f} s ago{note}"
             )
         summary = (
             f"{checked} blobs checked: {checked - corrupt - missing} intact, {corrupt} corrupt, "
@@ -177,24 +177,3 @@ def _delete_orphan(sha256: str, min_age: int) -> bool:
             return False
         remove_blob_bytes(sha256)
     return True
-
-
-def _unfinished_uploads() -> Iterator[tuple[Path, float]]:
-    """(path, seconds since last written) of each file an upload left unfinished: staging
-    files (ARTIFACT_TMP_DIR holds nothing else), and the `.partial` copies a move across
-    filesystems makes beside a blob's key."""
-    paths: list[Path] = []
-    staging = Path(settings.ARTIFACT_TMP_DIR)
-    if staging.is_dir():
-        paths.extend(p for p in staging.iterdir() if p.is_file())
-    storage = artifact_storage()
-    if isinstance(storage, FileSystemStorage):
-        blobs = Path(storage.path("blobs"))
-        if blobs.is_dir():
-            paths.extend(blobs.rglob("*.partial"))
-    now = time.time()
-    for path in sorted(paths):
-        try:
-            yield path, now - path.stat().st_mtime
-        except FileNotFoundError:
-            continue  # finished or removed meanwhile
