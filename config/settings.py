@@ -16,9 +16,12 @@ import dj_database_url
 from csp.constants import NONCE
 from django.core.exceptions import ImproperlyConfigured
 
-from config.files import DIR_MODE, FILE_MODE, make_dirs
+from config.files import DIR_MODE, FILE_MODE, default_var_dir, make_dirs
 
+# The folder holding the packages: the checkout, or site-packages when installed from the
+# wheel. Templates and static files are package data of config/, so they come with either.
 BASE_DIR = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def env_str(name: str, default: str = "") -> str:
@@ -64,8 +67,10 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DEBUG", False)
 
 # Everything the embedded default writes lives here: database, artifacts, mail, temp files.
-# The folders the server makes get mode 0750 and its files 0640 (config/files.py).
-VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var"))).resolve()
+# The folders the server makes get mode 0750 and its files 0640 (config/files.py). The
+# default is var/ in the checkout, or var/ in the current folder when installed from the
+# wheel (never site-packages: an upgrade replaces it; docs/operations.md).
+VAR_DIR = Path(env_str("VAR_DIR", str(default_var_dir()))).resolve()
 
 
 def _secret_key() -> str:
@@ -140,7 +145,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [PACKAGE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -217,7 +222,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_DIRS = [PACKAGE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "staticfiles"
 
 # Artifact storage: blobs are content-addressed and written through Django's storage API.

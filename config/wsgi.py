@@ -1,4 +1,5 @@
-"""The WSGI entry point: `gunicorn -c gunicorn.conf.py config.wsgi` (docs/operations.md)."""
+"""The WSGI entry point: `gunicorn -c python:config.gunicorn_conf config.wsgi`
+(docs/operations.md, "The web server")."""
 
 import os
 

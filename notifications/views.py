@@ -1,5 +1,5 @@
 """Preferences, watch buttons, and webhook management (the model's Settings tab includes
-templates/notifications/includes/_webhooks.html, which posts here)."""
+config/templates/notifications/includes/_webhooks.html, which posts here)."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required

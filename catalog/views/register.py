@@ -1,8 +1,8 @@
 """Registering from the browser (SPEC 4.1): a new model, and a new version with its files.
 
 Both are plain multipart forms that work without JavaScript (rows are added by a "More
-rows" button that brings the page back with them; static/modelvault/forms.js adds them in
-place and shows the upload's progress through htmx). A refusal is shown on the form, its
+rows" button that brings the page back with them; config/static/modelvault/forms.js adds
+them in place and shows the upload's progress through htmx). A refusal is shown on the form, its
 inputs kept (files are chosen again), and changes nothing: a model and its grants are made
 in one transaction, and version_create stores a version with all its artifacts in one.
 """

@@ -149,7 +149,7 @@ def test_it_serves_the_api_docs_from_this_server(alice_client):
 
 
 def test_it_keeps_the_history_list_in_step_with_simple_history(settings):
-    ours = Path(settings.BASE_DIR, "templates", HISTORY_LIST).read_text().splitlines()
+    ours = Path(settings.PACKAGE_DIR, "templates", HISTORY_LIST).read_text().splitlines()
     theirs = Path(simple_history.__file__).parent.joinpath("templates", HISTORY_LIST)
 
     assert ours[0].startswith("{#") and ours[0].endswith("#}")

@@ -96,7 +96,9 @@ def read_config(monkeypatch, **env: str) -> dict:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    # The file the root gunicorn.conf.py imports, run afresh (an import would keep the first
+    # reading of the environment).
+    return runpy.run_path(str(ROOT / "config" / "gunicorn_conf.py"))
 
 
 def test_it_binds_the_loopback_with_a_worker_per_core_by_default(monkeypatch):
@@ -109,6 +111,17 @@ def test_it_binds_the_loopback_with_a_worker_per_core_by_default(monkeypatch):
     assert config["accesslog"] is None
     assert config["control_socket_disable"] is True
     assert config["GC_THRESHOLD"] == 20000
+
+
+def test_it_runs_the_packages_configuration_from_the_checkout():
+    from config import gunicorn_conf
+
+    root = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+    settings = ("bind", "workers", "worker_class", "threads", "keepalive", "timeout", "raw_env")
+    hooks = ("post_worker_init", "on_starting", "child_exit")
+    for name in settings + hooks:
+        assert root[name] == getattr(gunicorn_conf, name)
 
 
 def test_it_reads_bind_workers_and_threads_from_the_environment(monkeypatch):
