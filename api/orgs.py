@@ -55,6 +55,7 @@ class OrgOut(s.Schema):
     default_lock_level: s.LockWord
     required_approvals: int
     closed_is_final: bool
+    default_reviewers: str | None  # the team granted approve on every new model
     created_at: datetime
 
 
@@ -64,6 +65,8 @@ class OrgSettingsIn(s.In):
     default_lock_level: s.LockWord | SkipJsonSchema[None] = None
     required_approvals: int | SkipJsonSchema[None] = None
     closed_is_final: bool | SkipJsonSchema[None] = None
+    # A team's name; null for none (only org admins then review new models).
+    default_reviewers: str | None = None
 
 
 class MemberOut(s.Schema):
@@ -130,7 +133,10 @@ class TeamMembersIn(s.In):
 
 
 def org_json(org: Organization) -> dict[str, Any]:
-    return {field: getattr(org, field) for field in OrgOut.model_fields}
+    found = {field: getattr(org, field) for field in OrgOut.model_fields}
+    team = found["default_reviewers"]
+    found["default_reviewers"] = team.name if team is not None else None
+    return found
 
 
 def _members_json(memberships: list[Membership]) -> list[dict[str, Any]]:
@@ -223,9 +229,16 @@ def get_org(request: HttpRequest, org: str):
 def update_org(request: HttpRequest, org: str, payload: OrgSettingsIn):
     found = get_org_for_user(request.auth, org, "admin")
     changes = payload.model_dump(exclude_unset=True)
-    nulls = sorted(field for field, value in changes.items() if value is None)
+    nulls = sorted(
+        field for field, value in changes.items() if value is None and field != "default_reviewers"
+    )
     if nulls:
         raise Invalid(f"{', '.join(nulls)} cannot be null: leave a field out to keep it")
+    if changes.get("default_reviewers") is not None:
+        team = Team.objects.filter(org=found, name=changes["default_reviewers"]).first()
+        if team is None:
+            raise Invalid(f"team {changes['default_reviewers']} not found in {found.slug}")
+        changes["default_reviewers"] = team
     return org_json(org_update(actor=request.auth, org=found, **changes))
 
 

@@ -6,6 +6,7 @@ app_name = "approvals"
 
 urlpatterns = [
     path("", views.pending_approvals, name="pending"),
+    path("mine/", views.my_requests, name="mine"),
     path("<int:pk>/approve/", views.request_approve_view, name="approve"),
     path("<int:pk>/reject/", views.request_reject_view, name="reject"),
     path("<int:pk>/cancel/", views.request_cancel_view, name="cancel"),

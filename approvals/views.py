@@ -1,4 +1,5 @@
-"""Review pages: the global pending-approvals queue, and approve / reject / cancel."""
+"""Review pages: the global pending-approvals queue, the user's own requests, and approve /
+reject / cancel."""
 
 from collections.abc import Callable
 
@@ -23,6 +24,21 @@ def pending_approvals(request: HttpRequest) -> HttpResponse:
     queue = StageChangeRequest.objects.reviewable_by(request.user).for_listing()
     page = Paginator(queue, 50).get_page(request.GET.get("page"))
     return render(request, "approvals/pending.html", {"page": page})
+
+
+@login_required
+@require_GET
+def my_requests(request: HttpRequest) -> HttpResponse:
+    """The stage and alias requests the user filed, newest first, with their status (of
+    models they may still view)."""
+    mine = (
+        StageChangeRequest.objects.visible_to(request.user)
+        .filter(requester=request.user)
+        .for_listing()
+        .order_by("-created_at", "-pk")
+    )
+    page = Paginator(mine, 50).get_page(request.GET.get("page"))
+    return render(request, "approvals/mine.html", {"page": page})
 
 
 def _fetch(user, pk: int) -> StageChangeRequest:

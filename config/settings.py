@@ -65,6 +65,10 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 
 DEBUG = env_bool("DEBUG", False)
+# Under DEBUG (`make run`) a 404 is still the product's own page (config/middleware.py);
+# true shows Django's technical 404 page (the URL patterns) instead. A 500 under DEBUG is
+# Django's technical page with the traceback, for the developer; without DEBUG, 500.html.
+DEBUG_TECHNICAL_404 = env_bool("DEBUG_TECHNICAL_404", False)
 
 # Everything the embedded default writes lives here: database, artifacts, mail, temp files.
 # The folders the server makes get mode 0750 and its files 0640 (config/files.py). The
@@ -133,6 +137,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "config.middleware.ProductNotFoundPage",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
     # Last, as django-axes asks: turns a locked-out login into the lockout page.

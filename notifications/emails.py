@@ -6,7 +6,7 @@ from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 
-from registry.models import ActivityEvent
+from registry.models import ActivityEvent, ModelVersion
 
 SUBJECT_MAX = 150
 
@@ -16,6 +16,7 @@ HEADLINES = {
     "stage.approved": "Your request for {model} v{number} was approved",
     "stage.rejected": "Your request for {model} v{number} was rejected",
     "stage.applied": "{model} v{number} moved to {stage}",
+    "stage.cancelled": "Request cancelled: {model} v{number} to {to_stage}, no review needed",
     "lock.raised": "{model} v{number} lock raised to {level}",
     "lock.lowered": "{model} v{number} lock lowered to {level}",
     "flag.raised": "{model} v{number} was flagged",
@@ -45,6 +46,13 @@ def event_number(event: ActivityEvent):
     number = (event.data or {}).get("number")
     if number is None:
         number = ((event.changes or {}).get("number") or [None, None])[-1]
+    if number is None and event.version_id is not None:
+        # Older events of a version (a lock change before its number was recorded).
+        number = (
+            ModelVersion.objects.filter(pk=event.version_id)
+            .values_list("number", flat=True)
+            .first()
+        )
     return number
 
 

@@ -30,6 +30,8 @@ VERB_KINDS = {
     "stage.approved": Kind.STAGE_DECIDED,
     "stage.rejected": Kind.STAGE_DECIDED,
     "stage.applied": Kind.STAGE_APPLIED,
+    # The reviewers who were asked: their kind is the request's.
+    "stage.cancelled": Kind.STAGE_REQUESTED,
     "lock.raised": Kind.LOCK_CHANGED,
     "lock.lowered": Kind.LOCK_CHANGED,
     "flag.raised": Kind.FLAG_RAISED,

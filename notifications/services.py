@@ -21,7 +21,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from approvals.models import StageChangeRequest
+from approvals.models import RequestKind, StageChangeRequest
 from notifications.emails import build_message
 from notifications.models import (
     DISPATCHED_VERBS,
@@ -62,15 +62,20 @@ WATCHED_VERBS = {
     "flag.raised",
 }
 REQUESTER_VERBS = {"stage.approved", "stage.rejected", "stage.applied"}
+# The reviewers who were asked are told of the request, and of its cancellation.
+REVIEWER_VERBS = {"stage.requested", "stage.cancelled"}
 # Events that concern a stage change request: its reviewers or its requester may be told.
-REQUEST_VERBS = REQUESTER_VERBS | {"stage.requested"}
+REQUEST_VERBS = REQUESTER_VERBS | REVIEWER_VERBS
 BACKOFF_CAP = 3600
 
 
 # Recipients -----------------------------------------------------------------------------
 
 
-def _reviewers(model: RegisteredModel, exclude_id: int | None) -> list:
+def reviewers_of(model: RegisteredModel, *, exclude_id: int | None = None) -> list:
+    """Who is asked to review a request on `model`: the active members of its org who may
+    approve on it (org admins, grants to them or their teams), but `exclude_id` (the
+    requester). The version page shows the same list before a request is filed."""
     members = (
         get_user_model()
         .objects.filter(is_active=True)
@@ -81,12 +86,26 @@ def _reviewers(model: RegisteredModel, exclude_id: int | None) -> list:
     return [user for user in members if model_access(user, model).approve]
 
 
-def _requester(event: ActivityEvent):
+def _request(event: ActivityEvent) -> StageChangeRequest | None:
     request_id = (event.data or {}).get("request")
     if request_id is None:
         return None
-    request = StageChangeRequest.objects.filter(pk=request_id).select_related("requester").first()
-    return request.requester if request else None
+    return StageChangeRequest.objects.filter(pk=request_id).select_related("requester").first()
+
+
+def _tells_requester(event: ActivityEvent, request: StageChangeRequest) -> bool:
+    """One e-mail per decision: a rejection; an approval that leaves more to come; the
+    change taking effect (`stage.applied` of the requested version, which says it was
+    approved). The approval that applies a stage change is followed by that event in the
+    same transaction, so it sends nothing itself; an alias request's change has no such
+    event, so its last approval is the news."""
+    if event.verb == "stage.applied":
+        return event.version_id == request.version_id
+    if event.verb != "stage.approved" or request.kind != RequestKind.STAGE:
+        return True
+    data = event.data or {}
+    approvals = ((event.changes or {}).get("approvals") or [0, 0])[-1]
+    return approvals < data.get("required_approvals", request.required_approvals)
 
 
 def email_recipients(event: ActivityEvent) -> list:
@@ -101,23 +120,29 @@ def email_recipients(event: ActivityEvent) -> list:
         # Watch rows go with their model: a deleted model has none.
         for watch in Watch.objects.filter(model_id=event.model_id).select_related("user"):
             users[watch.user_id] = watch.user
-    if event.verb in REQUESTER_VERBS:
-        requester = _requester(event)
-        if requester is not None:
-            users[requester.pk] = requester
-    if event.verb != "stage.requested" and not users:
+    request = _request(event) if event.verb in REQUEST_VERBS else None
+    decided = None  # the requester, told of a decision on their request
+    if event.verb in REQUESTER_VERBS and request is not None and _tells_requester(event, request):
+        decided = request.requester_id
+        users[decided] = request.requester
+    if event.verb not in REVIEWER_VERBS and not users:
         return []  # nobody to tell: no further query
     model = RegisteredModel.objects.select_related("org").filter(pk=event.model_id).first()
     if model is None:
         return []
-    if event.verb == "stage.requested":
-        for user in _reviewers(model, exclude_id=event.actor_id):
+    if event.verb in REVIEWER_VERBS:
+        requester_id = request.requester_id if request is not None else event.actor_id
+        for user in reviewers_of(model, exclude_id=requester_id):
             users[user.pk] = user
     users.pop(event.actor_id, None)
+    # The requester's kind is the decision's, whatever the verb ("Decisions on my requests").
     opted_out = set(
-        NotificationPreference.objects.filter(
-            user_id__in=users, kind=kind, enabled=False
-        ).values_list("user_id", flat=True)
+        NotificationPreference.objects.filter(enabled=False)
+        .filter(
+            Q(user_id__in=[pk for pk in users if pk != decided], kind=kind)
+            | Q(user_id=decided, kind=Kind.STAGE_DECIDED)
+        )
+        .values_list("user_id", flat=True)
     )
     return [
         user

@@ -32,7 +32,7 @@ from catalog.forms import (
 from catalog.views.flags import open_flag_count
 from catalog.views.settings import branches_context
 from registry.errors import Invalid
-from registry.models import ActivityEvent, Branch, ModelVersion, RegisteredModel, Stage
+from registry.models import ActivityEvent, Branch, Flag, ModelVersion, RegisteredModel, Stage
 from registry.permissions import get_model_for_user, get_org_for_user, model_access
 from registry.query import compile_query, search_versions
 from registry.services.registered_models import model_update
@@ -118,9 +118,18 @@ def _overview(request: HttpRequest, model: RegisteredModel) -> dict:
         .annotate(n=Count("*"))
         .values_list("stage", "n")
     )
-    production = ModelVersion.objects.filter(model=model, stage=Stage.PRODUCTION).order_by(
-        "-number"
-    )[:10]
+    production = (
+        ModelVersion.objects.filter(model=model, stage=Stage.PRODUCTION)
+        .annotate(open_flags=open_flag_count("version"))
+        .order_by("-number")[:10]
+    )
+    # SPEC 3.10: open flags show wherever the version shows.
+    open_flags = (
+        Flag.objects.open()
+        .filter(model=model)
+        .select_related("version")
+        .order_by("-created_at")[:20]
+    )
     recent = list(
         ModelVersion.objects.filter(model=model)
         .order_by("-number")
@@ -141,6 +150,7 @@ def _overview(request: HttpRequest, model: RegisteredModel) -> dict:
         "stage_chart": stage_bars(counts),
         "stage_counts": counts,
         "production_versions": production,
+        "open_flags": open_flags,
         "metric": metric,
         "metric_names": metric_names,
         "trend": value_bars(trend),

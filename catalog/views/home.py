@@ -18,7 +18,7 @@ def home(request: HttpRequest) -> HttpResponse:
     )
     events = (
         ActivityEvent.objects.filter(model__in=models)
-        .select_related("model")
+        .select_related("model__org", "version")
         .order_by("-created_at", "-seq")[:10]
     )
     reviews = StageChangeRequest.objects.reviewable_by(request.user).for_listing()[:10]

@@ -30,7 +30,7 @@ from registry.services.members import (
     member_invite,
     member_reactivate,
 )
-from registry.services.orgs import ORG_SETTINGS, membership_remove, membership_set, org_update
+from registry.services.orgs import ORG_UPDATABLE, membership_remove, membership_set, org_update
 
 
 class OrgSettingsForm(forms.Form):
@@ -42,6 +42,20 @@ class OrgSettingsForm(forms.Form):
         label="Compliance mode",
         help_text="A closed version can never be lowered, by anyone. Cannot be turned off.",
     )
+    default_reviewers = forms.ModelChoiceField(
+        queryset=Team.objects.none(),
+        required=False,
+        empty_label="None: only org admins review new models",
+        label="Default reviewers",
+        help_text="A team granted approve on every new model, so that a request has someone "
+        "to review it. Models made before keep their grants.",
+    )
+
+    def __init__(self, *args, org: Organization, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["default_reviewers"]
+        field.queryset = Team.objects.filter(org=org).order_by("name")
+        field.label_from_instance = lambda team: team.name
 
 
 class InviteForm(forms.Form):
@@ -94,8 +108,8 @@ def member_of(org: Organization, username: str) -> Membership:
 @domain_errors
 def org_settings(request: HttpRequest, org: str) -> HttpResponse:
     organization = get_org_for_user(request.user, org, "admin")
-    initial = {field: getattr(organization, field) for field in ORG_SETTINGS}
-    form = OrgSettingsForm(request.POST or None, initial=initial)
+    initial = {field: getattr(organization, field) for field in ORG_UPDATABLE}
+    form = OrgSettingsForm(request.POST or None, initial=initial, org=organization)
     if request.method == "POST":
         data = bound(form)
         changes = {field: data[field] for field in form.changed_data}

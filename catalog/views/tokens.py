@@ -1,5 +1,5 @@
-"""The profile page for personal API tokens: list, make (shown once; read-only or
-read-write, bound to one of the user's organizations), revoke."""
+"""The profile page for personal API tokens: list, make (shown once, after a redirect;
+read-only or read-write, bound to one of the user's organizations), revoke."""
 
 from django import forms
 from django.contrib import messages
@@ -44,9 +44,18 @@ def _page(request: HttpRequest, form: TokenForm, plaintext: str | None = None, s
     return render(request, "catalog/tokens.html", context, status=status)
 
 
+# The session key that carries a new token's plaintext from its POST to the page that
+# shows it, once: reloading that page, or going back to it, makes and shows nothing.
+NEW_TOKEN = "catalog.new_token"
+
+
 @login_required
 def token_list(request: HttpRequest) -> HttpResponse:
-    return _page(request, TokenForm(user=request.user))
+    plaintext = request.session.pop(NEW_TOKEN, None)
+    response = _page(request, TokenForm(user=request.user), plaintext=plaintext)
+    if plaintext is not None:
+        response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required
@@ -67,10 +76,11 @@ def token_create_view(request: HttpRequest) -> HttpResponse:
     except RegistryError as error:
         form.add_error(None, error.message)
         return _page(request, form, status=error.status)
-    # Rendered, not redirected: the plaintext exists only in this response.
-    response = _page(request, TokenForm(user=request.user), plaintext=raw)
-    response["Cache-Control"] = "no-store"
-    return response
+    # Post/redirect/get: a reload must not make a second token. The plaintext waits in the
+    # (server-side) session until the page shows it once.
+    request.session[NEW_TOKEN] = raw
+    messages.success(request, f"Token {form.cleaned_data['name']} made.")
+    return redirect("catalog:tokens")
 
 
 @login_required

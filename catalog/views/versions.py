@@ -33,6 +33,7 @@ from catalog.views import version_url
 from catalog.views.aliases import aliases_context, mark_review_controls
 from catalog.views.flags import flags_context
 from catalog.views.lineage import lineage_context
+from notifications.services import reviewers_of
 from registry.downloads import download_response
 from registry.errors import Invalid, NotFound
 from registry.models import (
@@ -41,6 +42,7 @@ from registry.models import (
     Comment,
     LockLevel,
     ModelVersion,
+    Stage,
 )
 from registry.permissions import get_version_for_user, model_access
 from registry.services.comments import comment_add
@@ -48,16 +50,28 @@ from registry.services.versions import version_set_lock_level, version_update
 
 
 def _stage_options(version: ModelVersion) -> list[dict]:
+    """Stages to offer (display only: request_create decides). Production off a protected
+    branch is shown with the reason instead of a form (SPEC 3.6)."""
     return [
         {
             "stage": stage,
             "label": stage.label,
             "skips": stage_skips(version.stage, stage),
             "moves_back": stage_moves_back(version.stage, stage),
+            "unprotected": stage == Stage.PRODUCTION and not version.branch.protected,
         }
         for stage in FLOW
         if stage != version.stage
     ]
+
+
+def _reviewers_context(version: ModelVersion, requester) -> dict:
+    """Who a request would ask (the reviewers the e-mails go to and whose queue shows it),
+    and how many approvals it needs."""
+    model = version.model
+    reviewers = reviewers_of(model, exclude_id=requester.pk)
+    required = model.required_approvals or model.org.required_approvals
+    return {"reviewers": reviewers, "required_approvals": required}
 
 
 def _lock_options(version: ModelVersion, admin: bool) -> list[tuple[str, str]]:
@@ -95,6 +109,8 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
         mark_review_controls(pending, access, request.user)
     requested = request.GET.get("request")
     chosen = next((o for o in _stage_options(version) if o["stage"] == requested), None)
+    if not (access.write and pending is None):
+        chosen = None
     context = {
         "version": version,
         "model": version.model,
@@ -105,7 +121,8 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
         "can_review": bool(pending and pending.can_review),
         "can_cancel": bool(pending and pending.can_cancel),
         "stage_options": _stage_options(version),
-        "chosen": chosen if access.write and pending is None else None,
+        "chosen": chosen,
+        **(_reviewers_context(version, request.user) if chosen else {}),
         "request_form": StageRequestForm(initial={"to_stage": requested}),
         "lock_options": _lock_options(version, access.admin),
         "review_form": ReviewForm(),
@@ -117,7 +134,9 @@ def version_detail(request: HttpRequest, org: str, model: str, number: int) -> H
         "artifacts": Artifact.objects.filter(version=version).select_related("blob"),
         **aliases_context(version, access, request.user),
         "comments": Comment.objects.filter(version=version).select_related("author"),
-        "events": ActivityEvent.objects.filter(version_id=version.pk).order_by("-seq")[:50],
+        "events": ActivityEvent.objects.filter(version_id=version.pk)
+        .select_related("version")
+        .order_by("-seq")[:50],
         **flags_context(version, access),
         # Lineage may cross into models this user may not view: those stay invisible.
         **lineage_context(request, version, access),

@@ -25,6 +25,16 @@ class Organization(models.Model):
         default=False,
         help_text="Compliance mode: a closed version can never be lowered, by anyone.",
     )
+    # Granted approve on every new model of the org (registry.services.registered_models),
+    # so that a member's request has someone to review it besides the org admins.
+    default_reviewers = models.ForeignKey(
+        "Team",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A team granted approve on every new model.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 

@@ -14,12 +14,18 @@ from registry.services.activity import chain_start, event_record
 User = get_user_model()
 
 ORG_SETTINGS = ("name", "default_lock_level", "required_approvals", "closed_is_final")
+# Settings an org admin changes once the org exists: a new org has no team to name.
+ORG_UPDATABLE = (*ORG_SETTINGS, "default_reviewers")
 
 
-def _clean_settings(changes: dict) -> dict:
-    unknown = sorted(set(changes) - set(ORG_SETTINGS))
+def _clean_settings(changes: dict, org: Organization | None = None) -> dict:
+    allowed = ORG_SETTINGS if org is None else ORG_UPDATABLE
+    unknown = sorted(set(changes) - set(allowed))
     if unknown:
-        raise Invalid(f"unknown organization settings {unknown}; allowed: {list(ORG_SETTINGS)}")
+        raise Invalid(f"unknown organization settings {unknown}; allowed: {list(allowed)}")
+    team = changes.get("default_reviewers")
+    if team is not None and not (isinstance(team, Team) and team.org_id == org.pk):
+        raise Invalid(f"default reviewers must be a team of {org.slug}")
     if "name" in changes and not (isinstance(changes["name"], str) and changes["name"].strip()):
         raise Invalid("name must be a non-empty string")
     if "name" in changes:
@@ -67,9 +73,10 @@ def org_create(*, actor, slug: str, name: str, admin=None, **settings) -> Organi
 
 @transaction.atomic
 def org_update(*, actor, org: Organization, **changes) -> Organization:
-    """Change org settings (name, default lock level, approvals, compliance mode)."""
+    """Change org settings (name, default lock level, approvals, compliance mode, the team
+    of default reviewers)."""
     require_org(actor, org, "admin")
-    _clean_settings(changes)
+    _clean_settings(changes, org)
     # No-key: events and memberships inserted meanwhile reference this row (key-share).
     org = Organization.objects.select_for_update(no_key=True).get(pk=org.pk)
     if org.closed_is_final and changes.get("closed_is_final") is False:
@@ -79,13 +86,17 @@ def org_update(*, actor, org: Organization, **changes) -> Organization:
     for field, value in changes.items():
         old = getattr(org, field)
         if old != value:
-            diff[field] = [old, value]
+            diff[field] = [_shown(old), _shown(value)]
             setattr(org, field, value)
     if not diff:
         return org
     org.save()
     event_record(actor=actor, org=org, verb="settings.changed", target=org, changes=diff)
     return org
+
+
+def _shown(value):
+    return value.name if isinstance(value, Team) else value
 
 
 def admins_left(org: Organization, without_user_id: int) -> bool:
@@ -230,6 +241,9 @@ def team_set_members(*, actor, team: Team, users) -> Team:
 @transaction.atomic
 def team_delete(*, actor, team: Team) -> None:
     require_org(actor, team.org, "admin")
+    if Organization.objects.filter(pk=team.org_id, default_reviewers=team).exists():
+        # Through the service, so that the org's settings change is an event of its own.
+        org_update(actor=actor, org=team.org, default_reviewers=None)
     event_record(
         actor=actor,
         org=team.org,

@@ -111,7 +111,9 @@ def model_create(
     tags: dict | None = None,
     required_approvals: int | None = None,
 ) -> RegisteredModel:
-    """Any member registers a model; its creator receives view, write and approve on it."""
+    """Any member registers a model; its creator receives view, write and approve on it,
+    and the org's default reviewers (a team, if set) approve, as a `permission.granted`
+    event of its own."""
     with _taken_name_is_conflict(org.pk, name), transaction.atomic():
         return _model_create(
             actor, org, name, description, readme, visibility, tags, required_approvals
@@ -164,6 +166,12 @@ def _model_create(
         changes={field: [None, _shown(field, value)] for field, value in fields.items()}
         | {"owner": [None, actor.get_username()]},
     )
+    # The org's default reviewers: read here, under this transaction, not from the caller's
+    # possibly stale instance.
+    team_id = Organization.objects.values_list("default_reviewers", flat=True).get(pk=org.pk)
+    if team_id is not None:
+        team = Team.objects.select_related("org").get(pk=team_id)
+        model_grant(actor=actor, model=model, permission="approve", team=team)
     return model
 
 

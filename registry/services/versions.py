@@ -411,6 +411,7 @@ def version_set_lock_level(*, actor, version: ModelVersion, level: str) -> Model
         target=version,
         version=version,
         changes={"lock_level": [old, level]},
+        data={"number": version.number},
     )
     return version
 

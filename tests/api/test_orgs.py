@@ -279,3 +279,17 @@ def test_it_never_revokes_a_token_through_another_account(api, acme, admin, ci, 
     assert api("DELETE", path, admin_token).status_code == 404
     assert ApiToken.objects.get(pk=ci.pk).revoked_at is None
     assert not ActivityEvent.objects.filter(verb="token.revoked").exists()
+
+
+def test_it_sets_and_clears_the_default_reviewers(api, acme, admin_token, ops):
+    assert api("GET", "/orgs/acme", admin_token).json()["default_reviewers"] is None
+    body = api("PATCH", "/orgs/acme", admin_token, {"default_reviewers": "ops"}).json()
+    assert body["default_reviewers"] == "ops"
+    acme.refresh_from_db()
+    assert acme.default_reviewers == ops
+    assert last_event(acme).changes == {"default_reviewers": [None, "ops"]}
+    response = api("PATCH", "/orgs/acme", admin_token, {"default_reviewers": "nobody"})
+    assert (response.status_code, error_code(response)) == (400, "invalid")
+    body = api("PATCH", "/orgs/acme", admin_token, {"default_reviewers": None}).json()
+    assert body["default_reviewers"] is None
+    assert last_event(acme).changes == {"default_reviewers": ["ops", None]}

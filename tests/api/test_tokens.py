@@ -175,13 +175,17 @@ def test_it_lists_only_my_tokens(alice, bob, alice_client):
     assert "mine" in page and "bobs" not in page
 
 
-def test_it_shows_a_new_token_once(alice, alice_client):
+def test_it_shows_a_new_token_once_after_a_redirect(alice, alice_client):
     response = alice_client.post(reverse("catalog:token-create"), {"name": "ci"})
-    assert response.status_code == 200
+    assert (response.status_code, response["Location"]) == (302, reverse("catalog:tokens"))
+    response = alice_client.get(reverse("catalog:tokens"))
     raw = response.context["plaintext"]
     assert raw in response.content.decode()
+    assert response["Cache-Control"] == "no-store"
     assert token_authenticate(raw) == alice
+    # A reload shows it no more, and makes no second token (post/redirect/get).
     assert raw not in alice_client.get(reverse("catalog:tokens")).content.decode()
+    assert ApiToken.objects.filter(user=alice, name="ci").count() == 1
 
 
 def test_it_revokes_my_token(alice, alice_client):

@@ -13,8 +13,9 @@ from registry.services.versions import version_create
 pytestmark = pytest.mark.django_db
 
 # Pinned per tab: the same with 5 and with 50 rows. One of them is the view's read of what the
-# caller may do (model_access), after the fetch that checked they may view.
-TAB_QUERIES = {"overview": 10, "versions": 10, "approvals": 9, "activity": 10}
+# caller may do (model_access), after the fetch that checked they may view; the overview
+# reads the open flags of the model besides.
+TAB_QUERIES = {"overview": 11, "versions": 10, "approvals": 9, "activity": 10}
 
 
 def card(tab: str = "overview", **params) -> str:
@@ -173,3 +174,20 @@ def test_it_queries_versions_with_the_query_language(alice_client, model, alice)
     assert [v.number for v in page.context["page"]] == [good.number]
     broken = alice_client.get(card("versions", q="stage ==="))
     assert broken.status_code == 200 and broken.context["query_error"]
+
+
+def test_it_shows_open_flags_on_the_card(alice_client, model, alice, bob, carol):
+    from registry.services.flags import flag_raise, flag_resolve
+
+    version = version_create(actor=alice, model=model)
+    request_approve(
+        actor=bob, request=request_create(actor=alice, version=version, to_stage="production")
+    )
+    flag = flag_raise(actor=carol, version=version, severity="high", summary="score drift")
+    resolved = flag_raise(actor=carol, version=version, severity="low", summary="old news")
+    flag_resolve(actor=alice, flag=resolved, resolution="fixed")
+    page = alice_client.get(card())
+    assert list(page.context["open_flags"]) == [flag]
+    body = page.content.decode()
+    assert "score drift" in body and "old news" not in body
+    assert 'data-open-flags="1"' in body  # on the production version's quick link too

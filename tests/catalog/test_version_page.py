@@ -56,7 +56,8 @@ def test_it_sanitises_markdown_in_descriptions_and_comments(alice_client, model,
     body = alice_client.get(url(version)).content.decode()
     assert "<script>window.pwned" not in body
     assert 'onerror="' not in body and "onerror=window" not in body
-    assert body.count("<strong>bold</strong>") == 2
+    # The description, the comment, and the comment again in the activity log.
+    assert body.count("<strong>bold</strong>") == 3
 
 
 class TestStageRequest:
@@ -264,3 +265,17 @@ class TestMetadata:
         assert "write permission" in carol_client.get(response["Location"]).content.decode()
         version.refresh_from_db()
         assert version.description == "First cut"
+
+
+def test_it_explains_instead_of_offering_production_on_an_unprotected_branch(
+    alice_client, alice, model, exp
+):
+    version = version_create(actor=alice, model=model, branch="exp")
+    page = alice_client.get(url(version)).content.decode()
+    assert "Production (needs a protected branch)" in page
+    page = alice_client.get(url(version) + "?request=production").content.decode()
+    assert 'id="production-unprotected"' in page
+    assert 'name="to_stage" value="production"' not in page
+    # Other stages are still offered with their form.
+    page = alice_client.get(url(version) + "?request=staging").content.decode()
+    assert 'name="to_stage" value="staging"' in page

@@ -52,17 +52,18 @@ def test_it_emails_reviewers_but_not_the_requester_of_a_stage_request(
 def test_it_emails_the_requester_and_watchers_when_a_request_is_approved(
     committed, model, alice, bob, carol
 ):
+    """The approval that applies the change and the change itself are one e-mail to the
+    requester, not two (SPEC 3.8: the requester is told it was approved)."""
     model_watch(actor=carol, model=model)
     version = version_create(actor=alice, model=model)
     request = request_create(actor=alice, version=version, to_stage=Stage.STAGING)
     mail.outbox.clear()
     committed(request_approve, actor=bob, request=request, comment="fine")
-    by_subject = {(m.to[0], m.subject) for m in mail.outbox}
-    assert by_subject == {
-        (alice.email, "[Modelvault] Your request for fraud v1 was approved"),
+    by_subject = sorted((m.to[0], m.subject) for m in mail.outbox)
+    assert by_subject == [
         (alice.email, "[Modelvault] fraud v1 moved to staging"),
         (carol.email, "[Modelvault] fraud v1 moved to staging"),
-    }
+    ]
 
 
 def test_it_emails_watchers_of_a_new_version_with_text_html_and_a_site_link(
