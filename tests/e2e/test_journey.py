@@ -85,7 +85,9 @@ def test_it_takes_a_request_through_review(browser, live_server, cast, model, jo
         assert bob.evaluate("window.pwned") is None
         bob.goto(f"{live_server.url}/orgs/acme/models/fraud/?tab=activity")
         activity = bob.locator("table.events").inner_text()
-        assert "stage.requested" in activity and "Ready for **shadow traffic** tests." in activity
+        # The comment as Markdown renders it, not its source.
+        assert "stage.requested" in activity and "Ready for shadow traffic tests." in activity
+        expect(bob.locator("table.events strong", has_text="shadow traffic").first).to_be_visible()
         assert "stage.approved" in activity and "Metrics hold up, approved." in activity
         bob.goto(f"{live_server.url}/orgs/acme/models/fraud/")
         shoot(bob, "model-card.png")
