@@ -332,6 +332,15 @@ def page_token(offset: int) -> str:
     return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode()
 
 
+def page_request(params, default: int, maximum: int) -> tuple[int, int]:
+    """(max_results, offset) of a search call: max_results from 1 to `maximum` (`default`
+    when not given), and where its page_token says the page starts."""
+    size = params.integer("max_results") or default
+    if not 1 <= size <= maximum:
+        raise Invalid(f"max_results must be from 1 to {maximum}, not {size}")
+    return size, page_offset(params.text("page_token"))
+
+
 def page_offset(token: str | None) -> int:
     if not token:
         return 0

@@ -84,10 +84,7 @@ def delete(call: Call) -> dict[str, Any]:
 
 
 def search(call: Call) -> dict[str, Any]:
-    requested = call.params.integer("max_results") or PAGE_SIZE
-    if not 1 <= requested <= MAX_RESULTS:
-        raise Invalid(f"max_results must be from 1 to {MAX_RESULTS}, not {requested}")
-    offset = filters.page_offset(call.params.text("page_token"))
+    requested, offset = filters.page_request(call.params, PAGE_SIZE, MAX_RESULTS)
     org, role = org_and_role_for_user(call.user, call.org)
     versions = ModelVersion.objects.visible_in(call.user, org, role=role)
     versions = filters.filter_versions(versions, call.params.text("filter"))

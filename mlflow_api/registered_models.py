@@ -18,7 +18,7 @@ from mlflow_api.render import (
     with_version_renderings,
 )
 from mlflow_api.views import Call
-from registry.errors import Conflict, Invalid
+from registry.errors import Conflict
 from registry.models import ModelVersion, RegisteredModel
 from registry.permissions import (
     get_model_for_user,
@@ -89,10 +89,7 @@ def delete(call: Call) -> dict[str, Any]:
 
 
 def search(call: Call) -> dict[str, Any]:
-    size = call.params.integer("max_results") or DEFAULT_RESULTS
-    if not 1 <= size <= MAX_RESULTS:
-        raise Invalid(f"max_results must be from 1 to {MAX_RESULTS}, not {size}")
-    offset = filters.page_offset(call.params.text("page_token"))
+    size, offset = filters.page_request(call.params, DEFAULT_RESULTS, MAX_RESULTS)
     org, role = org_and_role_for_user(call.user, call.org)
     models = RegisteredModel.objects.visible_in(call.user, org, role=role)
     models = filters.filter_models(models, call.params.text("filter"))
