@@ -38,6 +38,11 @@ class AccountTokenForm(forms.Form):
     )
 
 
+# The session key that carries a new token's plaintext from its POST to the page that
+# shows it, once (catalog/views/tokens.py does the same for personal tokens).
+NEW_ACCOUNT_TOKEN = "catalog.new_account_token"
+
+
 def _account(organization: Organization, name: str) -> ServiceAccount:
     account = (
         ServiceAccount.objects.select_related("user", "org")
@@ -78,7 +83,15 @@ def _page(
 @login_required
 @domain_errors
 def org_service_accounts(request: HttpRequest, org: str) -> HttpResponse:
-    return _page(request, get_org_for_user(request.user, org, "admin"))
+    organization = get_org_for_user(request.user, org, "admin")
+    shown = request.session.pop(NEW_ACCOUNT_TOKEN, None)
+    plaintext = None
+    if shown is not None and shown["org"] == organization.pk:
+        token = ApiToken.objects.select_related("user").filter(pk=shown["token"]).first()
+        if token is not None:
+            account = _account(organization, shown["account"])
+            plaintext = {"account": account, "token": token, "raw": shown["raw"]}
+    return _page(request, organization, plaintext)
 
 
 @login_required
@@ -104,8 +117,15 @@ def service_account_token_view(request: HttpRequest, org: str, name: str) -> Htt
     account = _account(organization, name)
     data = bound(AccountTokenForm(request.POST))
     token, raw = token_create(actor=request.user, user=account.user, org=organization, **data)
-    # Rendered, not redirected: the plaintext exists only in this response.
-    return _page(request, organization, {"account": account, "token": token, "raw": raw})
+    # Post/redirect/get, as the personal tokens page: a reload must not make a second token.
+    # The plaintext waits in the (server-side) session until the page shows it once.
+    request.session[NEW_ACCOUNT_TOKEN] = {
+        "org": organization.pk,
+        "account": name,
+        "token": token.pk,
+        "raw": raw,
+    }
+    return redirect("catalog:org-service-accounts", org=organization.slug)
 
 
 @login_required

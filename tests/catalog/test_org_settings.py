@@ -239,8 +239,11 @@ def test_it_makes_a_service_account_and_shows_its_token_once(admin_client, acme,
     admin_client.post(url("org-service-account-create", "acme"), {"name": "ci"})
     account = ServiceAccount.objects.get(org=acme, name="ci")
     response = admin_client.post(
-        url("org-service-account-token", "acme", "ci"), {"name": "gha", "scope": "read"}
+        url("org-service-account-token", "acme", "ci"),
+        {"name": "gha", "scope": "read"},
+        follow=True,  # post/redirect/get: a reload makes no second token
     )
+    assert response.redirect_chain == [(url("org-service-accounts", "acme"), 302)]
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     raw = response.context["plaintext"]["raw"]
     assert raw in response.content.decode()
@@ -249,6 +252,7 @@ def test_it_makes_a_service_account_and_shows_its_token_once(admin_client, acme,
     assert (token.scope, token.org) == ("read", acme)
     page = admin_client.get(url("org-service-accounts", "acme")).content.decode()
     assert raw not in page and token.prefix in page
+    assert ApiToken.objects.filter(user=account.user).count() == 1
     admin_client.post(url("org-service-account-token-revoke", "acme", "ci", token.pk))
     assert token_authenticate(raw) is None
     # Deactivated from its page, it comes back to it.
