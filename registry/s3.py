@@ -18,7 +18,6 @@ and boto3's client.
 """
 
 import contextlib
-import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -28,7 +27,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.storage import Storage, storages
 from storages.utils import safe_join
 
-from registry.errors import RegistryError, TooLarge, Unavailable
+from registry.errors import RegistryError, Unavailable
+from registry.hashed import Hashed
 
 logger = logging.getLogger(__name__)
 
@@ -104,13 +104,9 @@ def _send(
     # that the last part is never empty; a body of at most one part is sent whole.
     part_size = max(PART_SIZE, -(-limit // MAX_PARTS))
     buffer = bytearray(part_size)
-    filled = size = 0
-    hasher = hashlib.sha256()
-    for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the artifact is larger than the limit of {limit} bytes")
-        hasher.update(chunk)
+    filled = 0
+    hashed = Hashed(chunks, limit)
+    for chunk in hashed:
         view = memoryview(chunk)
         while view:
             if filled == part_size:
@@ -120,7 +116,7 @@ def _send(
             buffer[filled : filled + n] = view[:n]
             filled += n
             view = view[n:]
-    digest = hasher.hexdigest()
+    digest, size = hashed.digest, hashed.size
     check(digest, size)
     del buffer[filled:]  # the last part: the bytes it holds, not a copy of them
     upload.finish(buffer)

@@ -30,7 +30,8 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 
 from config.files import FILE_MODE, make_dirs
 from registry import directio, s3
-from registry.errors import Invalid, TooLarge
+from registry.errors import Invalid
+from registry.hashed import Hashed
 from registry.s3 import storage_errors
 
 CHUNK_SIZE = 1024 * 1024
@@ -143,17 +144,12 @@ def staged_upload(
 
 def _write(fd: int, chunks: Iterable[bytes], limit: int) -> tuple[str, int]:
     """Hash `chunks` while writing them to `fd`: (SHA-256, size). TooLarge past `limit`."""
-    hasher = hashlib.sha256()
-    size = 0
-    for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"the artifact is larger than the limit of {limit} bytes")
-        hasher.update(chunk)
+    hashed = Hashed(chunks, limit)
+    for chunk in hashed:
         view = memoryview(chunk)
         while view:
             view = view[os.write(fd, view) :]
-    return hasher.hexdigest(), size
+    return hashed.digest, hashed.size
 
 
 def place_blob(staged: StagedUpload) -> bool:
