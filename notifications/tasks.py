@@ -12,8 +12,11 @@ import time
 
 from celery import shared_task
 from django.conf import settings
+from django.db import DatabaseError
 
-from notifications.services import delivery_send, event_dispatch, outbox_sweep
+from notifications.models import DISPATCHED_VERBS
+from notifications.services import REQUEST_VERBS, delivery_send, event_dispatch, outbox_sweep
+from notifications.sql import event_settle_unheard
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +43,19 @@ def enqueue(task, *args) -> bool:
     return True
 
 
-def on_activity_committed(sender, event_id: int, **kwargs) -> None:
-    """registry.signals.activity_committed: one dispatch task per committed event."""
+def on_activity_committed(sender, event_id: int, verb: str, **kwargs) -> None:
+    """registry.signals.activity_committed: one dispatch task per committed event that may
+    reach somebody. An event of a verb nobody is told of needs nothing; one that nobody
+    watches or hooks is marked dispatched here, in one statement, without a task (the
+    people of a stage change request are found by the task)."""
+    if verb not in DISPATCHED_VERBS:
+        return
+    if verb not in REQUEST_VERBS:
+        try:
+            if event_settle_unheard(event_id):
+                return
+        except DatabaseError:
+            logger.exception("could not settle event %s here; handing it to a task", event_id)
     enqueue(dispatch_event, event_id)
 
 

@@ -1,7 +1,7 @@
 """The one hook by which the domain hands committed events on (SPEC 3.8).
 
 `activity_committed` is sent once per activity event, after the transaction that recorded
-it has committed, with `event_id`. The registry never imports its listeners: the
+it has committed, with `event_id` and `verb`. The registry never imports its listeners: the
 notifications app connects to it in its AppConfig.ready(). The committed event row is the
 outbox; a listener that fails leaves it to the periodic sweep.
 """

@@ -68,7 +68,8 @@ def event_record(
     # a listener that fails is logged, and the periodic sweep dispatches the event later.
     event_id = event.pk
     transaction.on_commit(
-        lambda: activity_committed.send(sender=ActivityEvent, event_id=event_id), robust=True
+        lambda: activity_committed.send(sender=ActivityEvent, event_id=event_id, verb=verb),
+        robust=True,
     )
     return event
 

@@ -14,7 +14,7 @@ from notifications.services import (
     webhook_create,
     webhook_update,
 )
-from notifications.sql import event_audience
+from notifications.sql import event_audience, event_settle_unheard
 from notifications.tasks import dispatch_event, sweep
 from registry.demo import ensure_shared_model
 from registry.models import ActivityEvent, Stage, Visibility, Watch
@@ -193,11 +193,12 @@ def test_it_keeps_a_subject_on_one_bounded_line():
     assert len(subject) == 150
 
 
-def test_it_survives_a_dispatch_that_raises(committed, monkeypatch, model, alice, caplog):
+def test_it_survives_a_dispatch_that_raises(committed, monkeypatch, model, alice, carol, caplog):
     def broken(**kwargs):
         raise RuntimeError("boom")
 
     monkeypatch.setattr("notifications.tasks.event_dispatch", broken)
+    model_watch(actor=carol, model=model)  # somebody to tell: the event goes to its task
     version = committed(version_create, actor=alice, model=model)
     assert version.pk
     assert "could not enqueue notifications.tasks.dispatch_event" in caplog.text
@@ -313,3 +314,59 @@ def test_it_reads_an_events_audience_as_the_equivalent_queryset(
     assert ActivityEvent.objects.filter(model__isnull=True).exists()
     assert ActivityEvent.objects.filter(org__slug="globex").exists()
     assert event_audience(max(events) + 1) is None
+
+
+def test_it_settles_an_event_exactly_when_its_audience_is_nobody(
+    settings, cast, model, admin, alice, carol
+):
+    """notifications.sql.SETTLE_SQL marks an event dispatched exactly when the audience
+    read (pinned to its queryset above) finds neither a watcher nor a webhook, and once."""
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    other = ensure_shared_model(cast, "other")
+    version_create(actor=alice, model=model)  # nobody to tell
+    model_watch(actor=carol, model=model)
+    version_create(actor=alice, model=model)  # watched
+    webhook_create(
+        actor=alice, org=model.org, model=other, url="http://127.0.0.1:9/", events=["alias.set"]
+    )
+    version_create(actor=alice, model=other)  # its own model's webhook
+    org_hook = webhook_create(
+        actor=admin, org=model.org, url="http://127.0.0.1:9/", events=["model.created"]
+    )
+    webhook_update(actor=admin, webhook=org_hook, active=False)
+    version_create(actor=alice, model=other)  # the org's webhook, disabled
+    events = list(ActivityEvent.objects.order_by("pk").values_list("pk", flat=True))
+    expected = {pk: not (audience_by_orm(pk)[2] or audience_by_orm(pk)[3]) for pk in events}
+    assert set(expected.values()) == {True, False}
+    assert {pk: event_settle_unheard(pk) for pk in events} == expected
+    settled = set(Dispatch.objects.values_list("event_id", flat=True))
+    assert settled == {pk for pk, unheard in expected.items() if unheard}
+    assert set(Dispatch.objects.values_list("deliveries", flat=True)) == {0}
+    assert not any(event_settle_unheard(pk) for pk in events)  # once: the marker is there
+    assert event_settle_unheard(max(events) + 1) is False
+
+
+def test_the_listener_hands_on_only_events_somebody_may_be_told_of(
+    committed, monkeypatch, model, alice, bob, carol
+):
+    enqueued = []
+    monkeypatch.setattr(
+        "notifications.tasks.enqueue", lambda task, *args: enqueued.append((task.name, args))
+    )
+    unheard = committed(version_create, actor=alice, model=model)
+    event = ActivityEvent.objects.get(version=unheard, verb="version.created")
+    assert enqueued == []  # settled by the listener, in one statement
+    assert Dispatch.objects.get(event=event).deliveries == 0
+    assert event.pk not in outbox_sweep(older_than=0)[0]
+
+    committed(model_watch, actor=carol, model=model)  # watch.* reaches nobody: no task
+    assert enqueued == []
+    watched = committed(version_create, actor=alice, model=model)
+    event = ActivityEvent.objects.get(version=watched, verb="version.created")
+    assert enqueued == [("notifications.tasks.dispatch_event", (event.pk,))]
+    assert not Dispatch.objects.filter(event=event).exists()  # the task's to do
+
+    enqueued.clear()
+    committed(request_create, actor=alice, version=unheard, to_stage=Stage.STAGING)
+    requested = ActivityEvent.objects.get(verb="stage.requested")
+    assert enqueued == [("notifications.tasks.dispatch_event", (requested.pk,))]

@@ -99,8 +99,9 @@ def test_it_leaves_an_event_the_broker_refused_to_the_sweep(
 
 
 def test_it_waits_a_bounded_time_on_a_broker_that_never_answers(
-    workers, settings, caplog, model, alice
+    workers, settings, caplog, model, alice, carol
 ):
+    model_watch(actor=carol, model=model)  # somebody to tell: the event goes to the broker
     # A listening socket nobody accepts from: the connection is made, no reply ever comes
     # (until it is closed, so that a publish without a timeout fails the test, not hangs).
     with socket.socket() as silent:

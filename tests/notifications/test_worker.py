@@ -253,8 +253,9 @@ def worker_backends() -> set[tuple[int, object]]:
 
 
 def test_it_keeps_one_database_connection_across_a_workers_tasks(
-    workers, shared_broker, model, alice
+    workers, shared_broker, model, alice, carol
 ):
+    model_watch(actor=carol, model=model)  # somebody to tell: each event is a task
     workers.use_broker(shared_broker)
     workers.start()
     version_create(actor=alice, model=model)
