@@ -14,8 +14,10 @@ from ninja import NinjaAPI
 
 from api import activity, approvals, artifacts, catalog, errors, refs, search, throttle
 from api import branches as branches_api
+from api import compare as compare_api
 from api import documentation as documentation_api
 from api import flags as flags_api
+from api import grants as grants_api
 from api import orgs as orgs_api
 from api import service_accounts as service_accounts_api
 from api import webhooks as webhooks_api
@@ -81,3 +83,5 @@ api.add_router("", flags_api.router)
 api.add_router("", webhooks_api.router)
 api.add_router("", orgs_api.router)
 api.add_router("", service_accounts_api.router)
+api.add_router("", grants_api.router)
+api.add_router("", compare_api.router)

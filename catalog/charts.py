@@ -135,9 +135,3 @@ def metric_chart(
         "height": height,
         "label_y": height - 6,
     }
-
-
-def numeric(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)

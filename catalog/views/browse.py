@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from approvals.models import StageChangeRequest
-from catalog.charts import numeric, stage_bars, value_bars
+from catalog.charts import stage_bars, value_bars
 from catalog.errors import domain_errors
 from catalog.forms import (
     SORTS,
@@ -31,6 +31,7 @@ from catalog.forms import (
 )
 from catalog.views.flags import open_flag_count
 from catalog.views.settings import branches_context
+from registry.compare import metric_trend
 from registry.errors import Invalid
 from registry.models import ActivityEvent, Branch, Flag, ModelVersion, RegisteredModel, Stage
 from registry.permissions import get_model_for_user, get_org_for_user, model_access
@@ -130,18 +131,7 @@ def _overview(request: HttpRequest, model: RegisteredModel) -> dict:
         .select_related("version")
         .order_by("-created_at")[:20]
     )
-    recent = list(
-        ModelVersion.objects.filter(model=model)
-        .order_by("-number")
-        .values("number", "metrics")[:30]
-    )
-    metric_names = sorted({k for v in recent for k, m in v["metrics"].items() if numeric(m)})
-    metric = request.GET.get("metric") or (metric_names[0] if metric_names else "")
-    trend = [
-        (f"v{v['number']}", numeric(v["metrics"].get(metric)))
-        for v in reversed(recent)
-        if numeric(v["metrics"].get(metric)) is not None
-    ]
+    trend = metric_trend(model, request.GET.get("metric"))
     return {
         "metadata_form": ModelMetadataForm(
             initial={"description": model.description, "readme": model.readme}
@@ -151,9 +141,9 @@ def _overview(request: HttpRequest, model: RegisteredModel) -> dict:
         "stage_counts": counts,
         "production_versions": production,
         "open_flags": open_flags,
-        "metric": metric,
-        "metric_names": metric_names,
-        "trend": value_bars(trend),
+        "metric": trend["metric"],
+        "metric_names": trend["metrics"],
+        "trend": value_bars([(f"v{number}", value) for number, value in trend["points"]]),
     }
 
 

@@ -7,14 +7,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from catalog.charts import metric_chart, numeric
+from catalog.charts import metric_chart
 from catalog.errors import domain_errors
 from catalog.views.flags import open_flag_count
+from registry.compare import MAX_VERSIONS, MIN_VERSIONS, SECTIONS, diff_rows, metric_series
 from registry.models import ModelVersion
 from registry.permissions import get_model_for_user
-
-SECTIONS = ("params", "metrics", "environment", "input_schema", "output_schema")
-MIN_VERSIONS, MAX_VERSIONS = 2, 5
 
 
 def _shown(value) -> str:
@@ -26,32 +24,24 @@ def _shown(value) -> str:
 
 
 def _rows(sources: list) -> list[dict]:
-    """One row per key of any of the versions' dicts; a row differs when its values do."""
-    sources = [source or {} for source in sources]
-    if not all(isinstance(source, dict) for source in sources):
-        values = [_shown(source) for source in sources]
-        return [{"key": "", "values": values, "differs": len(set(values)) > 1}]
-    keys = sorted({key for source in sources for key in source})
-    rows = []
-    for key in keys:
-        raw = [source.get(key) for source in sources]
-        canonical = {json.dumps(value, sort_keys=True) for value in raw}
-        rows.append({"key": key, "values": [_shown(v) for v in raw], "differs": len(canonical) > 1})
-    return rows
+    """registry.compare's rows, their values as the page shows them."""
+    return [{**row, "values": [_shown(v) for v in row["values"]]} for row in diff_rows(sources)]
 
 
 def _charts(versions: list[ModelVersion]) -> list[dict]:
     """One chart per numeric metric, each on its own scale (an AUC and a loss in the
     thousands side by side would flatten one of them)."""
-    names = sorted(
-        {name for v in versions for name, value in v.metrics.items() if numeric(value) is not None}
-    )
     return [
         {
-            "name": name,
-            **metric_chart([(f"v{v.number}", numeric(v.metrics.get(name))) for v in versions]),
+            "name": series["name"],
+            **metric_chart(
+                [
+                    (f"v{v.number}", value)
+                    for v, value in zip(versions, series["values"], strict=True)
+                ]
+            ),
         }
-        for name in names
+        for series in metric_series(versions)
     ]
 
 

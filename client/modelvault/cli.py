@@ -9,6 +9,10 @@
     modelvault download fraud 3 model.pkl dest/
     modelvault download fraud@champion model.pkl dest/     # the version the alias names
     modelvault alias fraud champion 3 -m "v3 wins the A/B"  # --request for a protected one
+    modelvault grants add fraud approve --team reviewers   # and: grants list|remove
+    modelvault compare fraud 3 4; modelvault trend fraud --metric auc
+    (and models, aliases, branches, branch, promote, flag, flags, resolve, comment,
+    comments, docs, activity [--export csv], digest: commands.py)
 
 The server, token and organization come from --url/--token/--org or MODELVAULT_URL,
 MODELVAULT_TOKEN and MODELVAULT_ORG. An error prints one line on stderr and exits 1
@@ -24,7 +28,12 @@ from typing import Any, TextIO
 
 import httpx
 
-from modelvault.client import Client, ModelVersion, StageRequest
+from modelvault import commands
+from modelvault.client import Client, StageRequest
+from modelvault.commands import add_version as _add_version
+from modelvault.commands import request_line as _request_line
+from modelvault.commands import version_line as _version_line
+from modelvault.commands import version_of as _version
 from modelvault.errors import ModelvaultError
 from modelvault.lock import LEVELS
 from modelvault.stage_change import STAGES
@@ -81,53 +90,6 @@ def _pairs(items: list[str] | None, *, parse_json: bool, what: str) -> dict[str,
         else:
             found[key] = value
     return found
-
-
-def _version_line(version: ModelVersion) -> str:
-    data = version.data
-    return "\t".join(
-        str(x)
-        for x in (
-            data.get("model"),
-            data.get("number"),
-            data.get("stage"),
-            data.get("lock_level"),
-            data.get("label") or "-",
-            data.get("digest"),
-        )
-    )
-
-
-def _request_line(request: StageRequest) -> str:
-    data = request.data
-    if data.get("kind") == "alias_move":
-        change = f"@{data.get('alias')} -> v{data.get('version')}"
-    elif data.get("kind") == "alias_remove":
-        change = f"@{data.get('alias')} removed (now v{data.get('version')})"
-    else:
-        change = f"v{data.get('version')} {data.get('from_stage')} -> {data.get('to_stage')}"
-    return (
-        f"request {data.get('id')}: {data.get('model')} {change}, {data.get('status')} "
-        f"({data.get('approvals')}/{data.get('required_approvals')} approvals)"
-    )
-
-
-def _add_version(parser: argparse.ArgumentParser) -> None:
-    """A version as `MODEL NUMBER`, or as `MODEL@ALIAS` (the version the alias names now)."""
-    parser.add_argument("model", metavar="MODEL[@ALIAS]", help="a model, or model@alias")
-    parser.add_argument("number", nargs="?", metavar="NUMBER", help="the version (not with @)")
-
-
-def _version(client: Client, args: argparse.Namespace) -> ModelVersion:
-    if "@" in args.model:
-        if args.number is not None:
-            raise ModelvaultError("name a version by an alias or by a number, not both")
-        return client.get_version(args.model)
-    if args.number is None or not args.number.isdigit():
-        raise ModelvaultError(
-            f"name the version as {args.model} NUMBER or {args.model}@ALIAS, not {args.number!r}"
-        )
-    return client.get_version(args.model, int(args.number))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="ask reviewers instead (how a writer moves a protected alias)",
     )
     alias.add_argument("-m", "--comment", default="")
+    commands.add_parsers(verbs)
     return parser
 
 
@@ -232,6 +195,8 @@ def _progress(args: argparse.Namespace, label: str, stderr: TextIO):
 
 def run(args: argparse.Namespace, client: Client, stdout: TextIO, stderr: TextIO) -> None:
     verb = args.verb
+    if commands.run(args, client, stdout):
+        return
     if verb == "register":
         try:
             model = client.get_registered_model(args.model)

@@ -19,7 +19,10 @@ from urllib.parse import quote
 
 import httpx
 
+from modelvault import activity
+from modelvault.comments import Comments
 from modelvault.errors import ChecksumMismatch, ModelvaultError, error_from_response
+from modelvault.grants import Grants
 from modelvault.lock import LockLevel, lock_word
 from modelvault.stage_change import StageChange
 
@@ -159,8 +162,12 @@ class Client:
     def get_registered_model(self, name: str) -> "RegisteredModel":
         return RegisteredModel(self, self.json("GET", f"{self._org_path()}/models/{_q(name)}"))
 
-    def list_registered_models(self, query: str | None = None) -> list["RegisteredModel"]:
-        params = {"q": query} if query else {}
+    def list_registered_models(
+        self, query: str | None = None, *, stage: str | None = None
+    ) -> list["RegisteredModel"]:
+        """The models you may view, by name; `query` keeps those with a version matching it,
+        `stage` those with a version in that stage."""
+        params = {k: v for k, v in (("q", query), ("stage", stage)) if v}
         return [
             RegisteredModel(self, d) for d in self.paginate(f"{self._org_path()}/models", params)
         ]
@@ -181,6 +188,24 @@ class Client:
         which = f"@{_q(alias)}" if at else _q(int(number))
         path = f"{self._org_path()}/models/{_q(name)}/versions/{which}"
         return ModelVersion(self, self.json("GET", path))
+
+    def find_by_digest(self, digest: str) -> list["ModelVersion"]:
+        """The versions you may view whose digest is `digest` (`sha256:...`, or its hex):
+        identical ingredients share one, across models and organizations."""
+        found = self.paginate(f"/versions/by-digest/{_q(digest)}")
+        return [ModelVersion(self, d) for d in found]
+
+    def activity(self, **filters: Any) -> Iterator[dict[str, Any]]:
+        """The org's events you may view, in chain order; filters: model, version, since,
+        until (ISO 8601 with a zone), after (a seq or a time)."""
+        return activity.events(self, **filters)
+
+    def export_activity(
+        self, dest: str | os.PathLike = ".", *, format: str = "jsonl", **filters: Any
+    ) -> Path:
+        """Download the verifiable export (jsonl or csv) to `dest`, a file or a directory;
+        filters: model, version, since, until."""
+        return activity.export(self, dest, format=format, **filters)
 
     def get_stage_request(self, request_id: int) -> "StageRequest":
         return StageRequest(self, self.json("GET", f"/stage-requests/{_q(request_id)}"))
@@ -236,6 +261,27 @@ class RegisteredModel(Resource):
     def refresh(self) -> "RegisteredModel":
         self.data = self.client.json("GET", self.path)
         return self
+
+    @property
+    def grants(self) -> Grants:
+        """Who may view, write and approve it: `.list()`, `.add(...)`, `.remove(...)`."""
+        return Grants(self)
+
+    @property
+    def comments(self) -> Comments:
+        return Comments(self)
+
+    def compare(self, *numbers: int) -> dict[str, Any]:
+        """2 to 5 versions side by side (`model.compare(1, 3)`; none: the latest two):
+        `{versions, sections: {params: [{key, values, differs}], ...}, metrics}`."""
+        params = {"v": [int(n) for n in numbers]} if numbers else None
+        return self.client.json("GET", f"{self.path}/compare", params=params)
+
+    def trend(self, metric: str | None = None, *, last: int | None = None) -> dict[str, Any]:
+        """A numeric metric across the latest `last` versions (30 by default), oldest first:
+        `{metric, metrics, points: [{version, value}]}`."""
+        params = {k: v for k, v in (("metric", metric), ("last", last)) if v is not None}
+        return self.client.json("GET", f"{self.path}/trend", params=params)
 
     def create_version(
         self,
@@ -377,6 +423,10 @@ class ModelVersion(Resource):
     @property
     def lock_level(self) -> str:
         return self.data["lock_level"]
+
+    @property
+    def comments(self) -> Comments:
+        return Comments(self)
 
     def refresh(self) -> "ModelVersion":
         self.data = self.client.json("GET", self.path)
