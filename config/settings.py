@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "notifications",
     "api",
     "mlflow_api",
+    "sso",
 ]
 
 MIDDLEWARE = [
@@ -500,3 +501,59 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
     "loggers": {"modelvault.request": {"level": env_str("REQUEST_LOG_LEVEL", "INFO")}},
 }
+
+
+# Single sign-on through OpenID Connect (docs/operations.md, "Single sign-on"), with
+# mozilla-django-oidc: on when OIDC_RP_CLIENT_ID is set. The provider is named by its issuer
+# (its endpoints then come from its discovery document, sso/discovery.py) or by its endpoints
+# one by one; an endpoint set explicitly wins over the discovered one. Org admins map the
+# groups claim to memberships, roles and teams on their org's SSO page (sso/services.py).
+# LOCAL_LOGIN=false hides the password form and refuses password logins but a superuser's
+# (/login/?local=1 shows the form for them: the break-glass accounts).
+from django.urls import reverse_lazy  # noqa: E402
+
+OIDC_RP_CLIENT_ID = env_str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env_str("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_ISSUER = env_str("OIDC_OP_ISSUER").rstrip("/")
+SSO_ENABLED = bool(OIDC_RP_CLIENT_ID)
+SSO_PROVIDER_NAME = env_str("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_RP_SCOPES = env_str("OIDC_RP_SCOPES", f"openid email profile {OIDC_GROUPS_CLAIM}")
+OIDC_RP_SIGN_ALGO = env_str("OIDC_RP_SIGN_ALGO", "RS256")
+OIDC_TIMEOUT = env_positive("OIDC_TIMEOUT", 10)
+OIDC_USE_PKCE = env_bool("OIDC_USE_PKCE", True)
+_ENDPOINTS = (
+    "OIDC_OP_AUTHORIZATION_ENDPOINT",
+    "OIDC_OP_TOKEN_ENDPOINT",
+    "OIDC_OP_USER_ENDPOINT",
+    "OIDC_OP_JWKS_ENDPOINT",
+)
+if SSO_ENABLED and not OIDC_OP_ISSUER and not all(env_str(name) for name in _ENDPOINTS):
+    raise ImproperlyConfigured(
+        "OIDC_RP_CLIENT_ID needs OIDC_OP_ISSUER, or all of " + ", ".join(_ENDPOINTS)
+    )
+if OIDC_OP_ISSUER:
+    from sso.discovery import discovered as _discovered
+else:
+
+    def _discovered(key: str) -> str:
+        return ""
+
+
+OIDC_OP_AUTHORIZATION_ENDPOINT = env_str("OIDC_OP_AUTHORIZATION_ENDPOINT") or _discovered(
+    "authorization_endpoint"
+)
+OIDC_OP_TOKEN_ENDPOINT = env_str("OIDC_OP_TOKEN_ENDPOINT") or _discovered("token_endpoint")
+OIDC_OP_USER_ENDPOINT = env_str("OIDC_OP_USER_ENDPOINT") or _discovered("userinfo_endpoint")
+OIDC_OP_JWKS_ENDPOINT = env_str("OIDC_OP_JWKS_ENDPOINT") or _discovered("jwks_uri")
+OIDC_AUTHENTICATION_CALLBACK_URL = "sso:callback"
+LOGIN_REDIRECT_URL_FAILURE = reverse_lazy("login")  # mozilla-django-oidc does not resolve it
+LOCAL_LOGIN = env_bool("LOCAL_LOGIN", True)
+if not LOCAL_LOGIN and not SSO_ENABLED:
+    raise ImproperlyConfigured("LOCAL_LOGIN=false needs single sign-on (OIDC_RP_CLIENT_ID)")
+# Before ModelBackend: refuses a password login but a superuser's while LOCAL_LOGIN is off.
+AUTHENTICATION_BACKENDS.insert(
+    AUTHENTICATION_BACKENDS.index("django.contrib.auth.backends.ModelBackend"),
+    "sso.backends.LocalLoginGate",
+)
+AUTHENTICATION_BACKENDS.append("sso.backends.SsoBackend")
