@@ -70,6 +70,19 @@ test-postgres: install-dev
 		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest $(XDIST) \
 		-m "not wheel" $(ARGS)
 
+# The production topology on this machine (docs/deploy.md, "A tested topology"): a throwaway
+# database on the PostgreSQL of TOPOLOGY_PG_URL, a redis-server and moto's S3 server of its
+# own on free ports, two gunicorn nodes and a Celery worker with beat, and a journey across
+# them; about a minute, everything stopped at the end. Its tests are marked `topology`.
+# Past TOPOLOGY_TIMEOUT seconds it is interrupted as by Ctrl-C (it still stops what it started).
+TOPOLOGY_PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+TOPOLOGY_TIMEOUT ?= 600
+.PHONY: test-topology
+test-topology: install-dev
+	$(TEST_ENV) DATABASE_URL= CELERY_BROKER_URL= REQUIRE_SERVICES=1 \
+		TOPOLOGY_PG_URL=$(TOPOLOGY_PG_URL) timeout --signal=INT --kill-after=60 $(TOPOLOGY_TIMEOUT) \
+		$(BIN)/pytest -n0 -m topology tests/topology $(ARGS)
+
 # The README's screenshots (docs/screenshots), taken anew by the browser journey; the tests
 # otherwise leave theirs under var/screenshots.
 screenshots: install-dev
@@ -86,7 +99,7 @@ format: install-dev
 migrations-check: install-dev
 	$(TEST_ENV) $(PY) manage.py makemigrations --check --dry-run
 
-ci: lint migrations-check test-sqlite test-postgres
+ci: lint migrations-check test-sqlite test-postgres test-topology
 
 # Figures, not pass/fail: prints them and writes bench/results.json. SCALE=N for more models.
 SCALE ?= 1000
