@@ -86,7 +86,8 @@ test-topology: install-dev
 # The README's screenshots (docs/screenshots), taken anew by the browser journey; the tests
 # otherwise leave theirs under var/screenshots.
 screenshots: install-dev
-	$(TEST_ENV) SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/e2e/test_journey.py
+	$(TEST_ENV) SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest -q tests/e2e/test_journey.py \
+		tests/e2e/test_register_journey.py
 
 lint: install-dev
 	$(BIN)/ruff check .

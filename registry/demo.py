@@ -2,6 +2,9 @@
 
 acme: admin (org admin), alice (write + approve on the demo models), bob (approve),
 carol (view only); globex: mallory. Passwords are for the embedded default only.
+
+seed_demo also gives acme its teams (TEAMS): the model teams name who works on what, and
+`reviewers` are the org's default reviewers (approve on every new model).
 """
 
 from dataclasses import dataclass
@@ -9,8 +12,14 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from registry.models import Membership, Organization, RegisteredModel, Role
-from registry.services.orgs import membership_set, org_create
+from registry.models import Membership, Organization, RegisteredModel, Role, Team
+from registry.services.orgs import (
+    membership_set,
+    org_create,
+    org_update,
+    team_create,
+    team_set_members,
+)
 from registry.services.registered_models import model_create, model_grant
 
 User = get_user_model()
@@ -24,6 +33,14 @@ CAST = {
     "mallory": ("globex", Role.ADMIN, False),
 }
 ORGS = {"acme": "Acme Corp", "globex": "Globex Corporation"}
+# acme's teams and their members; REVIEWERS is the org's default reviewers.
+TEAMS = {
+    "risk": ("alice", "bob"),
+    "growth": ("alice", "carol"),
+    "vision": ("alice",),
+    "reviewers": ("alice", "bob"),
+}
+REVIEWERS = "reviewers"
 
 
 def demo_password(username: str) -> str:
@@ -84,3 +101,20 @@ def ensure_shared_model(cast: Cast, name: str, **fields) -> RegisteredModel:
     for permission in ("view", "approve"):
         model_grant(actor=cast.admin, model=model, permission=permission, user=cast.bob)
     return model
+
+
+@transaction.atomic
+def ensure_teams(cast: Cast) -> dict[str, Team]:
+    """acme's teams with their members, and its default reviewers when none are set, made
+    by its admin through the services. Idempotent: a team that exists is left as it is."""
+    teams = {}
+    for name, members in TEAMS.items():
+        team = Team.objects.filter(org=cast.acme, name=name).first()
+        if team is None:
+            team = team_create(actor=cast.admin, org=cast.acme, name=name)
+            team_set_members(actor=cast.admin, team=team, users=[cast.users[u] for u in members])
+        teams[name] = team
+    cast.acme.refresh_from_db()
+    if cast.acme.default_reviewers_id is None:
+        org_update(actor=cast.admin, org=cast.acme, default_reviewers=teams[REVIEWERS])
+    return teams

@@ -33,7 +33,15 @@ from catalog.views.flags import open_flag_count
 from catalog.views.settings import branches_context
 from registry.compare import metric_trend
 from registry.errors import Invalid
-from registry.models import ActivityEvent, Branch, Flag, ModelVersion, RegisteredModel, Stage
+from registry.models import (
+    ActivityEvent,
+    Alias,
+    Branch,
+    Flag,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+)
 from registry.permissions import get_model_for_user, get_org_for_user, model_access
 from registry.query import compile_query, search_versions
 from registry.services.registered_models import model_update
@@ -132,6 +140,7 @@ def _overview(request: HttpRequest, model: RegisteredModel) -> dict:
         .order_by("-created_at")[:20]
     )
     trend = metric_trend(model, request.GET.get("metric"))
+    aliases = Alias.objects.filter(model=model).select_related("version").order_by("name")
     return {
         "metadata_form": ModelMetadataForm(
             initial={"description": model.description, "readme": model.readme}
@@ -141,6 +150,7 @@ def _overview(request: HttpRequest, model: RegisteredModel) -> dict:
         "stage_counts": counts,
         "production_versions": production,
         "open_flags": open_flags,
+        "aliases": aliases[:50],
         "metric": trend["metric"],
         "metric_names": trend["metrics"],
         "trend": value_bars([(f"v{number}", value) for number, value in trend["points"]]),
