@@ -60,15 +60,30 @@ test: install-dev
 # CI: the suite on SQLite, then again on PostgreSQL with Redis and a real Celery worker.
 # (An empty DATABASE_URL or CELERY_BROKER_URL is the embedded default: a value exported in
 # the caller's shell must not turn the SQLite pass into a second PostgreSQL pass.)
-test-sqlite: install-dev
+test-sqlite: install-dev mlflow-server-venv
 	$(TEST_ENV) DATABASE_URL= CELERY_BROKER_URL= REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 \
 		$(BIN)/pytest $(XDIST) -m "not postgres and not services" $(ARGS)
 
-# The wheel's test runs its server on its own SQLite: the SQLite pass covers it.
+# A real MLflow server (the full `mlflow`, pinned with its dependencies in
+# requirements/mlflow-server.txt) in a venv of its own, never in .venv: the importer's
+# acceptance test (tests/mlflow_api/test_import.py) starts it. Built once (about 30 s).
+MLFLOW_SERVER_VENV ?= var/mlflow-server-venv
+.PHONY: mlflow-server-venv
+mlflow-server-venv: $(MLFLOW_SERVER_VENV)/.installed
+
+$(MLFLOW_SERVER_VENV)/.installed: requirements/mlflow-server.txt
+	rm -rf $(MLFLOW_SERVER_VENV)
+	$(PYTHON_BIN) -m venv $(MLFLOW_SERVER_VENV)
+	$(MLFLOW_SERVER_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MLFLOW_SERVER_VENV)/bin/python -m pip install -q -r requirements/mlflow-server.txt
+	touch $@
+
+# The wheel's test runs its server on its own SQLite: the SQLite pass covers it (and the
+# MLflow importer's, which starts a real MLflow server).
 test-postgres: install-dev
 	$(TEST_ENV) REQUIRE_SERVICES=1 REQUIRE_BROWSER=1 DATABASE_URL=$(PG_TEST_URL) \
 		CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/15} $(BIN)/pytest $(XDIST) \
-		-m "not wheel" $(ARGS)
+		-m "not wheel and not mlflow_server" $(ARGS)
 
 # The production topology on this machine (docs/deploy.md, "A tested topology"): a throwaway
 # database on the PostgreSQL of TOPOLOGY_PG_URL, a redis-server and moto's S3 server of its
