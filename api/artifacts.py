@@ -85,7 +85,11 @@ def put_artifact(request: HttpRequest, org: str, model: str, number: s.Number, p
     ARTIFACTS + "/{path:path}",
     response={200: None, **E},
     openapi_extra={
-        "responses": {200: BINARY, 206: {"description": "the part asked for by Range", **BINARY}}
+        "responses": {
+            200: BINARY,
+            206: {"description": "the part asked for by Range", **BINARY},
+            302: {"description": "with ARTIFACT_DOWNLOAD_REDIRECT: to a presigned URL"},
+        }
     },
 )
 def get_artifact(request: HttpRequest, org: str, model: str, number: s.Number, path: str):
@@ -93,7 +97,7 @@ def get_artifact(request: HttpRequest, org: str, model: str, number: s.Number, p
     artifact = Artifact.objects.filter(version=version, path=path).select_related("blob").first()
     if artifact is None:
         raise NotFound(f"artifact {path} not found in version {number}")
-    return download_response(artifact, request, _refuse_range)
+    return download_response(artifact, request, _refuse_range, may_redirect=True)
 
 
 def _refuse_range(message: str, size: int) -> HttpResponse:

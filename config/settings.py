@@ -244,6 +244,14 @@ ARTIFACT_DIRECT_IO = env_bool("ARTIFACT_DIRECT_IO", True)
 # Beat's hourly sweep removes what uploads cut off by a killed server left (staging files,
 # S3 multipart uploads and temporary objects) once last written this many seconds ago.
 ARTIFACT_SWEEP_AFTER = env_int("ARTIFACT_SWEEP_AFTER", 24 * 3600)
+# S3 only: downloads from the API and the UI answer with a redirect to a presigned URL of
+# the object, valid this many seconds (SigV4 allows at most 7 days), instead of streaming it.
+ARTIFACT_DOWNLOAD_REDIRECT = env_bool("ARTIFACT_DOWNLOAD_REDIRECT", False)
+ARTIFACT_DOWNLOAD_REDIRECT_SECONDS = env_positive("ARTIFACT_DOWNLOAD_REDIRECT_SECONDS", 300)
+if ARTIFACT_DOWNLOAD_REDIRECT_SECONDS > 7 * 24 * 3600:
+    raise ImproperlyConfigured("ARTIFACT_DOWNLOAD_REDIRECT_SECONDS must be at most 604800")
+if ARTIFACT_DOWNLOAD_REDIRECT and ARTIFACT_STORAGE != "s3":
+    raise ImproperlyConfigured("ARTIFACT_DOWNLOAD_REDIRECT=true needs ARTIFACT_STORAGE=s3")
 
 if ARTIFACT_STORAGE == "filesystem":
     _artifact_backend = {

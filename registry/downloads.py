@@ -12,10 +12,17 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.core.files.storage import Storage
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.utils.http import content_disposition_header
 
-from registry import directio
+from registry import directio, s3
 from registry.models import Artifact
 from registry.storage import (
     CHUNK_SIZE,
@@ -109,15 +116,21 @@ def download_response(
     artifact: Artifact,
     request: HttpRequest,
     refuse: Callable[[str, int], HttpResponse] = plain_refusal,
+    *,
+    may_redirect: bool = False,
 ) -> HttpResponse:
     """An attachment of `application/octet-stream` with `nosniff`, its length, and its
     SHA-256 as ETag and X-Checksum-Sha256; the part asked for by `Range` (206), or `refuse`'s
     answer (416) to a range past the end. A whole blob on the filesystem goes out as a file
     (which the server sends with sendfile), or with ARTIFACT_DIRECT_IO, a large one streams
-    from direct reads (registry.directio); on object storage the object streams in chunks."""
+    from direct reads (registry.directio); on object storage the object streams in chunks,
+    or with `may_redirect` and ARTIFACT_DOWNLOAD_REDIRECT, the answer is a redirect to it."""
     sha256, size = artifact.blob_id, artifact.blob.size
     etag = f'"{sha256}"'
     filename = posixpath.basename(artifact.path)
+    storage = artifact_storage()
+    if may_redirect and settings.ARTIFACT_DOWNLOAD_REDIRECT and not on_filesystem(storage):
+        return redirect_response(storage, sha256, filename)
     try:
         part = wanted_range(request, etag, size)
     except Unsatisfiable:
@@ -136,7 +149,6 @@ def download_response(
         response["Content-Range"] = f"bytes {first}-{last}/{size}"
         response["Content-Length"] = str(last - first + 1)
     else:
-        storage = artifact_storage()
         chunks = None
         if not on_filesystem(storage):
             # Object storage: streamed as S3 sends it. django-storages' file would read the
@@ -159,4 +171,21 @@ def download_response(
     response["ETag"] = etag
     response["X-Checksum-Sha256"] = sha256
     response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def redirect_response(storage: Storage, sha256: str, filename: str) -> HttpResponse:
+    """302 to a presigned URL of the blob, carrying the blob's checksum headers (a client
+    checks the bytes it gets from the object store against them)."""
+    url = s3.presigned_download_url(
+        storage,
+        blob_key(sha256),
+        content_disposition=content_disposition_header(True, filename),
+        expires=settings.ARTIFACT_DOWNLOAD_REDIRECT_SECONDS,
+    )
+    response = HttpResponseRedirect(url)
+    response["ETag"] = f'"{sha256}"'
+    response["X-Checksum-Sha256"] = sha256
+    # The URL lets whoever holds it read the object until it expires: no cache keeps it.
+    response["Cache-Control"] = "no-store"
     return response

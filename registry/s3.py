@@ -12,6 +12,9 @@ UploadPartCopy past COPY_PART_SIZE: the bytes are never sent again) and the temp
 object deleted. A server killed midway leaves a multipart upload in progress, or a
 temporary object: `unfinished` finds them for verify_artifacts and the sweep.
 
+With ARTIFACT_DOWNLOAD_REDIRECT, a download is a redirect to `presigned_download_url`: the
+object store sends the bytes, and the headers it was told to send with them.
+
 Only public API is used: S3Storage's `connection`, `bucket_name`, `location` and
 `get_object_parameters`, storages.utils' `safe_join` (how the storage names its keys),
 and boto3's client.
@@ -209,6 +212,26 @@ def copy_into_place(storage: Storage, key: str, name: str) -> None:
             ExtraArgs={**storage.get_object_parameters(name), **checksum_args(client)},
             Config=config,
         )
+
+
+def presigned_download_url(
+    storage: Storage, name: str, *, content_disposition: str, expires: int
+) -> str:
+    """A URL that GETs the storage's file `name` for `expires` seconds, without credentials
+    of its own: the object store answers it (ranges included) with this Content-Disposition
+    and `application/octet-stream`, whatever the object was stored with. Signed here, with
+    the storage's own credentials: no request to the store is made."""
+    client = storage.connection.meta.client
+    return client.generate_presigned_url(
+        "get_object",
+        Params={
+            "Bucket": storage.bucket_name,
+            "Key": object_key(storage, name),
+            "ResponseContentDisposition": content_disposition,
+            "ResponseContentType": "application/octet-stream",
+        },
+        ExpiresIn=expires,
+    )
 
 
 def unfinished(storage: Storage) -> Iterator[tuple[str, str | None, datetime]]:

@@ -232,9 +232,10 @@ def version_comment(request: HttpRequest, org: str, model: str, number: int) -> 
 def artifact_download(
     request: HttpRequest, org: str, model: str, number: int, path: str
 ) -> HttpResponse:
-    """Streams the blob as an attachment; the bytes are never interpreted."""
+    """Streams the blob as an attachment (or redirects to the object store, with
+    ARTIFACT_DOWNLOAD_REDIRECT); the bytes are never interpreted."""
     version = get_version_for_user(request.user, org, model, number)
     artifact = Artifact.objects.filter(version=version, path=path).select_related("blob").first()
     if artifact is None:
         raise NotFound(f"artifact {path} not found")
-    return download_response(artifact, request)
+    return download_response(artifact, request, may_redirect=True)

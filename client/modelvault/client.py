@@ -582,15 +582,32 @@ class ModelVersion(Resource):
         progress: Progress | None,
     ) -> str:
         """Fetch into `part` what it lacks (all of it, or from its end when the server's file
-        is still `expected`); the server's SHA-256."""
+        is still `expected`); the server's SHA-256.
+
+        A server that stores artifacts on S3 may answer with a redirect to a presigned URL
+        (ARTIFACT_DOWNLOAD_REDIRECT): the checksum is the redirect's, and the bytes are
+        fetched from that URL by a request of its own, which never carries the token."""
         have = part.stat().st_size if expected and part.exists() else 0
         headers = {"Range": f"bytes={have}-", "If-Range": f'"{expected}"'} if have else {}
-        with self.client.stream("GET", url, headers=headers) as response:
+        with contextlib.ExitStack() as stack:
+            response = stack.enter_context(
+                self.client._http.stream("GET", url.lstrip("/"), headers=headers)
+            )
+            location = response.headers.get("Location") if response.is_redirect else None
+            if not (response.is_success or location):
+                response.read()
+                check(response)
             sha256 = _checksum_word(response.headers.get("X-Checksum-Sha256")) or (
                 _checksum_word(response.headers.get("ETag"))
             )
             if not sha256:
                 raise ModelvaultError(f"the server sent no checksum for {path}")
+            if location:
+                if sha256 != expected:
+                    have = 0  # the server's file is another: fetch it whole
+                response = stack.enter_context(
+                    _object_store_stream(response.url.join(location), have, self.client)
+                )
             if response.status_code != 206:  # the whole file: start again
                 have = 0
             kept.write_text(sha256)
@@ -606,6 +623,27 @@ class ModelVersion(Resource):
                     if progress:
                         progress(done, total)
         return sha256
+
+
+@contextlib.contextmanager
+def _object_store_stream(url: httpx.URL, have: int, client: Client) -> Iterator[httpx.Response]:
+    """GET an artifact's presigned URL from `have` on, with a client of its own: neither the
+    token nor any other header of the Modelvault session goes to the object store."""
+    headers = {"User-Agent": client._http.headers["User-Agent"]}
+    if have:
+        headers["Range"] = f"bytes={have}-"  # the key is content-addressed: no If-Range
+    with (
+        httpx.Client(timeout=client._http.timeout) as http,
+        http.stream("GET", url, headers=headers) as response,
+    ):
+        if not response.is_success:
+            response.read()
+            raise ModelvaultError(
+                f"the object store answered the download's redirect with "
+                f"{response.status_code} {response.reason_phrase}",
+                status=response.status_code,
+            )
+        yield response
 
 
 class StageRequest(Resource):
