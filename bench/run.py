@@ -6,6 +6,7 @@ Figures, not pass/fail: a missed target is reported, and the exit status stays 0
 
     --scale N      models to seed, 10 versions each (default 1000)
     --skip-large   skip the 1 GB peak-RSS ingest, for a quick run
+    --skip-s3      skip the S3 figures (bench/s3.py: moto and gunicorn, 1 GB each way)
 """
 
 import argparse
@@ -397,7 +398,7 @@ TITLES = {
 
 # Benchmarks of later surfaces, each a module with TITLES, describe(name, figure) and
 # run(results), run in this order on the same throwaway database.
-EXTRA_MODULES = ("bench.approvals", "bench.notifications", "bench.ui")
+EXTRA_MODULES = ("bench.approvals", "bench.notifications", "bench.ui", "bench.s3")
 
 
 def extras() -> list:
@@ -431,7 +432,7 @@ def configure(var_dir: Path) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
 
 
-def run(scale: int, skip_large: bool, var_dir: Path) -> dict[str, Any]:
+def run(scale: int, skip_large: bool, var_dir: Path, skip_s3: bool = False) -> dict[str, Any]:
     import django
 
     django.setup()
@@ -464,7 +465,10 @@ def run(scale: int, skip_large: bool, var_dir: Path) -> dict[str, Any]:
     log(f"verify_activity over {EVENTS} events ...")
     figures["verify_activity"] = judge("verify_activity", bench_verify_activity(cast))
     for module in extras():
-        module.run(figures)
+        if skip_s3 and module.__name__ == "bench.s3":
+            module.skip(figures)
+        else:
+            module.run(figures)
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "scale": scale,
@@ -478,13 +482,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
     parser.add_argument("--scale", type=int, default=1000, help="models, 10 versions each")
     parser.add_argument("--skip-large", action="store_true", help="skip the 1 GB RSS ingest")
+    parser.add_argument("--skip-s3", action="store_true", help="skip the S3 figures")
     args = parser.parse_args(argv)
     if args.scale < 1:
         parser.error("--scale must be at least 1")
     var_dir = Path(tempfile.mkdtemp(prefix="modelvault-bench-"))
     try:
         configure(var_dir)
-        results = run(args.scale, args.skip_large, var_dir)
+        results = run(args.scale, args.skip_large, var_dir, args.skip_s3)
     finally:
         shutil.rmtree(var_dir, ignore_errors=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
