@@ -91,8 +91,9 @@ def pytest_collection_modifyitems(items):
     tests (one Chromium, one live server) and those with a real Celery worker on the shared
     Redis databases.
 
-    After them, the order (pytest-django's, changed): the grouped tests first, so that their
-    worker starts on them while the others share out the rest; then the tests without the
+    After them, the order (pytest-django's, changed): the browser and services groups first,
+    so that their worker starts on them while the others share out the rest (another group,
+    such as the MLflow importer's, only keeps its tests on one worker); then the tests without the
     database; then those in a transaction: without the cast, with the cast, with the shared
     model; the transactional ones last. The cast and the model are made once, when the
     first test needs them (below), and no test that expects them absent runs after."""
@@ -104,8 +105,9 @@ def pytest_collection_modifyitems(items):
     yield
 
     def order(item) -> int:
-        if item.get_closest_marker("xdist_group"):
-            return 0
+        group = item.get_closest_marker("xdist_group")
+        if group is not None and group.args[0] in ("browser", "services"):
+            return 0  # a group of its own kind (e.g. mlflow_server's) sorts as its tests do
         if is_transactional(item):
             return 5
         if not is_db(item):

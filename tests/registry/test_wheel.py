@@ -37,6 +37,7 @@ PACKAGES = {
     "notifications",
     "api",
     "mlflow_api",
+    "sso",
     "compliance",
 }
 # What the copy of the sources leaves out. The build writes build/ and *.egg-info beside
