@@ -32,16 +32,18 @@ def database_url(db: dict) -> str:
     return f"postgres://{user}{password}@{db['HOST'] or '127.0.0.1'}{port}/{db['NAME']}"
 
 
-def forget_broker_connections() -> None:
-    """Drop the app's references to its connection pools, so that the next message uses the
-    broker URL the settings name now (eager runs may have built them for another URL).
-    The pools themselves are kombu's, shared per URL: they stay open."""
-    from config.celery import app as celery_app
+def forget_broker_connections():
+    """Publish this process's tasks through a new Celery app, made the current and default
+    one, that reads Django's settings as they are now (its broker URL, eagerness, queue): an
+    app keeps the connection pool of the broker it first published to, and a test or bench
+    that changes CELERY_BROKER_URL needs another. The tasks are shared tasks, so they
+    resolve on whichever app is current. Returns that app."""
+    from celery import Celery
 
-    celery_app._pool = None
-    amqp = celery_app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
+    app = Celery("modelvault", set_as_current=True)
+    app.config_from_object("django.conf:settings", namespace="CELERY")
+    app.set_default()
+    return app
 
 
 @dataclass

@@ -230,15 +230,13 @@ class Workers:
 
     def use_broker(self, url: str) -> None:
         """Send this process's tasks to `url` (the test stops running them eagerly)."""
-        from config.celery import app as celery_app
-
         self.broker = url
         # Celery reads CELERY_BROKER_URL from the environment before the settings.
         self.monkeypatch.setenv("CELERY_BROKER_URL", url)
         self.settings.CELERY_BROKER_URL = url
         self.settings.CELERY_TASK_ALWAYS_EAGER = False
         self.settings.CELERY_TASK_DEFAULT_QUEUE = self.queue
-        forget_broker_connections()
+        celery_app = forget_broker_connections()
         assert celery_app.conf.task_always_eager is False
         assert celery_app.conf.broker_url == url
 

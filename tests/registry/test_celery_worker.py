@@ -18,7 +18,6 @@ from django.db import connection
 
 from bench.workers import Worker as BaseWorker
 from bench.workers import WorkerFailed, database_url, forget_broker_connections, start_worker
-from config.celery import app as celery_app
 from registry.models import Blob
 from registry.services.artifacts import artifact_delete
 from registry.services.versions import version_create
@@ -92,7 +91,7 @@ def worker(broker_url, settings, tmp_path, transactional_db) -> Iterator[Worker]
     settings.CELERY_BROKER_URL = broker_url
     settings.CELERY_TASK_ALWAYS_EAGER = False
     settings.CELERY_TASK_DEFAULT_QUEUE = queue
-    forget_broker_connections()
+    celery_app = forget_broker_connections()
     try:
         # The app reads Django's settings as they are now: check that it follows them.
         assert celery_app.conf.task_always_eager is False
