@@ -9,56 +9,28 @@ REST API of SPEC 4.2.
 """
 
 import contextlib
-import hashlib
 import os
 import secrets
-from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
-from modelvault import activity
+from modelvault import activity, transfer
 from modelvault.comments import Comments
-from modelvault.errors import ChecksumMismatch, ModelvaultError, error_from_response
+from modelvault.errors import ModelvaultError, check
 from modelvault.grants import Grants
 from modelvault.lock import LockLevel, lock_word
 from modelvault.stage_change import StageChange
+from modelvault.transfer import DOWNLOAD_ATTEMPTS, Progress
 
-Progress = Callable[[int, int | None], None]
-CHUNK = 1024 * 1024
 API_PREFIX = "/api/v1"
-# Tries of one download_artifact call: a connection lost midway resumes where it stopped.
-DOWNLOAD_ATTEMPTS = 3
 
 
 def _q(segment: str | int) -> str:
     return quote(str(segment), safe="")
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = CHUNK) -> tuple[str, int]:
-    """The hex SHA-256 and size of a local file, read in chunks."""
-    digest, size = hashlib.sha256(), 0
-    with Path(path).open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
-
-
-def _checksum_word(value: str | None) -> str | None:
-    if not value:
-        return None
-    value = value.strip().strip('"').lower()
-    return value.removeprefix("sha256:") or None
-
-
-def _safe_relative(path: str) -> PurePosixPath:
-    relative = PurePosixPath(path)
-    if relative.is_absolute() or not relative.parts or ".." in relative.parts or "\\" in path:
-        raise ModelvaultError(f"refusing to write the artifact path {path!r} outside dest_dir")
-    return relative
 
 
 class Client:
@@ -142,11 +114,23 @@ class Client:
 
     @contextlib.contextmanager
     def stream(self, method: str, path: str, **kwargs: Any):
-        with self._http.stream(method, path.lstrip("/"), **kwargs) as response:
+        with self.stream_unchecked(method, path, **kwargs) as response:
             if not response.is_success:
                 response.read()
                 check(response)
             yield response
+
+    def stream_unchecked(self, method: str, path: str, **kwargs: Any):
+        """The streamed response as the server sent it, a redirect or a refusal too."""
+        return self._http.stream(method, path.lstrip("/"), **kwargs)
+
+    @property
+    def user_agent(self) -> str:
+        return self._http.headers["User-Agent"]
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        return self._http.timeout
 
     # --- models ----------------------------------------------------------------------------
 
@@ -214,17 +198,6 @@ class Client:
         """The pending requests of this org that the caller may review."""
         found = self.paginate(f"{self._org_path()}/approvals/pending")
         return [StageRequest(self, d) for d in found]
-
-
-def check(response: httpx.Response) -> None:
-    if response.is_success:
-        return
-    if response.is_redirect:
-        raise ModelvaultError(
-            f"the server redirected to {response.headers.get('Location')}: check the URL",
-            status=response.status_code,
-        )
-    raise error_from_response(response)
 
 
 class Resource:
@@ -500,26 +473,8 @@ class ModelVersion(Resource):
     ) -> dict[str, Any]:
         """Stream a local file to the artifact `path`, with its SHA-256 for the server to
         verify (read twice: once to hash, once to send)."""
-        sha256, size = file_sha256(local_file)
-
-        def chunks() -> Iterator[bytes]:
-            done = 0
-            if progress:
-                progress(0, size)
-            with Path(local_file).open("rb") as handle:
-                while block := handle.read(CHUNK):
-                    done += len(block)
-                    yield block
-                    if progress:
-                        progress(done, size)
-
-        headers = {
-            "Content-Type": "application/octet-stream",
-            "Content-Length": str(size),
-            "X-Checksum-Sha256": sha256,
-        }
         url = f"{self.path}/artifacts/{quote(path, safe='/')}"
-        return self.client.json("PUT", url, content=chunks(), headers=headers)
+        return transfer.upload(self.client, url, local_file, progress)
 
     def list_artifacts(self) -> list[dict[str, Any]]:
         """The artifacts as the server lists them now (`.artifacts` is as last read)."""
@@ -533,117 +488,11 @@ class ModelVersion(Resource):
         progress: Progress | None = None,
         attempts: int = DOWNLOAD_ATTEMPTS,
     ) -> Path:
-        """Stream the artifact to `dest_dir/path` and verify the whole file's SHA-256.
-
-        The bytes go to `.NAME.part` beside the target first. A connection lost midway is
-        resumed with `Range` (up to `attempts` tries in all); a part left by an earlier
-        call is resumed too, when the server still has the same file (`If-Range` on the
-        checksum kept in `.NAME.part.sha256`). On a checksum mismatch the part is deleted
-        and ChecksumMismatch raised; the target appears only once verified."""
-        target = Path(dest_dir) / _safe_relative(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        part = target.with_name(f".{target.name}.part")
-        kept = target.with_name(f".{target.name}.part.sha256")
+        """Stream the artifact to `dest_dir/path` and verify the whole file's SHA-256
+        (modelvault.transfer.download: resumed with Range, redirects to an object store
+        followed without the token)."""
         url = f"{self.path}/artifacts/{quote(path, safe='/')}"
-        for attempt in range(1, attempts + 1):
-            # What an earlier try (of this call or another) fetched of which file.
-            known = kept.read_text().strip() if kept.exists() and part.exists() else None
-            try:
-                expected = self._download_into(url, path, part, kept, known, progress)
-                break
-            except httpx.TransportError:
-                if attempt == attempts:
-                    raise
-        digest = hashlib.sha256()
-        with part.open("rb") as handle:
-            while block := handle.read(CHUNK):
-                digest.update(block)
-        actual = digest.hexdigest()
-        if actual != expected:
-            part.unlink(missing_ok=True)
-            kept.unlink(missing_ok=True)
-            raise ChecksumMismatch(
-                f"{path}: the download's SHA-256 is {actual}, the server's {expected}; "
-                "the file was not kept",
-                expected=expected,
-                actual=actual,
-            )
-        os.replace(part, target)
-        kept.unlink(missing_ok=True)
-        return target
-
-    def _download_into(
-        self,
-        url: str,
-        path: str,
-        part: Path,
-        kept: Path,
-        expected: str | None,
-        progress: Progress | None,
-    ) -> str:
-        """Fetch into `part` what it lacks (all of it, or from its end when the server's file
-        is still `expected`); the server's SHA-256.
-
-        A server that stores artifacts on S3 may answer with a redirect to a presigned URL
-        (ARTIFACT_DOWNLOAD_REDIRECT): the checksum is the redirect's, and the bytes are
-        fetched from that URL by a request of its own, which never carries the token."""
-        have = part.stat().st_size if expected and part.exists() else 0
-        headers = {"Range": f"bytes={have}-", "If-Range": f'"{expected}"'} if have else {}
-        with contextlib.ExitStack() as stack:
-            response = stack.enter_context(
-                self.client._http.stream("GET", url.lstrip("/"), headers=headers)
-            )
-            location = response.headers.get("Location") if response.is_redirect else None
-            if not (response.is_success or location):
-                response.read()
-                check(response)
-            sha256 = _checksum_word(response.headers.get("X-Checksum-Sha256")) or (
-                _checksum_word(response.headers.get("ETag"))
-            )
-            if not sha256:
-                raise ModelvaultError(f"the server sent no checksum for {path}")
-            if location:
-                if sha256 != expected:
-                    have = 0  # the server's file is another: fetch it whole
-                response = stack.enter_context(
-                    _object_store_stream(response.url.join(location), have, self.client)
-                )
-            if response.status_code != 206:  # the whole file: start again
-                have = 0
-            kept.write_text(sha256)
-            length = response.headers.get("Content-Length")
-            total = have + int(length) if length and length.isdigit() else None
-            if progress:
-                progress(have, total)
-            with part.open("ab" if have else "wb") as handle:
-                done = have
-                for block in response.iter_bytes():  # as received: a cut keeps all of it
-                    handle.write(block)
-                    done += len(block)
-                    if progress:
-                        progress(done, total)
-        return sha256
-
-
-@contextlib.contextmanager
-def _object_store_stream(url: httpx.URL, have: int, client: Client) -> Iterator[httpx.Response]:
-    """GET an artifact's presigned URL from `have` on, with a client of its own: neither the
-    token nor any other header of the Modelvault session goes to the object store."""
-    headers = {"User-Agent": client._http.headers["User-Agent"]}
-    if have:
-        headers["Range"] = f"bytes={have}-"  # the key is content-addressed: no If-Range
-    with (
-        httpx.Client(timeout=client._http.timeout) as http,
-        http.stream("GET", url, headers=headers) as response,
-    ):
-        if not response.is_success:
-            response.read()
-            raise ModelvaultError(
-                f"the object store answered the download's redirect with "
-                f"{response.status_code} {response.reason_phrase}",
-                status=response.status_code,
-            )
-        yield response
+        return transfer.download(self.client, url, path, dest_dir, progress, attempts)
 
 
 class StageRequest(Resource):

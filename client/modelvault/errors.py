@@ -105,3 +105,14 @@ def error_from_response(response: httpx.Response) -> ModelvaultError:
             message = f"{message}: {text}"
     cls = BY_STATUS.get(response.status_code, ServerError)
     return cls(message, code=code, status=response.status_code, details=details)
+
+
+def check(response: httpx.Response) -> None:
+    if response.is_success:
+        return
+    if response.is_redirect:
+        raise ModelvaultError(
+            f"the server redirected to {response.headers.get('Location')}: check the URL",
+            status=response.status_code,
+        )
+    raise error_from_response(response)
