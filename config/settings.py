@@ -326,6 +326,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BROKER_CONNECTION_RETRY = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A worker that loses the broker lets the tasks it is running finish (Celery warns at each
+# loss that it may cancel them instead): a webhook cancelled after it was posted and before
+# its delivery was marked sent would be posted again when its message comes back
+# (tests/notifications/test_broker_outage.py counts every delivery once).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Celery's Django fix-up closes the database connection around every task unless this is set
 # (then only every this many tasks): a new PostgreSQL connection costs the server more CPU
 # than a notification task. config/celery.py applies CONN_MAX_AGE around tasks instead.

@@ -92,8 +92,10 @@ def test_it_passes_after_the_demo_seed(cast):
     out, err = run()
 
     assert err == ""
-    assert "acme: 5 version(s), as the activity log says" in out
-    assert "globex: 1 version(s), as the activity log says" in out
+    for org in ("acme", "globex"):
+        versions = ModelVersion.objects.filter(model__org__slug=org).count()
+        assert versions > 1
+        assert f"{org}: {versions} version(s), as the activity log says" in out
 
 
 def test_it_passes_after_every_kind_of_service_change(model, acme, admin, alice, bob):
