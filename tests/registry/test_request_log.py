@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from config.requestlog import JsonFormatter, RequestIdFilter, request_id
+from registry.services.registered_models import model_watch
 from registry.services.tokens import token_create
 from tests.registry.test_celery_worker import broker_url, worker  # noqa: F401 (fixtures)
 
@@ -83,9 +84,10 @@ def test_every_record_during_a_request_carries_its_id():
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_the_request_id_reaches_the_workers_log(worker, alice, model):  # noqa: F811
-    """A version registered over the API enqueues its event's dispatch: the worker's JSON
-    log line for that task carries the request's id."""
+def test_the_request_id_reaches_the_workers_log(worker, alice, carol, model):  # noqa: F811
+    """A version registered over the API enqueues its event's dispatch (somebody watches the
+    model): the worker's JSON log line for that task carries the request's id."""
+    model_watch(actor=carol, model=model)
     rid = f"req-{uuid.uuid4().hex}"
     token = token_create(actor=alice, user=alice, name="t")[1]
     response = Client().post(
