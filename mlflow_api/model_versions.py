@@ -9,7 +9,12 @@ from django.db import transaction
 from approvals.services import request_create
 from mlflow_api import filters
 from mlflow_api.mapping import RUN_TAGS, artifact_uri, refuse_reserved_tag, stage_from_mlflow
-from mlflow_api.render import rendered_version, version_json, with_version_renderings
+from mlflow_api.render import (
+    rendered_version,
+    rendered_versions,
+    version_json,
+    with_version_renderings,
+)
 from mlflow_api.views import Call
 from registry.errors import Invalid
 from registry.models import Artifact, ModelVersion, Stage
@@ -91,7 +96,7 @@ def search(call: Call) -> dict[str, Any]:
     versions = filters.order_versions(versions, call.params.texts("order_by"))
     size = min(requested, PAGE_SIZE)
     rows, token = filters.page(with_version_renderings(versions), offset, size)
-    answer: dict[str, Any] = {"model_versions": [version_json(v) for v in rows]}
+    answer: dict[str, Any] = {"model_versions": [version_json(v) for v in rendered_versions(rows)]}
     if token:
         answer["next_page_token"] = token
     return answer

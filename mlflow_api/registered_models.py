@@ -12,7 +12,9 @@ from mlflow_api.render import (
     latest_per_stage,
     model_json,
     rendered_model,
+    rendered_models,
     rendered_version,
+    rendered_versions,
     version_json,
     with_model_renderings,
     with_version_renderings,
@@ -95,7 +97,7 @@ def search(call: Call) -> dict[str, Any]:
     models = filters.filter_models(models, call.params.text("filter"))
     models = filters.order_models(models, call.params.texts("order_by"))
     rows, token = filters.page(with_model_renderings(models), offset, size)
-    answer: dict[str, Any] = {"registered_models": [model_json(m) for m in rows]}
+    answer: dict[str, Any] = {"registered_models": [model_json(m) for m in rendered_models(rows)]}
     if token:
         answer["next_page_token"] = token
     return answer
@@ -108,7 +110,7 @@ def latest_versions(call: Call) -> dict[str, Any]:
     versions = latest_per_stage(ModelVersion.objects.filter(model=model))
     if stages:
         versions = versions.filter(stage__in=stages)
-    versions = with_version_renderings(versions.order_by("number"))
+    versions = rendered_versions(with_version_renderings(versions.order_by("number")))
     return {"model_versions": [version_json(v) for v in versions]}
 
 

@@ -218,8 +218,9 @@ def _populate(cast, rows: int) -> None:
     ("endpoint", "params", "queries"),
     [
         # token (and its last use), the org with the caller's role, the page, its aliases,
-        # the newest version of each stage with their aliases and pending requests
-        ("registered-models/search", {"filter": "tags.k = 'v'", "max_results": "100"}, 8),
+        # which versions are the newest of each stage, those versions, their aliases and
+        # pending requests (mlflow_api/sql.py)
+        ("registered-models/search", {"filter": "tags.k = 'v'", "max_results": "100"}, 9),
         # token (and its last use), the org with the caller's role, the page, its aliases
         # and pending requests
         ("model-versions/search", {"filter": "name LIKE 'm%' and tags.k = 'v'"}, 6),
