@@ -13,12 +13,7 @@ import hashlib
 import io
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -28,7 +23,7 @@ from django.urls import reverse
 from registry.services.artifacts import artifact_put
 from registry.services.versions import version_create
 from registry.storage import blob_key
-from tests.registry.test_s3_streaming import CREDENTIALS, free_port, s3_artifacts
+from tests.registry.test_s3_streaming import CREDENTIALS, moto_server, s3_artifacts
 
 modelvault = pytest.importorskip(
     "modelvault", reason="the client is not installed: pip install -e ./client"
@@ -48,28 +43,9 @@ FILENAME = "model weights.bin"
 def s3_process(tmp_path_factory) -> Iterator[str]:
     """moto_server on a loopback port, as in test_s3_streaming, with its recorder's file in
     a temporary folder (by default it writes one into the working directory)."""
-    port = free_port()
     recording = tmp_path_factory.mktemp("moto") / "recording"
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        env={**os.environ, "MOTO_RECORDER_FILEPATH": str(recording)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, "moto_server exited"
-                assert time.monotonic() < deadline, "moto_server did not listen"
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with moto_server({"MOTO_RECORDER_FILEPATH": str(recording)}) as url:
+        yield url
 
 
 class Recorder:

@@ -6,6 +6,7 @@ moto's standalone server runs as a process of its own on a loopback port, as S3 
 its memory is not the test's, so tracemalloc measures only what the server's code holds.
 """
 
+import contextlib
 import hashlib
 import io
 import os
@@ -47,9 +48,18 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def s3_process() -> Iterator[str]:
+    with moto_server() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def moto_server(env: dict[str, str] | None = None) -> Iterator[str]:
+    """moto's standalone S3 server on a free loopback port, with `env` added to its
+    environment; its URL while it runs."""
     port = free_port()
     server = subprocess.Popen(
         [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, **(env or {})},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
