@@ -254,6 +254,16 @@ def filter_models(queryset: QuerySet, text: str | None) -> QuerySet:
     return queryset.filter(condition)
 
 
+def named_model(text: str | None) -> str | None:
+    """The model a version filter names with `name = '...'` (MLflow's client searches one
+    model's versions so), else None."""
+    for comparison in parse(text):
+        kind, key, op, value = comparison.kind, comparison.key, comparison.op, comparison.value
+        if kind != "tag" and key == "name" and op == "=" and isinstance(value, str):
+            return value
+    return None
+
+
 def filter_versions(queryset: QuerySet, text: str | None) -> QuerySet:
     """Model versions matching MLflow's filter: `name`, `version_number`, `run_id`,
     `source_path` and `tags.<key>`."""

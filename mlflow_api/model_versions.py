@@ -16,7 +16,7 @@ from mlflow_api.render import (
     with_version_renderings,
 )
 from mlflow_api.views import Call
-from registry.errors import Invalid
+from registry.errors import Invalid, NotFound
 from registry.models import Artifact, ModelVersion, Stage
 from registry.permissions import (
     Need,
@@ -90,8 +90,7 @@ def delete(call: Call) -> dict[str, Any]:
 
 def search(call: Call) -> dict[str, Any]:
     requested, offset = filters.page_request(call.params, PAGE_SIZE, MAX_RESULTS)
-    org, role = org_and_role_for_user(call.user, call.org)
-    versions = ModelVersion.objects.visible_in(call.user, org, role=role)
+    versions = _searched(call, call.params.text("filter"))
     versions = filters.filter_versions(versions, call.params.text("filter"))
     versions = filters.order_versions(versions, call.params.texts("order_by"))
     size = min(requested, PAGE_SIZE)
@@ -100,6 +99,21 @@ def search(call: Call) -> dict[str, Any]:
     if token:
         answer["next_page_token"] = token
     return answer
+
+
+def _searched(call: Call, text: str | None):
+    """The versions a search looks in: those the caller may view in the org, or, when the
+    filter names one model (`name = '...'`), that model's, read as every fetch reads a model
+    (a model the caller may not view has none)."""
+    org, role = org_and_role_for_user(call.user, call.org)
+    name = filters.named_model(text)
+    if name is None:
+        return ModelVersion.objects.visible_in(call.user, org, role=role)
+    try:
+        model = get_model_for_user(call.user, org, name)
+    except NotFound:
+        return ModelVersion.objects.none()
+    return ModelVersion.objects.filter(model=model)
 
 
 def download_uri(call: Call) -> dict[str, Any]:

@@ -260,3 +260,34 @@ def test_it_asks_to_retry_while_the_database_is_busy(raw, model, tokens, monkeyp
     response = raw("GET", "registered-models/get", tokens["alice"], name="fraud")
     assert _error(response) == (503, "TEMPORARILY_UNAVAILABLE")
     assert int(response["Retry-After"]) > 0
+
+
+def test_a_search_by_one_models_name_finds_what_the_org_wide_search_finds(raw, cast, tokens):
+    """`name = '...'` reads that model as a fetch does (mlflow_api/model_versions.py); the
+    answer is the one the org-wide search gives: nothing of a model the caller may not
+    view, in this org or another."""
+    from registry.services.registered_models import model_update
+
+    _populate(cast, 3)
+    secret = model_create(actor=cast.admin, org=cast.acme, name="secret", tags={"k": "v"})
+    version_create(actor=cast.admin, model=secret, tags={"k": "v"})
+    model_update(actor=cast.admin, model=secret, visibility="private")
+
+    def names(token: str, text: str, path: str = "model-versions/search") -> list:
+        response = raw("GET", path, token, filter=text)
+        assert response.status_code == 200, response.content
+        return sorted((v["name"], v["version"]) for v in response.json()["model_versions"])
+
+    for who in ("carol", "admin"):
+        for name in ("m001", "secret", "nothing"):
+            fast = names(tokens[who], f"name = '{name}'")
+            general = names(tokens[who], f"name LIKE '{name}'")
+            assert fast == general
+    assert names(tokens["carol"], "name = 'secret'") == []
+    assert names(tokens["admin"], "name = 'secret'") == [("secret", "1")]
+    assert names(tokens["admin"], "name = 'm001' and tags.k = 'v'") == [
+        ("m001", "1"),
+        ("m001", "2"),
+    ]
+    other = "/mlflow/globex/api/2.0/mlflow/model-versions/search"
+    assert names(tokens["mallory"], "name = 'm001'", other) == []
