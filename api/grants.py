@@ -109,31 +109,16 @@ class RevokeQuery(s.Schema):
     team: str | None = None
 
 
-def _held_grant(model: RegisteredModel, query: RevokeQuery) -> tuple[Any, Team | None]:
-    """The user or team named by `query` that holds its permission on `model`: revoking what
-    is not held is refused (404) rather than recorded as a change."""
+def _grantee(model: RegisteredModel, query: RevokeQuery) -> tuple[Any, Team | None]:
+    """The user or the team `query` names (404 when there is none of that name); whether it
+    holds the grant is the service's to say."""
     if (query.user is None) == (query.team is None):
         raise Invalid("name exactly one of user and team")
-    codename = ModelPermission.from_word(query.permission).value
     if query.user is not None:
-        grant = (
-            ModelUserPermission.objects.filter(
-                content_object=model, user__username=query.user, permission__codename=codename
-            )
-            .select_related("user")
-            .first()
-        )
-        if grant is None:
-            raise NotFound(f"user {query.user} holds no {query.permission} grant on {model.name}")
-        return grant.user, None
+        return user_by_name(query.user), None
     team = _team(model, query.team)
-    if (
-        team is None
-        or not ModelGroupPermission.objects.filter(
-            content_object=model, group=team.group, permission__codename=codename
-        ).exists()
-    ):
-        raise NotFound(f"team {query.team} holds no {query.permission} grant on {model.name}")
+    if team is None:
+        raise NotFound(f"team {query.team} not found in {model.org.slug}")
     return None, team
 
 
@@ -142,7 +127,7 @@ def revoke_grant(request: HttpRequest, org: str, model: str, query: Query[Revoke
     """`?permission=approve&user=bob` (or `&team=ops`): take the grant back."""
     # Write first, as for the list: a viewer learns nothing of who holds what (403).
     found = get_model_for_user(request.auth, org, model, "write")
-    user, team = _held_grant(found, query)
+    user, team = _grantee(found, query)
     # The service refuses a caller who may not share (the owner or an org admin may).
     model_revoke(actor=request.auth, model=found, permission=query.permission, user=user, team=team)
     return Status(204, None)

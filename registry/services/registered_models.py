@@ -15,6 +15,7 @@ from registry.models import (
     Branch,
     LockLevel,
     Membership,
+    ModelGroupPermission,
     ModelPermission,
     ModelUserPermission,
     ModelVersion,
@@ -310,12 +311,19 @@ def model_grant(*, actor, model: RegisteredModel, permission: str, user=None, te
 
 @transaction.atomic
 def model_revoke(*, actor, model: RegisteredModel, permission: str, user=None, team=None) -> None:
+    """Take a grant back; revoking one that is not held is NotFound, and records nothing."""
     _check_sharer(actor, model)
     perm = _permission(permission)
-    if team is None and user is None:
+    if (user is None) == (team is None):
         raise Invalid("revoke from exactly one of a user or a team")
-    grantee = team.group if team is not None else user
-    label = f"team:{team.name}" if team is not None else f"user:{user.get_username()}"
+    if team is not None:
+        grantee, label = team.group, f"team:{team.name}"
+        held = ModelGroupPermission.objects.filter(group=team.group)
+    else:
+        grantee, label = user, f"user:{user.get_username()}"
+        held = ModelUserPermission.objects.filter(user=user)
+    if not held.filter(content_object=model, permission__codename=perm.value).exists():
+        raise NotFound(f"{label.partition(':')[2]} holds no {perm.label} grant on {model.name}")
     remove_perm(perm.value, grantee, model)
     event_record(
         actor=actor,
