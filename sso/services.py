@@ -10,7 +10,9 @@ no longer match any of the org's mappings. A membership an admin made by hand is
 changed or removed by a login: it stays the admins' own.
 
 Every change goes through registry.services.orgs, so a login writes the same activity events
-as an admin's change would, in the login's transaction.
+as an admin's change would, in the login's transaction. The system acts (actor=None, as
+for a management command): the mapping the org's admins set, recorded as nobody ("system"
+on the activity pages).
 """
 
 import logging
@@ -35,24 +37,6 @@ from sso.models import GroupMapping, ManagedMembership
 
 User = get_user_model()
 log = logging.getLogger("modelvault.sso")
-
-
-class LoginActor:
-    """Who acts at a login: the mapping an org's admins set, not a person. The membership
-    services let only an org admin (or a superuser) act; at a login the system acts on the
-    admins' behalf, as create_org's actor=None does for a management command. It has no row,
-    so its events are recorded without an actor ("system" on the activity pages)."""
-
-    pk = None
-    is_authenticated = True
-    is_active = True
-    is_superuser = True
-
-    def get_username(self) -> str:
-        return ""
-
-
-LOGIN = LoginActor()
 
 
 # The mappings, edited by org admins
@@ -205,7 +189,7 @@ def _set_teams(org: Organization, user, wanted: set[int]) -> None:
             members = [member for member in members if member.pk != user.pk]
         else:
             members.append(user)
-        team_set_members(actor=LOGIN, team=team, users=members)
+        team_set_members(actor=None, team=team, users=members)
 
 
 @transaction.atomic
@@ -223,7 +207,7 @@ def memberships_sync(*, user, groups: Iterable[str]) -> None:
         if membership is not None and not hasattr(membership, "sso_managed"):
             continue  # made by hand: the admins' own
         if membership is None:
-            membership = membership_set(actor=LOGIN, org=grant.org, user=user, role=grant.role)
+            membership = membership_set(actor=None, org=grant.org, user=user, role=grant.role)
             ManagedMembership.objects.create(membership=membership)
         elif membership.role != grant.role:
             _refusable(membership_set, org=grant.org, user=user, role=grant.role)
@@ -235,6 +219,6 @@ def memberships_sync(*, user, groups: Iterable[str]) -> None:
 
 def _refusable(service, **kwargs) -> None:
     try:
-        service(actor=LOGIN, **kwargs)
+        service(actor=None, **kwargs)
     except Conflict as exc:
         log.warning("single sign-on left a membership as it was: %s", exc.message)

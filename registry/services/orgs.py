@@ -41,6 +41,13 @@ def _clean_settings(changes: dict, org: Organization | None = None) -> dict:
     return changes
 
 
+def _require_admin(actor, org: Organization) -> None:
+    """An org admin acts, or the system (actor=None: a management command, a sign-in's
+    group mapping), which is recorded as nobody."""
+    if actor is not None:
+        require_org(actor, org, "admin")
+
+
 @transaction.atomic
 def org_create(*, actor, slug: str, name: str, admin=None, **settings) -> Organization:
     """Superusers (or the system, actor=None, from a management command) create
@@ -118,7 +125,7 @@ def locked_user(user):
 def membership_set(*, actor, org: Organization, user, role: str = Role.MEMBER) -> Membership:
     """Add a user to an org, or change their role. An org always keeps one admin. A service
     account stays a member of its own org only, and never an admin."""
-    require_org(actor, org, "admin")
+    _require_admin(actor, org)
     if role not in Role.values:
         raise Invalid(f"role must be one of {Role.values}")
     user = locked_user(user)
@@ -160,7 +167,7 @@ def membership_set(*, actor, org: Organization, user, role: str = Role.MEMBER) -
 
 @transaction.atomic
 def membership_remove(*, actor, org: Organization, user) -> None:
-    require_org(actor, org, "admin")
+    _require_admin(actor, org)
     membership = Membership.objects.select_for_update().filter(org=org, user=user).first()
     if membership is None:
         raise NotFound(f"{user.get_username()} is not a member of {org.slug}")
@@ -216,7 +223,7 @@ def org_members_named(org: Organization, usernames) -> list:
 @transaction.atomic
 def team_set_members(*, actor, team: Team, users) -> Team:
     """Make the team's members exactly `users`, who must all belong to the team's org."""
-    require_org(actor, team.org, "admin")
+    _require_admin(actor, team.org)
     users = list(users)
     member_ids = set(
         Membership.objects.filter(org=team.org, user__in=users).values_list("user_id", flat=True)
