@@ -128,22 +128,6 @@ class Processes:
 # Memory of a gunicorn node's workers, from /proc.
 
 
-def children(master: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                # The fields after the command name (which may hold spaces) start at ')'.
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:
-            found.append(int(entry))
-    return sorted(found)
-
-
 def status_kb(pid: int, name: str) -> int:
     with open(f"/proc/{pid}/status") as status:
         for line in status:

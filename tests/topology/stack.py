@@ -19,12 +19,12 @@ from pathlib import Path
 
 import httpx
 
+from bench.http_server import worker_pids
 from tests.topology.processes import (
     REPO,
     Process,
     Processes,
     TopologyError,
-    children,
     free_port,
     listens,
     wait_until,
@@ -65,7 +65,7 @@ class Node:
     var_dir: Path
 
     def workers(self) -> list[int]:
-        return children(self.process.popen.pid)
+        return worker_pids(self.process.popen.pid)
 
     def api(self, token: str) -> httpx.Client:
         return httpx.Client(
