@@ -9,7 +9,9 @@ moto's standalone server on a loopback port, beside boto3 moving the same file d
   file (upload_file, download_fileobj; its default TransferConfig: 8 MiB parts, 10 threads)
   in the same run, and against one plain PutObject / GetObject stream (the server moves each
   artifact as one stream): RUNS rounds, each side in turn, the median of each; the ratio is
-  the server's over the faster of boto3's two ways.
+  the server's over the faster of boto3's two ways;
+- the same download from a second server with ARTIFACT_DOWNLOAD_REDIRECT=true: the API's
+  answer is a redirect, which httpx follows (without the token) to the presigned URL.
 
 `run(results)` expects what bench/run.py sets up (django.setup(), migrations, the cast, the
 throwaway VAR_DIR); it starts moto_server and gunicorn there and stops them. The server's
@@ -58,11 +60,13 @@ TITLES = {
     "s3_download_1gb": "S3: 1 GB download through the server",
     "s3_upload": "S3: upload, server / boto3",
     "s3_download": "S3: download, server / boto3",
+    "s3_download_redirect": "S3: download, server redirecting / boto3",
 }
 TARGETS = {
     "s3_download_1gb": "worker RSS growth < 50 MB, first byte < 1 s",
     "s3_upload": f"server >= {RATIO_GOAL:.0%} of the faster boto3 way",
     "s3_download": f"server >= {RATIO_GOAL:.0%} of the faster boto3 way",
+    "s3_download_redirect": f"server >= {RATIO_GOAL:.0%} of the faster boto3 way",
 }
 
 
@@ -128,9 +132,12 @@ def boto3_client(endpoint: str):
 
 
 @contextlib.contextmanager
-def s3_gunicorn(var_dir: Path, endpoint: str, token: str) -> Iterator[tuple[str, int]]:
+def s3_gunicorn(
+    var_dir: Path, endpoint: str, token: str, *, redirect: bool = False
+) -> Iterator[tuple[str, int]]:
     """gunicorn (gunicorn.conf.py, WORKERS workers of THREADS threads) on the bench's SQLite
-    database, artifacts in BUCKET: (API base URL, master pid)."""
+    database, artifacts in BUCKET, downloads redirected or not: (API base URL, master
+    pid)."""
     import httpx
     from django.conf import settings
 
@@ -142,13 +149,13 @@ def s3_gunicorn(var_dir: Path, endpoint: str, token: str) -> Iterator[tuple[str,
             "AWS_STORAGE_BUCKET_NAME": BUCKET,
             "AWS_S3_ENDPOINT_URL": endpoint,
             "AWS_S3_REGION_NAME": REGION,
-            "ARTIFACT_DOWNLOAD_REDIRECT": "false",
+            "ARTIFACT_DOWNLOAD_REDIRECT": "true" if redirect else "false",
             "REQUEST_LOG_LEVEL": "WARNING",
         }
     )
     (var_dir / "staticfiles").mkdir(exist_ok=True)  # whitenoise's folder: no pages served
     port = free_port()
-    log_path = var_dir / "gunicorn-s3.log"
+    log_path = var_dir / f"gunicorn-s3{'-redirect' if redirect else ''}.log"
     server = start_gunicorn(env, port, "gthread", THREADS, log_path)
     base = f"http://127.0.0.1:{port}/api/v1/orgs/acme/models/{MODEL}"
     try:
@@ -245,8 +252,11 @@ def server_download(http, base: str, number: int, sha256: str) -> tuple[float, f
     started = time.perf_counter()
     first = None
     received = 0
-    with http.stream("GET", f"{base}/versions/{number}/artifacts/weights.bin") as answer:
-        if answer.status_code != 200 or answer.headers.get("X-Checksum-Sha256") != sha256:
+    url = f"{base}/versions/{number}/artifacts/weights.bin"
+    # httpx drops the token when it follows a redirect to another origin (the bucket).
+    with http.stream("GET", url, follow_redirects=True) as answer:
+        served = (answer.history or [answer])[0]  # the server's answer: the checksum is its
+        if answer.status_code != 200 or served.headers.get("X-Checksum-Sha256") != sha256:
             raise BenchError(f"the download answered {answer.status_code}")
         for block in answer.iter_raw():
             if first is None:
@@ -339,7 +349,7 @@ def measure(var_dir: Path, cast) -> dict[str, dict[str, Any]]:
     write_random_file(path, SIZE, seed=18)
     sha256 = sha256_file(path)
     times: dict[str, list[float]] = {
-        k: [] for k in ("up", "down", "b_up", "b_down", "s_up", "s_down")
+        k: [] for k in ("up", "down", "redirect", "b_up", "b_down", "s_up", "s_down")
     }
     first: dict[str, Any] = {}
     with moto_server(var_dir) as endpoint:
@@ -347,6 +357,7 @@ def measure(var_dir: Path, cast) -> dict[str, dict[str, Any]]:
         s3.create_bucket(Bucket=BUCKET)
         with (
             s3_gunicorn(var_dir, endpoint, token) as (base, master),
+            s3_gunicorn(var_dir, endpoint, token, redirect=True) as (redirecting, _),
             httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=600) as http,
         ):
             for run in range(1, RUNS + 1):
@@ -356,6 +367,7 @@ def measure(var_dir: Path, cast) -> dict[str, dict[str, Any]]:
                 seconds, ttfb = server_download(http, base, number, sha256)
                 memory = sampler.stop()
                 times["down"].append(seconds)
+                times["redirect"].append(server_download(http, redirecting, number, sha256)[0])
                 if run == 1:
                     first = {**memory, "ttfb_s": round(ttfb, 3), "mb_s": rate([seconds])}
                 else:
@@ -380,9 +392,15 @@ def measure(var_dir: Path, cast) -> dict[str, dict[str, Any]]:
     download_1gb["met"] = download_1gb["rss_growth_mb"] < 50 and download_1gb["ttfb_s"] < 1
     upload = throughput(times["up"], times["b_up"], times["s_up"])
     download = throughput(times["down"], times["b_down"], times["s_down"])
-    for figure in (upload, download):
+    redirected = throughput(times["redirect"], times["b_down"], times["s_down"])
+    for figure in (upload, download, redirected):
         figure["met"] = figure["ratio"] >= RATIO_GOAL
-    return {"s3_download_1gb": download_1gb, "s3_upload": upload, "s3_download": download}
+    return {
+        "s3_download_1gb": download_1gb,
+        "s3_upload": upload,
+        "s3_download": download,
+        "s3_download_redirect": redirected,
+    }
 
 
 def run(results: dict) -> None:

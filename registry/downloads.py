@@ -66,20 +66,21 @@ def wanted_range(request: HttpRequest, etag: str, size: int) -> tuple[int, int] 
     return start, end
 
 
-def range_chunks(sha256: str, start: int, length: int) -> Iterable[bytes]:
+def range_chunks(sha256: str, start: int, length: int, *, whole: bool = False) -> Iterable[bytes]:
     """`length` bytes of the blob from `start`, in chunks: a seek on the filesystem, a
-    ranged GET on S3 (through django-storages' boto3 Object), never the whole object. The
-    GET is sent here, before the response starts: a storage that refuses it (a bucket that
-    does not exist: registry.storage.storage_errors) is answered as an error, not cut off."""
+    ranged GET on S3 (through django-storages' boto3 Object), never more than the range;
+    the `whole` blob by a plain GET. The GET is sent here, before the response starts: a
+    storage that refuses it (a bucket that does not exist: registry.storage.storage_errors)
+    is answered as an error, not cut off."""
     storage = artifact_storage()
     key = blob_key(sha256)
     if on_filesystem(storage):
         return _file_range(storage.path(key), start, length)
     # django-storages' file names the object as the storage does (its `location` prefix
     # included); its boto3 Object reads the range.
+    ranged = {} if whole else {"Range": f"bytes={start}-{start + length - 1}"}
     with storage_errors():
-        stored = storage.open(key, "rb")
-        answer = stored.obj.get(Range=f"bytes={start}-{start + length - 1}")
+        answer = storage.open(key, "rb").obj.get(**ranged)
     return ObjectBody(answer["Body"])
 
 
@@ -153,7 +154,7 @@ def download_response(
         if not on_filesystem(storage):
             # Object storage: streamed as S3 sends it. django-storages' file would read the
             # whole object before the first byte goes out, into the serving process.
-            chunks = range_chunks(sha256, 0, size) if size else iter(())
+            chunks = range_chunks(sha256, 0, size, whole=True) if size else iter(())
         elif settings.ARTIFACT_DIRECT_IO and size >= directio.DIRECT_READ_MIN:
             chunks = directio.blob_chunks(storage.path(blob_key(sha256)))
         if chunks is None:

@@ -1,14 +1,15 @@
 """Content-addressed blob storage through Django's storage API (SPEC 3.5).
 
 An upload is hashed as it streams in, in bounded memory, and kept apart until it is whole:
-on the filesystem in a staging file under ARTIFACT_TMP_DIR, on S3 in a temporary object
-written as a multipart upload (registry/s3.py). Only a complete upload whose size and
+on the filesystem in a staging file under ARTIFACT_TMP_DIR, on S3 in a multipart upload not
+yet completed, or a temporary object (registry/s3.py). Only a complete upload whose size and
 SHA-256 match what the client declared and expected is placed under its storage key
-(`blobs/ab/cd/<sha256>`: made here, never from a user's path), by one rename or a copy on
-the S3 server. Whatever goes wrong, the staging file or temporary object goes. Folders made
-here get mode 0750 and blobs on the filesystem 0640 (config/files.py); a bucket that does
-not exist is Unavailable (503), not a failure of the server. With ARTIFACT_DIRECT_IO on,
-the filesystem's staging file and large downloads use O_DIRECT (registry/directio.py).
+(`blobs/ab/cd/<sha256>`: made here, never from a user's path), by one rename, or on S3 by
+completing the upload there or a copy on the S3 server. Whatever goes wrong, the staging
+file, temporary object or unfinished upload goes. Folders made here get mode 0750 and blobs
+on the filesystem 0640 (config/files.py); a bucket that does not exist is Unavailable
+(503), not a failure of the server. With ARTIFACT_DIRECT_IO on, the filesystem's staging
+file and large downloads use O_DIRECT (registry/directio.py).
 """
 
 import contextlib
@@ -74,12 +75,12 @@ def iter_chunks(source: BinaryIO | Iterable[bytes]) -> Iterator[bytes]:
 @dataclass(frozen=True)
 class StagedUpload:
     """A complete, checked upload not yet under its key: in the staging file `path` on the
-    filesystem, or the temporary object `key` on S3."""
+    filesystem, or the `upload` on S3."""
 
     sha256: str
     size: int
     path: Path | None = None
-    key: str | None = None
+    upload: s3.Upload | None = None
 
 
 def check_received(
@@ -110,22 +111,24 @@ def staged_upload(
     expected_size: int | None = None,
     max_size: int | None = None,
 ) -> Iterator[StagedUpload]:
-    """Stream `source` into a staging file (or on S3, a temporary object), hashing as it
-    goes; always remove it after.
+    """Stream `source` into a staging file (or on S3, an upload not yet placed), hashing as
+    it goes; always remove it after.
 
     Refuses (Invalid) a SHA-256 that does not match and a size other than `expected_size`
     (the body a client declared, cut off or overlong), and (TooLarge) more than `max_size`
     bytes, reading no further than one chunk past the limit.
     """
-    check = partial(
-        check_received, expected=normalise_sha256(expected_sha256), expected_size=expected_size
-    )
+    expected = normalise_sha256(expected_sha256)
+    check = partial(check_received, expected=expected, expected_size=expected_size)
     limit = settings.ARTIFACT_MAX_SIZE if max_size is None else max_size
     storage = artifact_storage()
     if not on_filesystem(storage):
+        # A declared checksum names the blob's key: the upload goes there, and is completed
+        # only when placed.
+        name = blob_key(expected) if expected else None
         chunks = iter_chunks(source)
-        with s3.uploaded_object(storage, chunks, limit=limit, check=check) as (sha256, size, key):
-            yield StagedUpload(sha256=sha256, size=size, key=key)
+        with s3.uploaded_object(storage, chunks, limit=limit, check=check, name=name) as upload:
+            yield StagedUpload(sha256=upload.sha256, size=upload.size, upload=upload)
         return
     fd, name = tempfile.mkstemp(prefix="upload-", dir=make_dirs(settings.ARTIFACT_TMP_DIR))
     path = Path(name)
@@ -163,7 +166,7 @@ def place_blob(staged: StagedUpload) -> bool:
         with storage_errors():
             if storage.exists(key):
                 return False
-        s3.copy_into_place(storage, staged.key, key)
+        staged.upload.place(key)
         return True
     target = Path(storage.path(key))
     if target.exists():

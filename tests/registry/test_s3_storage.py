@@ -178,7 +178,7 @@ def test_it_writes_the_same_content_once(bucket, model, alice):
     assert Artifact.objects.filter(blob_id=SHA256).count() == 3
 
 
-def test_it_streams_a_large_upload_in_parts_and_copies_it_into_place(
+def test_it_streams_a_declared_upload_in_parts_straight_to_its_content_address(
     bucket, model, alice, settings
 ):
     version = version_create(actor=alice, model=model)
@@ -194,11 +194,50 @@ def test_it_streams_a_large_upload_in_parts_and_copies_it_into_place(
 
     assert (artifact.blob_id, artifact.blob.size) == (LARGE_SHA256, len(LARGE))
     assert bucket.keys() == [blob_key(LARGE_SHA256)]
+    # One write, under its content address: no temporary object, no copy.
+    assert bucket.writes() == [blob_key(LARGE_SHA256)]
+    head = bucket.client.head_object(Bucket=bucket.name, Key=blob_key(LARGE_SHA256))
+    assert head["ETag"].endswith('-3"')  # the multipart upload itself: three parts
+    assert bucket.uploads() == []
+    assert bucket.read(blob_key(LARGE_SHA256)) == LARGE
+    assert staged_files(settings) == []
+
+
+def test_it_streams_an_undeclared_upload_to_a_temporary_object_and_copies_it_into_place(
+    bucket, model, alice
+):
+    version = version_create(actor=alice, model=model)
+
+    artifact = artifact_put(
+        actor=alice, version=version, path="model.bin", source=io.BytesIO(LARGE)
+    )
+
+    assert artifact.blob_id == LARGE_SHA256
+    assert bucket.keys() == [blob_key(LARGE_SHA256)]
     # The temporary object's own version went too: nothing of it is kept.
     assert bucket.writes() == [blob_key(LARGE_SHA256)]
     assert bucket.uploads() == []
     assert bucket.read(blob_key(LARGE_SHA256)) == LARGE
-    assert staged_files(settings) == []
+
+
+@pytest.mark.parametrize("body", [CONTENT, LARGE], ids=["one-part", "multipart"])
+def test_a_declared_upload_of_stored_content_writes_nothing(bucket, model, alice, body):
+    digest = hashlib.sha256(body).hexdigest()
+    first = version_create(actor=alice, model=model)
+    second = version_create(actor=alice, model=model)
+
+    for version in (first, second):
+        artifact_put(
+            actor=alice,
+            version=version,
+            path="model.bin",
+            source=io.BytesIO(body),
+            expected_sha256=digest,
+        )
+
+    assert bucket.writes() == [blob_key(digest)]  # the second upload was aborted, not written
+    assert bucket.uploads() == []
+    assert Artifact.objects.filter(blob_id=digest).count() == 2
 
 
 def test_it_copies_an_object_past_the_threshold_in_parts(bucket, model, alice, monkeypatch):
@@ -329,9 +368,12 @@ def left_behind(bucket) -> dict[str, str]:
     storage = artifact_storage()
     upload_key = s3.object_key(storage, f"{s3.UPLOADS}/{uuid.uuid4().hex}")
     object_key = s3.object_key(storage, f"{s3.UPLOADS}/{uuid.uuid4().hex}")
+    # A declared upload goes straight to its content address, never completed there.
+    declared_key = s3.object_key(storage, blob_key(hashlib.sha256(b"never").hexdigest()))
     bucket.start_upload(upload_key, b"p" * (5 * MIB))
+    bucket.start_upload(declared_key, b"d" * (5 * MIB))
     bucket.write(object_key, b"a whole upload, never copied into place")
-    return {"upload": upload_key, "object": object_key}
+    return {"upload": upload_key, "declared": declared_key, "object": object_key}
 
 
 def unfinished_lines(err: str) -> list[str]:
@@ -351,20 +393,21 @@ def test_it_reports_and_removes_unfinished_uploads_in_the_bucket(
 
     call_command("verify_artifacts")
     out, err = capsys.readouterr()
-    assert "1 intact, 0 corrupt, 0 missing; 0 orphaned; 2 unfinished uploads" in out
+    assert "1 intact, 0 corrupt, 0 missing; 0 orphaned; 3 unfinished uploads" in out
     assert unfinished_lines(err) == sorted(
         [
             f"unfinished upload {where}/{left_behind['object']}",
             f"unfinished upload {where}/{left_behind['upload']} (multipart upload)",
+            f"unfinished upload {where}/{left_behind['declared']} (multipart upload)",
         ]
     )
 
     call_command("verify_artifacts", "--delete-orphans")  # written moments ago: kept
-    assert "2 unfinished uploads (0 deleted)" in capsys.readouterr().out
-    assert bucket.uploads() == [left_behind["upload"]]
+    assert "3 unfinished uploads (0 deleted)" in capsys.readouterr().out
+    assert bucket.uploads() == sorted([left_behind["upload"], left_behind["declared"]])
 
     call_command("verify_artifacts", "--delete-orphans", "--orphan-age", "0")
-    assert "2 unfinished uploads (2 deleted)" in capsys.readouterr().out
+    assert "3 unfinished uploads (3 deleted)" in capsys.readouterr().out
     assert bucket.uploads() == []
     assert bucket.writes() == [blob_key(SHA256)]  # the object's version gone too
     call_command("verify_artifacts")
@@ -374,11 +417,11 @@ def test_it_reports_and_removes_unfinished_uploads_in_the_bucket(
 def test_the_sweep_removes_only_unfinished_uploads_older_than_a_day(bucket, left_behind, settings):
     assert settings.ARTIFACT_SWEEP_AFTER == 24 * 3600
     assert sweep_unfinished_uploads.delay().get() == 0  # written moments ago
-    assert bucket.uploads() == [left_behind["upload"]]
+    assert bucket.uploads() == sorted([left_behind["upload"], left_behind["declared"]])
     assert bucket.keys() == [left_behind["object"]]
 
     settings.ARTIFACT_SWEEP_AFTER = 0
-    assert sweep_unfinished_uploads.delay().get() == 2
+    assert sweep_unfinished_uploads.delay().get() == 3
 
     assert bucket.uploads() == []
     assert bucket.keys() == []

@@ -23,6 +23,7 @@ import boto3
 import pytest
 from django.test import RequestFactory
 
+from registry import s3
 from registry.downloads import download_response
 from registry.errors import Invalid
 from registry.models import Artifact, Blob
@@ -35,8 +36,9 @@ pytestmark = pytest.mark.django_db
 SIZE = 48 * 1024 * 1024
 # What a download may hold at once: a few of its 1 MiB chunks and boto3's buffers.
 BOUND = 8 * 1024 * 1024
-# What an upload may hold at once: its 8 MiB part, a 1 MiB chunk and boto3's buffers.
-UPLOAD_BOUND = 12 * 1024 * 1024
+# What an upload may hold at once: the 8 MiB part being read, the parts on their way, a 1 MiB
+# chunk and boto3's buffers.
+UPLOAD_BOUND = (s3.PARTS_IN_FLIGHT + 1) * s3.PART_SIZE + 4 * 1024 * 1024
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -154,7 +156,7 @@ def leftovers(s3_process, s3_artifacts, settings) -> Leftovers:
     return Leftovers(s3_process, s3_artifacts, settings)
 
 
-def test_an_upload_to_the_bucket_holds_about_one_part_whatever_its_size(
+def test_an_upload_to_the_bucket_holds_a_few_parts_whatever_its_size(
     s3_artifacts, leftovers, model, alice
 ):
     payload = os.urandom(1024 * 1024) * (SIZE // (1024 * 1024))
