@@ -315,7 +315,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # and exited ("Unrecoverable error"). The database is the outbox: what a dead worker or
     # an outage drops, the sweep sends again (docs/operations.md, "A broker outage").
     "ack_emulation": False,
-    # What a retry's countdown is kept under (notifications.services.backoff).
+    # What a retry's countdown is kept under (notifications.sending.backoff).
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
     "socket_connect_timeout": 2,
     "socket_timeout": 5,
@@ -377,6 +377,9 @@ if EMAIL_HOST:
     EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
     EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
     EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+    # Seconds an SMTP connection may block: an event's task sends its e-mails on one, under
+    # the task's time limit (notifications/tasks.py).
+    EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 20)
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = VAR_DIR / "mail"

@@ -1,5 +1,6 @@
-"""E-mail for one delivery: text and HTML parts, links through SITE_URL, user text escaped by
-the template engine (HTML part), and a subject that can carry no header of its own."""
+"""E-mail for a delivery: text and HTML parts, links through SITE_URL, user text escaped by
+the template engine (HTML part), and a subject that can carry no header of its own. What the
+e-mails of one event share is made once (`event_mail`), each recipient's from it."""
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -101,22 +102,29 @@ def event_context(event: ActivityEvent, model_name: str | None) -> dict:
     }
 
 
-def build_message(*, event: ActivityEvent, user, org_slug: str, model_name: str | None):
+def event_mail(*, event: ActivityEvent, org_slug: str, model_name: str | None) -> dict:
+    """What every recipient's e-mail about `event` shares (headline, subject, links): made
+    once per event, whatever the number of recipients."""
     context = event_context(event, model_name)
     context.update(
-        user=user,
         link=event_link(event, org_slug, model_name),
         preferences_link=f"{settings.SITE_URL}{reverse('notifications:preferences')}",
+        subject=clean_subject(f"[Modelvault] {context['headline']}"),
     )
-    subject = clean_subject(f"[Modelvault] {context['headline']}")
+    return context
+
+
+def message_for(mail: dict, user) -> EmailMultiAlternatives:
+    """One recipient's e-mail from `event_mail`'s context (the body greets the user)."""
+    context = {**mail, "user": user}
     text = render_to_string("notifications/email/notification.txt", context)
     html = render_to_string("notifications/email/notification.html", context)
     message = EmailMultiAlternatives(
-        subject=subject,
+        subject=mail["subject"],
         body=text,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[user.email],
-        headers={"X-Modelvault-Event": event.verb},
+        headers={"X-Modelvault-Event": mail["event"].verb},
     )
     message.attach_alternative(html, "text/html")
     return message

@@ -1,28 +1,29 @@
-"""Notification services (SPEC 3.8): fan an activity event out to its recipients, send each
-delivery, sweep the outbox, and manage webhooks and preferences.
+"""Notification services (SPEC 3.8): fan an activity event out to its recipients, send its
+e-mails, sweep the outbox, and manage webhooks and preferences.
 
 Idempotency: a `Delivery` per event × recipient × channel (unique constraints), so however
-often an event is dispatched its recipients get one row each. Sending takes a lease on the
-row with a conditional update; only the holder sends and marks it sent, and marking happens
-once (`status=pending` in the same update). A sender that dies leaves its lease to expire
-and the sweep hands the delivery to another: sending is at least once, marking at most once.
+often an event is dispatched its recipients get one row each. Each attempt leases its row
+and marks it once (notifications/sending.py): sending is at least once, marking at most once.
+
+The first attempt at an event's e-mails is its dispatch's (`event_notify`, one connection
+for them all); webhooks, and the retries of e-mails that failed, are
+`sending.delivery_send`'s.
 """
 
-import json
 import logging
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.mail import get_connection
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from approvals.models import RequestKind, StageChangeRequest
-from notifications.emails import build_message
+from notifications.emails import event_mail, message_for
 from notifications.models import (
     DISPATCHED_VERBS,
     VERB_KINDS,
@@ -35,22 +36,16 @@ from notifications.models import (
     NotificationPreference,
     Webhook,
 )
-from notifications.signing import (
-    DELIVERY_HEADER,
-    EVENT_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    sign,
-)
+from notifications.sending import NO_VIEW, claim, email_failed, email_sent, finish
 from notifications.sql import event_audience
 from notifications.ssrf import check_url
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import ActivityEvent, Membership, Organization, RegisteredModel, Watch
-from registry.permissions import is_org_admin, model_access, require, require_org
+from registry.permissions import Access, is_org_admin, model_access, require, require_org
 from registry.services.activity import event_record
 
 if TYPE_CHECKING:
-    import httpx
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +61,6 @@ REQUESTER_VERBS = {"stage.approved", "stage.rejected", "stage.applied"}
 REVIEWER_VERBS = {"stage.requested", "stage.cancelled"}
 # Events that concern a stage change request: its reviewers or its requester may be told.
 REQUEST_VERBS = REQUESTER_VERBS | REVIEWER_VERBS
-BACKOFF_CAP = 3600
 
 
 # Recipients -----------------------------------------------------------------------------
@@ -76,6 +70,11 @@ def reviewers_of(model: RegisteredModel, *, exclude_id: int | None = None) -> li
     """Who is asked to review a request on `model`: the active members of its org who may
     approve on it (org admins, grants to them or their teams), but `exclude_id` (the
     requester). The version page shows the same list before a request is filed."""
+    return [user for user, _ in _reviewers(model, exclude_id=exclude_id)]
+
+
+def _reviewers(model: RegisteredModel, *, exclude_id: int | None) -> list[tuple[object, Access]]:
+    """reviewers_of, each with their access (read once: it also says who may view)."""
     members = (
         get_user_model()
         .objects.filter(is_active=True)
@@ -83,7 +82,12 @@ def reviewers_of(model: RegisteredModel, *, exclude_id: int | None = None) -> li
         .exclude(pk=exclude_id)
         .order_by("pk")
     )
-    return [user for user in members if model_access(user, model).approve]
+    reviewers = []
+    for user in members:
+        access = model_access(user, model)
+        if access.approve:
+            reviewers.append((user, access))
+    return reviewers
 
 
 def _request(event: ActivityEvent) -> StageChangeRequest | None:
@@ -101,22 +105,54 @@ def _tells_requester(event: ActivityEvent, request: StageChangeRequest) -> bool:
     event, so its last approval is the news."""
     if event.verb == "stage.applied":
         return event.version_id == request.version_id
-    if event.verb != "stage.approved" or request.kind != RequestKind.STAGE:
-        return True
+    return event.verb != "stage.approved" or not _approval_applied(event, request)
+
+
+def _approval_applied(event: ActivityEvent, request: StageChangeRequest | None = None) -> bool:
+    """Whether a `stage.approved` event's approval applied a stage change. Read from the
+    event (each request event carries the request's kind, an approval the count it needed),
+    so that such an approval costs no read of the request; `request` for older events."""
     data = event.data or {}
+    kind = data.get("kind") or (request.kind if request is not None else None)
+    required = data.get("required_approvals")
+    if required is None and request is not None:
+        required = request.required_approvals
+    if kind != RequestKind.STAGE or required is None:
+        return False
     approvals = ((event.changes or {}).get("approvals") or [0, 0])[-1]
-    return approvals < data.get("required_approvals", request.required_approvals)
+    return approvals >= required
+
+
+def approval_applied(*, event_id: int) -> bool:
+    """Whether the event is an approval that applied a stage change, as the event itself
+    says (one read): nobody is e-mailed of it, the stage.applied event after it is the news."""
+    event = (
+        ActivityEvent.objects.filter(pk=event_id, verb="stage.approved")
+        .only("verb", "data", "changes")
+        .first()
+    )
+    return event is not None and _approval_applied(event)
 
 
 def email_recipients(event: ActivityEvent) -> list:
     """Who gets an e-mail about `event`: watchers, reviewers or the requester (by verb), who
     may view the model now, have an address and have not opted out of the kind. The actor
     is never told of their own action."""
+    return _recipients(event)[1]
+
+
+def _recipients(
+    event: ActivityEvent, *, watched: bool = True
+) -> tuple[RegisteredModel | None, list]:
+    """email_recipients, with the model (and its org) it read to decide. `watched=False`:
+    the caller has read that nobody watches the model, so the watchers are not looked up."""
     kind = VERB_KINDS.get(event.verb)
     if kind is None or event.model_id is None:
-        return []
+        return None, []
+    if event.verb == "stage.approved" and _approval_applied(event):
+        return None, []  # the stage.applied event after it is the news (_tells_requester)
     users: dict[int, object] = {}
-    if event.verb in WATCHED_VERBS:
+    if watched and event.verb in WATCHED_VERBS:
         # Watch rows go with their model: a deleted model has none.
         for watch in Watch.objects.filter(model_id=event.model_id).select_related("user"):
             users[watch.user_id] = watch.user
@@ -126,15 +162,19 @@ def email_recipients(event: ActivityEvent) -> list:
         decided = request.requester_id
         users[decided] = request.requester
     if event.verb not in REVIEWER_VERBS and not users:
-        return []  # nobody to tell: no further query
+        return None, []  # nobody to tell: no further query
     model = RegisteredModel.objects.select_related("org").filter(pk=event.model_id).first()
     if model is None:
-        return []
+        return None, []
+    access: dict[int, Access] = {}
     if event.verb in REVIEWER_VERBS:
         requester_id = request.requester_id if request is not None else event.actor_id
-        for user in reviewers_of(model, exclude_id=requester_id):
+        for user, can in _reviewers(model, exclude_id=requester_id):
             users[user.pk] = user
+            access[user.pk] = can
     users.pop(event.actor_id, None)
+    if not users:
+        return model, []
     # The requester's kind is the decision's, whatever the verb ("Decisions on my requests").
     opted_out = set(
         NotificationPreference.objects.filter(enabled=False)
@@ -144,11 +184,13 @@ def email_recipients(event: ActivityEvent) -> list:
         )
         .values_list("user_id", flat=True)
     )
-    return [
-        user
-        for pk, user in sorted(users.items())
-        if pk not in opted_out and user.is_active and user.email and model_access(user, model).view
-    ]
+    told = []
+    for pk, user in sorted(users.items()):
+        if pk in opted_out or not user.is_active or not user.email:
+            continue
+        if (access[pk] if pk in access else model_access(user, model)).view:
+            told.append(user)
+    return model, told
 
 
 def webhook_targets(event: ActivityEvent) -> list[Webhook]:
@@ -164,39 +206,142 @@ def webhook_targets(event: ActivityEvent) -> list[Webhook]:
 # Dispatch -------------------------------------------------------------------------------
 
 
+@dataclass
+class _Fanout:
+    """What _fan_out read: the event and its model when it made the deliveries, the users it
+    found may be told now, and the event's pending deliveries as
+    (pk, channel, user_id, attempts, next_attempt_at)."""
+
+    event: ActivityEvent | None = None
+    model: RegisteredModel | None = None
+    told: dict[int, object] = field(default_factory=dict)
+    pending: list[tuple] = field(default_factory=list)
+
+
+def _fan_out(event_id: int) -> _Fanout:
+    audience = event_audience(event_id)
+    if audience is None or audience.verb not in DISPATCHED_VERBS:
+        return _Fanout()
+    fanout = _Fanout()
+    if not audience.dispatched:
+        wanted = []
+        if audience.watched or audience.hooked or audience.verb in REQUEST_VERBS:
+            event = ActivityEvent.objects.get(pk=event_id)
+            # What the audience read said nobody is (a watcher, a webhook) is not looked up.
+            model, users = _recipients(event, watched=audience.watched)
+            hooks = webhook_targets(event) if audience.hooked else []
+            fanout = _Fanout(event=event, model=model, told={user.pk: user for user in users})
+            wanted = [Delivery(event=event, user=user, channel=Channel.EMAIL) for user in users]
+            wanted += [
+                Delivery(event=event, webhook=hook, channel=Channel.WEBHOOK) for hook in hooks
+            ]
+        if not wanted:
+            Dispatch.objects.bulk_create(
+                [Dispatch(event_id=event_id, deliveries=0)], ignore_conflicts=True
+            )
+            return fanout
+        # The deliveries and the marker commit together: a dispatch that dies before is
+        # redone by the sweep. One racing this one makes the same rows: the unique
+        # constraints keep one of each.
+        with transaction.atomic(savepoint=False):
+            Delivery.objects.bulk_create(wanted, ignore_conflicts=True)
+            Dispatch.objects.bulk_create(
+                [Dispatch(event_id=event_id, deliveries=len(wanted))], ignore_conflicts=True
+            )
+    fanout.pending = list(
+        Delivery.objects.filter(event_id=event_id, status=DeliveryStatus.PENDING)
+        .order_by("pk")
+        .values_list("pk", "channel", "user_id", "attempts", "next_attempt_at")
+    )
+    return fanout
+
+
 def event_dispatch(*, event_id: int) -> list[int]:
     """Create the event's deliveries (once, however often this runs) and mark it dispatched.
     Returns the ids of its deliveries still pending.
 
     One read tells whether anybody may be told (a watcher, an active webhook of the org or
     model, a request's people): an event without costs that read and the marker's insert."""
-    audience = event_audience(event_id)
-    if audience is None or audience.verb not in DISPATCHED_VERBS:
-        return []
-    if not audience.dispatched:
-        wanted = []
-        if audience.watched or audience.hooked or audience.verb in REQUEST_VERBS:
-            event = ActivityEvent.objects.get(pk=event_id)
-            wanted = [
-                Delivery(event=event, user=user, channel=Channel.EMAIL)
-                for user in email_recipients(event)
-            ] + [
-                Delivery(event=event, webhook=hook, channel=Channel.WEBHOOK)
-                for hook in webhook_targets(event)
-            ]
-            # A dispatch racing this one made the same rows: the unique constraints keep one.
-            Delivery.objects.bulk_create(wanted, ignore_conflicts=True)
-        # The marker goes last: a dispatch that dies before it is redone by the sweep.
-        Dispatch.objects.bulk_create(
-            [Dispatch(event_id=event_id, deliveries=len(wanted))], ignore_conflicts=True
-        )
-        if not wanted:
-            return []
-    return list(
-        Delivery.objects.filter(event_id=event_id, status=DeliveryStatus.PENDING)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+    return [delivery_id for delivery_id, *_ in _fan_out(event_id).pending]
+
+
+# At most this many of an event's e-mails are sent by its own task; the others get a task
+# each, so that a model with many watchers does not run its dispatch into the time limit.
+EMAILS_PER_TASK = 50
+
+
+@dataclass
+class Notified:
+    """What event_notify did: the e-mails it sent, the deliveries it leaves to a task of
+    their own (webhooks, e-mails past EMAILS_PER_TASK), and the e-mails whose attempt
+    failed, with the seconds until their next."""
+
+    sent: int = 0
+    handed_on: list[int] = field(default_factory=list)
+    retries: list[tuple[int, int]] = field(default_factory=list)
+
+
+def event_notify(*, event_id: int) -> Notified:
+    """event_dispatch, then the first attempt at each of its e-mails that is due, here and
+    on one connection. Each e-mail is its delivery's: leased, sent and marked sent on its
+    own row as delivery_send does, so that a second dispatch or the sweep sends none of them
+    again, and one that fails stays pending for its retry while the others go out."""
+    fanout = _fan_out(event_id)
+    now = timezone.now()
+    notified = Notified()
+    emails = []
+    for delivery_id, channel, user_id, attempts, next_attempt_at in fanout.pending:
+        if channel != Channel.EMAIL:
+            notified.handed_on.append(delivery_id)
+        elif next_attempt_at is None or next_attempt_at <= now:
+            emails.append((delivery_id, user_id, attempts))
+        # Otherwise an attempt failed: the next comes at its time, from its task or the sweep.
+    notified.handed_on += [delivery_id for delivery_id, _, _ in emails[EMAILS_PER_TASK:]]
+    if emails:
+        _send_emails(fanout, event_id, emails[:EMAILS_PER_TASK], notified)
+    return notified
+
+
+def _send_emails(fanout: _Fanout, event_id: int, emails: list, notified: Notified) -> None:
+    event = fanout.event or ActivityEvent.objects.get(pk=event_id)
+    model = fanout.model
+    if model is None:  # pending from an earlier dispatch: read now
+        model = RegisteredModel.objects.select_related("org").filter(pk=event.model_id).first()
+    users = dict(fanout.told)
+    missing = {user_id for _, user_id, _ in emails} - users.keys()
+    if missing:
+        users.update(get_user_model().objects.in_bulk(missing))
+    mail = None
+    connection = get_connection()
+    opened = False
+    try:
+        for delivery_id, user_id, attempts in emails:
+            if not claim(delivery_id):
+                continue  # another sender holds it, or it is no longer pending
+            user = users.get(user_id)
+            # Those _recipients found just now may view; an earlier dispatch's are asked again.
+            if user_id not in fanout.told and (
+                model is None or user is None or not model_access(user, model).view
+            ):
+                finish(delivery_id, status=DeliveryStatus.FAILED, last_error=NO_VIEW)
+                continue
+            if mail is None:
+                mail = event_mail(event=event, org_slug=model.org.slug, model_name=model.name)
+            try:
+                message = message_for(mail, user)
+                if not opened:
+                    connection.open()
+                    opened = True
+                connection.send_messages([message])
+            except Exception as exc:  # SMTP and its network: every failure is retried later
+                retry_in = email_failed(delivery_id, attempts + 1, exc)
+                notified.retries.append((delivery_id, retry_in))
+                continue
+            email_sent(delivery_id)
+            notified.sent += 1
+    finally:
+        if opened:
+            connection.close()
 
 
 def outbox_sweep(*, older_than: int | None = None, max_age: int = 7 * 86400):
@@ -224,204 +369,6 @@ def outbox_sweep(*, older_than: int | None = None, max_age: int = 7 * 86400):
         .values_list("pk", flat=True)
     )
     return list(events), list(deliveries)
-
-
-# Sending --------------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome:
-    sent: bool = False
-    skipped: bool = False  # someone else holds it, or it is no longer pending
-    retry_in: int | None = None
-    error: str = ""
-
-
-def _lease_seconds() -> int:
-    return settings.WEBHOOK_TIMEOUT + 5
-
-
-def _claim(delivery_id: int) -> bool:
-    now = timezone.now()
-    return bool(
-        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            lease_until=now + timedelta(seconds=_lease_seconds()),
-            attempts=F("attempts") + 1,
-        )
-    )
-
-
-def backoff(attempts: int) -> int:
-    """Seconds before attempt `attempts + 1`: base × 2^(attempts-1), capped below the broker's
-    visibility timeout so that a countdown never outlives it."""
-    cap = min(BACKOFF_CAP, settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] // 2)
-    return int(min(cap, settings.WEBHOOK_RETRY_BASE * 2 ** max(attempts - 1, 0)))
-
-
-def _finish(delivery_id: int, **fields) -> None:
-    # Marking happens once: only a pending row changes.
-    Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
-        lease_until=None, **fields
-    )
-
-
-def delivery_send(*, delivery_id: int) -> Outcome:
-    """Send one pending delivery if no one else is; mark it sent, or schedule its retry."""
-    if not _claim(delivery_id):
-        return Outcome(skipped=True)
-    delivery = Delivery.objects.select_related("event", "user", "webhook").get(pk=delivery_id)
-    if delivery.channel == Channel.EMAIL:
-        return _send_email(delivery)
-    return _send_webhook(delivery)
-
-
-def _send_email(delivery: Delivery) -> Outcome:
-    event = delivery.event
-    model = RegisteredModel.objects.select_related("org").filter(pk=event.model_id).first()
-    org = Organization.objects.get(pk=event.org_id)
-    if model is None or not model_access(delivery.user, model).view:
-        _finish(delivery.pk, status=DeliveryStatus.FAILED, last_error="recipient may not view")
-        return Outcome(error="recipient may not view")
-    message = build_message(
-        event=event, user=delivery.user, org_slug=org.slug, model_name=model.name
-    )
-    try:
-        message.send()
-    except Exception as exc:  # SMTP and its network: every failure is retried later
-        error = f"{type(exc).__name__}: {exc}"[:500]
-        retry_in = backoff(delivery.attempts)
-        _finish(
-            delivery.pk,
-            last_error=error,
-            next_attempt_at=timezone.now() + timedelta(seconds=retry_in),
-        )
-        logger.warning("e-mail delivery %s failed: %s", delivery.pk, error)
-        return Outcome(retry_in=retry_in, error=error)
-    _finish(delivery.pk, status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error="")
-    return Outcome(sent=True)
-
-
-def webhook_payload(event: ActivityEvent, delivery_id: int) -> dict:
-    model = RegisteredModel.objects.filter(pk=event.model_id).values_list("name", flat=True)
-    org = Organization.objects.filter(pk=event.org_id).values_list("slug", flat=True)
-    return {
-        "id": event.pk,
-        "delivery": delivery_id,
-        "event": event.verb,
-        "org": org.first(),
-        "model": model.first(),
-        "version": (event.data or {}).get("number"),
-        "created_at": event.created_at.isoformat(),
-        "actor": event.actor_name,
-        "target": {"type": event.target_type, "id": event.target_id, "repr": event.target_repr},
-        "changes": event.changes,
-        "data": event.data,
-    }
-
-
-def _host_header(target) -> str:
-    host = f"[{target.host}]" if ":" in target.host else target.host
-    default = 443 if target.scheme == "https" else 80
-    return host if target.port == default else f"{host}:{target.port}"
-
-
-def _post(webhook: Webhook, delivery: Delivery, body: bytes) -> "httpx.Response":
-    import httpx  # see _send_webhook
-
-    # Checked again now, and the connection goes to the address checked (Host header and
-    # TLS name stay the URL's), so DNS cannot swap in a private address after the check.
-    target = check_url(webhook.url)
-    host = f"[{target.address}]" if target.address.version == 6 else str(target.address)
-    timestamp = str(int(time.time()))
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "Modelvault-Webhook/1",
-        "Host": _host_header(target),
-        SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
-        TIMESTAMP_HEADER: timestamp,
-        EVENT_HEADER: delivery.event.verb,
-        DELIVERY_HEADER: str(delivery.pk),
-    }
-    url = f"{target.scheme}://{host}:{target.port}{target.path}"
-    extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-    with httpx.Client(timeout=settings.WEBHOOK_TIMEOUT, follow_redirects=False) as client:
-        return client.post(url, content=body, headers=headers, extensions=extensions)
-
-
-def _send_webhook(delivery: Delivery) -> Outcome:
-    # Imported only where a webhook is sent: with what it imports, httpx is 4 MB of every
-    # web worker, which never sends one (tests/notifications/test_web_worker_imports.py).
-    import httpx
-
-    webhook = delivery.webhook
-    if not webhook.active:
-        _finish(delivery.pk, status=DeliveryStatus.FAILED, last_error="the webhook is disabled")
-        return Outcome(error="the webhook is disabled")
-    body = json.dumps(webhook_payload(delivery.event, delivery.pk), sort_keys=True).encode()
-    started = time.monotonic()
-    code = None
-    try:
-        response = _post(webhook, delivery, body)
-        code = response.status_code
-        error = "" if 200 <= code < 300 else f"HTTP {code}"
-        if 300 <= code < 400:
-            error = f"HTTP {code}: redirects are not followed"
-    except Invalid as exc:
-        error = str(exc)
-    except httpx.HTTPError as exc:
-        error = f"{type(exc).__name__}: {exc}"
-    latency_ms = int((time.monotonic() - started) * 1000)
-    if not error:
-        _finish(
-            delivery.pk,
-            status=DeliveryStatus.SENT,
-            sent_at=timezone.now(),
-            response_code=code,
-            latency_ms=latency_ms,
-            last_error="",
-            next_attempt_at=None,
-        )
-        Webhook.objects.filter(pk=webhook.pk).update(consecutive_failures=0)
-        return Outcome(sent=True)
-    return _webhook_failed(delivery, code, latency_ms, error[:500])
-
-
-def _webhook_failed(delivery: Delivery, code, latency_ms: int, error: str) -> Outcome:
-    with transaction.atomic():
-        webhook = Webhook.objects.select_for_update().get(pk=delivery.webhook_id)
-        webhook.consecutive_failures += 1
-        disable = webhook.active and webhook.consecutive_failures >= settings.WEBHOOK_MAX_FAILURES
-        if disable:
-            webhook.active = False
-            webhook.disabled_at = timezone.now()
-            webhook.disabled_reason = (
-                f"disabled after {webhook.consecutive_failures} consecutive failures "
-                f"(last: {error})"
-            )[:300]
-        webhook.save(
-            update_fields=["consecutive_failures", "active", "disabled_at", "disabled_reason"]
-        )
-        exhausted = delivery.attempts >= settings.WEBHOOK_MAX_ATTEMPTS
-        fields = {"response_code": code, "latency_ms": latency_ms, "last_error": error}
-        if disable or exhausted or not webhook.active:
-            note = webhook.disabled_reason if not webhook.active else "attempts exhausted"
-            fields["last_error"] = f"{error}; {note}"[:500]
-            _finish(delivery.pk, status=DeliveryStatus.FAILED, next_attempt_at=None, **fields)
-            if disable:
-                Delivery.objects.filter(webhook=webhook, status=DeliveryStatus.PENDING).exclude(
-                    pk=delivery.pk
-                ).update(status=DeliveryStatus.FAILED, last_error="the webhook is disabled")
-            retry_in = None
-        else:
-            retry_in = backoff(delivery.attempts)
-            fields["next_attempt_at"] = timezone.now() + timedelta(seconds=retry_in)
-            _finish(delivery.pk, **fields)
-    if disable:
-        logger.warning("webhook %s: %s", webhook.pk, webhook.disabled_reason)
-    logger.info("webhook delivery %s failed (%s); retry in %s s", delivery.pk, error, retry_in)
-    return Outcome(retry_in=retry_in, error=error)
 
 
 # Webhooks -------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from django.conf import settings
 from django.db import DatabaseError
 
 from notifications.models import DISPATCHED_VERBS
-from notifications.services import REQUEST_VERBS, delivery_send, event_dispatch, outbox_sweep
+from notifications.sending import delivery_send
+from notifications.services import REQUEST_VERBS, approval_applied, event_notify, outbox_sweep
 from notifications.sql import event_settle_unheard
 
 logger = logging.getLogger(__name__)
@@ -25,16 +26,17 @@ BROKER_BACKOFF = 5.0
 _broker_down_until = 0.0
 
 
-def enqueue(task, *args) -> bool:
-    """Publish `task(*args)` once; False (logged) if it was not. Eagerly (the embedded
-    default), the task runs here, and its errors are logged like a broker's."""
+def enqueue(task, *args, countdown: int | None = None) -> bool:
+    """Publish `task(*args)` once (to run `countdown` seconds from now); False (logged) if
+    it was not. Eagerly (the embedded default), the task runs here, and its errors are
+    logged like a broker's."""
     global _broker_down_until
     if time.monotonic() < _broker_down_until:
         logger.warning("broker recently down: %s%s left to the sweep", task.name, args)
         return False
     try:
         # No publish retries: the request that committed must not wait on the broker.
-        task.apply_async(args, retry=False)
+        task.apply_async(args, retry=False, countdown=countdown)
     except Exception:
         if not settings.CELERY_TASK_ALWAYS_EAGER:  # eager: the task's own error
             _broker_down_until = time.monotonic() + BROKER_BACKOFF
@@ -46,27 +48,38 @@ def enqueue(task, *args) -> bool:
 def on_activity_committed(sender, event_id: int, verb: str, **kwargs) -> None:
     """registry.signals.activity_committed: one dispatch task per committed event that may
     reach somebody. An event of a verb nobody is told of needs nothing; one that nobody
-    watches or hooks is marked dispatched here, in one statement, without a task (the
-    people of a stage change request are found by the task)."""
+    watches or hooks is marked dispatched here, in one statement, without a task. The
+    people of a stage change request are found by the task, unless the event says there
+    are none: an approval that applied the change (the stage.applied after it is the news)."""
     if verb not in DISPATCHED_VERBS:
         return
-    if verb not in REQUEST_VERBS:
-        try:
-            if event_settle_unheard(event_id):
-                return
-        except DatabaseError:
-            logger.exception("could not settle event %s here; handing it to a task", event_id)
+    try:
+        settle = verb not in REQUEST_VERBS or (
+            verb == "stage.approved" and approval_applied(event_id=event_id)
+        )
+        if settle and event_settle_unheard(event_id):
+            return
+    except DatabaseError:
+        logger.exception("could not settle event %s here; handing it to a task", event_id)
     enqueue(dispatch_event, event_id)
 
 
-@shared_task(acks_late=True, time_limit=120, soft_time_limit=100)
-def dispatch_event(event_id: int) -> int:
-    """Make the event's deliveries and hand each to a task of its own (with its own
-    retries). Returns the number of deliveries handed on."""
-    pending = event_dispatch(event_id=event_id)
-    for delivery_id in pending:
+@shared_task(bind=True, acks_late=True, time_limit=120, soft_time_limit=100)
+def dispatch_event(self, event_id: int) -> dict[str, int]:
+    """Make the event's deliveries and send its e-mails here: one task per event, not one
+    per e-mail. A webhook delivery goes to a task of its own, and so does an e-mail whose
+    attempt failed, at its retry's time (eagerly the sweep's: now would be no backoff)."""
+    notified = event_notify(event_id=event_id)
+    for delivery_id in notified.handed_on:
         enqueue(send_delivery, delivery_id)
-    return len(pending)
+    if not self.request.is_eager:
+        for delivery_id, retry_in in notified.retries:
+            enqueue(send_delivery, delivery_id, countdown=retry_in)
+    return {
+        "sent": notified.sent,
+        "handed_on": len(notified.handed_on),
+        "retrying": len(notified.retries),
+    }
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, time_limit=120, soft_time_limit=100)

@@ -342,7 +342,7 @@ def test_it_updates_a_webhook(api, hook, model, alice_token):
 
 
 def test_it_reenables_an_auto_disabled_webhook(api, hook, alice_token):
-    # As the sender leaves it after too many failures (notifications.services).
+    # As the sender leaves it after too many failures (notifications.sending).
     Webhook.objects.filter(pk=hook.pk).update(
         active=False, consecutive_failures=10, disabled_reason="disabled after 10 failures"
     )

@@ -7,7 +7,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from notifications.models import Delivery, DeliveryStatus
-from notifications.services import delivery_send, outbox_sweep, webhook_create
+from notifications.sending import delivery_send
+from notifications.services import outbox_sweep, webhook_create
 from registry.models import ActivityEvent
 
 pytestmark = pytest.mark.django_db

@@ -197,7 +197,7 @@ def test_it_survives_a_dispatch_that_raises(committed, monkeypatch, model, alice
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("notifications.tasks.event_dispatch", broken)
+    monkeypatch.setattr("notifications.tasks.event_notify", broken)
     model_watch(actor=carol, model=model)  # somebody to tell: the event goes to its task
     version = committed(version_create, actor=alice, model=model)
     assert version.pk
@@ -370,3 +370,28 @@ def test_the_listener_hands_on_only_events_somebody_may_be_told_of(
     committed(request_create, actor=alice, version=unheard, to_stage=Stage.STAGING)
     requested = ActivityEvent.objects.get(verb="stage.requested")
     assert enqueued == [("notifications.tasks.dispatch_event", (requested.pk,))]
+
+
+def test_the_listener_settles_an_approval_that_applied_the_change(
+    committed, monkeypatch, model, admin, alice, bob
+):
+    """Its news is the stage.applied event after it: nobody to tell, no task. An approval
+    that leaves more to come tells the requester: a task."""
+    enqueued = []
+    monkeypatch.setattr(
+        "notifications.tasks.enqueue", lambda task, *args: enqueued.append((task.name, args))
+    )
+    model_update(actor=admin, model=model, required_approvals=2)
+    version = version_create(actor=alice, model=model)
+    request = request_create(actor=alice, version=version, to_stage=Stage.STAGING)
+    committed(request_approve, actor=bob, request=request)
+    first = ActivityEvent.objects.get(verb="stage.approved")
+    assert enqueued == [("notifications.tasks.dispatch_event", (first.pk,))]
+
+    enqueued.clear()
+    committed(request_approve, actor=admin, request=request)
+    last = ActivityEvent.objects.filter(verb="stage.approved").latest("seq")
+    applied = ActivityEvent.objects.get(verb="stage.applied")
+    assert enqueued == [("notifications.tasks.dispatch_event", (applied.pk,))]
+    assert Dispatch.objects.get(event=last).deliveries == 0
+    assert last.pk not in outbox_sweep(older_than=0)[0]

@@ -113,7 +113,7 @@ def test_it_signs_timestamp_and_body_with_hmac_sha256():
 
 
 def test_it_keeps_the_urls_host_in_the_host_header():
-    from notifications.services import _host_header
+    from notifications.sending import _host_header
     from notifications.ssrf import Target
 
     v6 = Target("http", "::1", 8080, literal_address("::1"), "/")

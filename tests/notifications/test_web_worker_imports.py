@@ -14,7 +14,7 @@ import django
 django.setup()
 from django.core.wsgi import get_wsgi_application
 get_wsgi_application()
-import notifications.services, notifications.tasks
+import notifications.sending, notifications.services, notifications.tasks
 print(sorted(name for name in ("httpx", "rich", "pygments") if name in sys.modules))
 """
 

@@ -7,7 +7,8 @@ import pytest
 
 from approvals.services import request_approve, request_create
 from notifications.models import Delivery, DeliveryStatus, Webhook
-from notifications.services import delivery_replay, delivery_send, webhook_create, webhook_delete
+from notifications.sending import delivery_send
+from notifications.services import delivery_replay, webhook_create, webhook_delete
 from notifications.signing import verify
 from notifications.ssrf import Target, literal_address
 from registry.errors import Forbidden, Invalid, NotFound
@@ -89,7 +90,7 @@ def test_it_disables_a_webhook_after_consecutive_failures(
     receiver.statuses = [500]
     promote(committed, model, alice, bob)
     delivery = Delivery.objects.get(webhook=hook)
-    with caplog.at_level(logging.WARNING, logger="notifications.services"):
+    with caplog.at_level(logging.WARNING, logger="notifications.sending"):
         delivery_send(delivery_id=delivery.pk)
         delivery_send(delivery_id=delivery.pk)
     hook.refresh_from_db()
@@ -122,7 +123,7 @@ def test_it_follows_no_redirect(
     public = Target(
         "http", "hooks.example.com", receiver.port, literal_address("127.0.0.1"), "/hook"
     )
-    monkeypatch.setattr("notifications.services.check_url", lambda url: public)
+    monkeypatch.setattr("notifications.sending.check_url", lambda url: public)
     receiver.statuses = [302]
     receiver.location = "http://127.0.0.1:9/latest/meta-data/"
     promote(committed, model, alice, bob)
