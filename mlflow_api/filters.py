@@ -264,6 +264,11 @@ def named_model(text: str | None) -> str | None:
     return None
 
 
+def names_only(text: str | None, name: str) -> bool:
+    """Whether the version filter is `name = '<name>'` and nothing else."""
+    return parse(text) == [Comparison("attribute", "name", "=", name)]
+
+
 def filter_versions(queryset: QuerySet, text: str | None) -> QuerySet:
     """Model versions matching MLflow's filter: `name`, `version_number`, `run_id`,
     `source_path` and `tags.<key>`."""
@@ -366,7 +371,12 @@ def page_offset(token: str | None) -> int:
 
 def page(queryset: QuerySet, offset: int, size: int) -> tuple[list, str | None]:
     """One page of `queryset` and the token of the next (None on the last page)."""
-    rows = list(queryset[offset : offset + size + 1])
+    return page_of(list(queryset[offset : offset + size + 1]), offset, size)
+
+
+def page_of(rows: list, offset: int, size: int) -> tuple[list, str | None]:
+    """The page of `rows`, read from `offset` (with one row more than `size` when there
+    are more), and the token of the next (None on the last page)."""
     if len(rows) > size:
         return rows[:size], page_token(offset + size)
     return rows, None

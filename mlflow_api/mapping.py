@@ -11,7 +11,7 @@
 """
 
 from registry.errors import Invalid
-from registry.models import ModelVersion, Stage
+from registry.models import Stage
 
 TO_MLFLOW_STAGE = {
     Stage.UNASSIGNED: "None",
@@ -53,8 +53,9 @@ def artifact_root(model_name: str, number: int) -> str:
     return f"models/{model_name}/versions/{number}"
 
 
-def artifact_uri(version: ModelVersion) -> str:
-    return f"{ARTIFACTS_SCHEME}/{artifact_root(version.model.name, version.number)}"
+def artifact_uri(model_name: str, number: int) -> str:
+    """Where MLflow's client finds a version's stored artifacts."""
+    return f"{ARTIFACTS_SCHEME}/{artifact_root(model_name, number)}"
 
 
 def refuse_reserved_tag(key: str) -> None:

@@ -5,27 +5,16 @@ from typing import Any
 
 from django.db import transaction
 
-from mlflow_api import filters
+from mlflow_api import filters, sql
 from mlflow_api.errors import already_exists
 from mlflow_api.mapping import stage_from_mlflow
-from mlflow_api.render import (
-    latest_per_stage,
-    model_json,
-    rendered_model,
-    rendered_models,
-    rendered_version,
-    rendered_versions,
-    version_json,
-    with_model_renderings,
-    with_version_renderings,
-)
+from mlflow_api.render import model_json, rendered_model, version_json
 from mlflow_api.views import Call
-from registry.errors import Conflict
-from registry.models import ModelVersion, RegisteredModel
+from registry.errors import Conflict, NotFound
+from registry.models import RegisteredModel
 from registry.permissions import (
     get_model_for_user,
     get_org_for_user,
-    get_version_by_ref,
     get_version_for_user,
     org_and_role_for_user,
 )
@@ -96,8 +85,9 @@ def search(call: Call) -> dict[str, Any]:
     models = RegisteredModel.objects.visible_in(call.user, org, role=role)
     models = filters.filter_models(models, call.params.text("filter"))
     models = filters.order_models(models, call.params.texts("order_by"))
-    rows, token = filters.page(with_model_renderings(models), offset, size)
-    answer: dict[str, Any] = {"registered_models": [model_json(m) for m in rendered_models(rows)]}
+    # The ORM chooses the page; what it shows of each model is read in two statements.
+    ids, token = filters.page(models.values_list("pk", flat=True), offset, size)
+    answer: dict[str, Any] = {"registered_models": [model_json(m) for m in sql.models(ids)]}
     if token:
         answer["next_page_token"] = token
     return answer
@@ -106,11 +96,9 @@ def search(call: Call) -> dict[str, Any]:
 def latest_versions(call: Call) -> dict[str, Any]:
     """The newest version in each stage asked (every stage when none is)."""
     model = get_model_for_user(call.user, call.org, call.params.required("name"))
-    stages = [stage_from_mlflow(name) for name in call.params.texts("stages")]
-    versions = latest_per_stage(ModelVersion.objects.filter(model=model))
-    if stages:
-        versions = versions.filter(stage__in=stages)
-    versions = rendered_versions(with_version_renderings(versions.order_by("number")))
+    stages = {stage_from_mlflow(name) for name in call.params.texts("stages")}
+    oldest_first = reversed(sql.latest_versions([model.pk]))
+    versions = [v for v in oldest_first if not stages or v.stage in stages]
     return {"model_versions": [version_json(v) for v in versions]}
 
 
@@ -148,9 +136,15 @@ def set_alias(call: Call) -> dict[str, Any]:
 
 
 def get_alias(call: Call) -> dict[str, Any]:
+    """The version `name@alias`, read as the registry's get_version_by_ref reads it: the
+    model as a fetch reads it (not viewable is not found), then the version its alias
+    points at, here with what version_json shows of it in the same statement."""
     name, alias = call.params.required("name"), call.params.required("alias")
-    version = get_version_by_ref(call.user, call.org, f"{name}@{alias}")
-    return {"model_version": version_json(rendered_version(version))}
+    model = get_model_for_user(call.user, call.org, name)
+    version = sql.aliased_version(model.pk, alias)
+    if version is None:
+        raise NotFound(f"alias {alias} of model {name} not found")
+    return {"model_version": version_json(version)}
 
 
 def delete_alias(call: Call) -> dict[str, Any]:

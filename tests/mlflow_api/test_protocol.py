@@ -217,13 +217,13 @@ def _populate(cast, rows: int) -> None:
 @pytest.mark.parametrize(
     ("endpoint", "params", "queries"),
     [
-        # token (and its last use), the org with the caller's role, the page, its aliases,
-        # which versions are the newest of each stage, those versions, their aliases and
-        # pending requests (mlflow_api/sql.py)
-        ("registered-models/search", {"filter": "tags.k = 'v'", "max_results": "100"}, 9),
-        # token (and its last use), the org with the caller's role, the page, its aliases
-        # and pending requests
-        ("model-versions/search", {"filter": "name LIKE 'm%' and tags.k = 'v'"}, 6),
+        # token (and its last use), the org with the caller's role, the page's ids, those
+        # models with their aliases, the newest version of each of their stages
+        # (mlflow_api/sql.py)
+        ("registered-models/search", {"filter": "tags.k = 'v'", "max_results": "100"}, 6),
+        # token (and its last use), the org with the caller's role, the page's ids, those
+        # versions with their aliases and pending requests
+        ("model-versions/search", {"filter": "name LIKE 'm%' and tags.k = 'v'"}, 5),
     ],
 )
 def test_it_searches_in_a_fixed_number_of_queries(
@@ -244,6 +244,40 @@ def test_it_searches_in_a_fixed_number_of_queries(
             v for v in found if "modelvault.pending_request" in {t["key"] for t in v["tags"]}
         ]
         assert len(pending) == rows
+
+
+@pytest.mark.parametrize(
+    ("method", "endpoint", "params", "queries"),
+    [
+        # token (and its last use), the model with the caller's access, the model with its
+        # aliases, the newest version of each of its stages
+        ("GET", "registered-models/get", {"name": "m000"}, 5),
+        # token (and its last use), the model with the caller's access, the version that
+        # the alias points at with its aliases and pending request
+        ("GET", "registered-models/alias", {"name": "m000", "alias": "champion"}, 4),
+        # token (and its last use), the model with the caller's access, the newest version
+        # of each of its stages
+        ("POST", "registered-models/get-latest-versions", {"name": "m000"}, 4),
+        # token (and its last use), the version with the caller's access, the version with
+        # its aliases and pending request
+        ("GET", "model-versions/get", {"name": "m000", "version": "1"}, 4),
+        # token (and its last use), the org with the caller's role, the model with the
+        # caller's access, a page of its versions with their aliases and pending requests
+        ("GET", "model-versions/search", {"filter": "name = 'm000'"}, 5),
+    ],
+)
+def test_it_reads_a_model_or_a_version_in_a_fixed_number_of_queries(
+    raw, cast, tokens, method, endpoint, params, queries, django_assert_max_num_queries
+):
+    _populate(cast, 1)
+    with django_assert_max_num_queries(queries):
+        response = raw(method, endpoint, tokens["carol"], **params)
+    assert response.status_code == 200
+    body = response.json()
+    shown = body.get("registered_model") or body.get("model_version")
+    if shown is None:
+        shown = body["model_versions"][0]
+    assert shown["name"] == "m000"
 
 
 def test_it_refuses_a_body_over_the_limit_with_413(raw, model, tokens, settings):
@@ -291,3 +325,15 @@ def test_a_search_by_one_models_name_finds_what_the_org_wide_search_finds(raw, c
     ]
     other = "/mlflow/globex/api/2.0/mlflow/model-versions/search"
     assert names(tokens["mallory"], "name = 'm001'", other) == []
+
+    def pages(text: str) -> list:
+        found, token = [], ""
+        while True:
+            params = {"filter": text, "max_results": "1", "page_token": token}
+            body = raw("GET", "model-versions/search", tokens["carol"], **params).json()
+            found.append([v["version"] for v in body["model_versions"]])
+            token = body.get("next_page_token")
+            if not token:
+                return found
+
+    assert pages("name = 'm001'") == pages("name LIKE 'm001'") == [["2"], ["1"]]

@@ -7,7 +7,7 @@ from mlflow.exceptions import MlflowException
 
 from approvals.services import request_approve, request_create
 from registry.models import ActivityEvent, Alias, RegisteredModel
-from registry.services.aliases import alias_protect
+from registry.services.aliases import alias_protect, alias_set
 from registry.services.registered_models import model_update
 from registry.services.versions import version_create
 
@@ -118,11 +118,20 @@ def test_it_hides_a_private_model_from_search_and_reads(mlflow_as, model, cast):
     model_update(
         actor=cast.admin, model=RegisteredModel.objects.get(name="secret"), visibility="private"
     )
+    secret = RegisteredModel.objects.get(name="secret")
+    version = version_create(actor=cast.admin, model=secret)
+    alias_set(actor=cast.admin, model=secret, name="champion", version=version)
+    assert mlflow_as("admin").get_model_version_by_alias("secret", "champion").version == "1"
     carol = mlflow_as("carol")
     assert [m.name for m in carol.search_registered_models()] == ["fraud"]
-    with pytest.raises(MlflowException) as excinfo:
-        carol.get_registered_model("secret")
-    assert _code(excinfo) == "RESOURCE_DOES_NOT_EXIST"
+    for read in (
+        lambda: carol.get_registered_model("secret"),
+        lambda: carol.get_model_version_by_alias("secret", "champion"),
+        lambda: carol.get_latest_versions("secret"),
+    ):
+        with pytest.raises(MlflowException) as excinfo:
+            read()
+        assert _code(excinfo) == "RESOURCE_DOES_NOT_EXIST"
 
 
 def test_it_sets_reads_and_deletes_aliases(mlflow_as, model, cast):
