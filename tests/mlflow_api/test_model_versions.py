@@ -181,3 +181,21 @@ def test_it_takes_mlflows_register_model_for_an_external_source(
     assert (first.version, second.version) == ("1", "2")
     stored = ModelVersion.objects.get(model=model, number=2)
     assert (stored.source_run, stored.tags) == ("s3://bucket/fraud/8", {"k": "v"})
+
+
+@pytest.mark.django_db
+def test_it_answers_tag_equality_by_containment_on_postgresql(model, cast):
+    """`tags.k = 'v'` is the GIN index's containment on PostgreSQL (registry migration 0006),
+    and finds what the tag's text does everywhere."""
+    from django.db import connection
+
+    from mlflow_api.filters import filter_versions
+
+    for tags in ({"k": "v"}, {"k": "v", "j": "w"}, {"k": "vv"}, {"k": "V"}, {"j": "v"}, {}):
+        version_create(actor=cast.alice, model=model, tags=tags)
+    found = filter_versions(ModelVersion.objects.all(), "tags.k = 'v'")
+    by_text = [v.number for v in ModelVersion.objects.all() if v.tags.get("k") == "v"]
+    assert sorted(v.number for v in found) == sorted(by_text) == [1, 2]
+    assert ("@>" in str(found.query)) == (connection.vendor == "postgresql")
+    both = filter_versions(ModelVersion.objects.all(), "tags.k = 'v' and tags.j = 'w'")
+    assert [v.number for v in both] == [2]
