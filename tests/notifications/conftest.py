@@ -97,6 +97,18 @@ class Receiver:
 
 
 @pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`committed(service, **kwargs)`: run a service and its after-commit hooks (eager
+    Celery: the dispatch runs here)."""
+
+    def run(call, *args, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return call(*args, **kwargs)
+
+    return run
+
+
+@pytest.fixture
 def receiver() -> Iterator[Receiver]:
     state = Receiver()
 

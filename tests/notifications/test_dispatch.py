@@ -24,17 +24,6 @@ from registry.services.versions import version_create
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    """Run a service and its after-commit hooks (eager Celery: the dispatch runs here)."""
-
-    def run(call, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return call(*args, **kwargs)
-
-    return run
-
-
 def recipients() -> list[str]:
     return sorted(address for message in mail.outbox for address in message.to)
 

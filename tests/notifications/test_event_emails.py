@@ -86,15 +86,6 @@ def enqueued(monkeypatch):
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    def run(call, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return call(*args, **kwargs)
-
-    return run
-
-
-@pytest.fixture
 def watchers(model, admin, bob, carol):
     for user in (admin, bob, carol):
         model_watch(actor=user, model=model)

@@ -13,15 +13,6 @@ from registry.services.versions import version_create, version_set_lock_level
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    def run(call, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return call(*args, **kwargs)
-
-    return run
-
-
 def sent() -> list[tuple[str, str]]:
     return sorted((m.to[0], m.subject) for m in mail.outbox)
 

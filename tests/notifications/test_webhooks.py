@@ -26,15 +26,6 @@ def allow_private(settings):
 
 
 @pytest.fixture
-def committed(django_capture_on_commit_callbacks):
-    def run(call, *args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return call(*args, **kwargs)
-
-    return run
-
-
-@pytest.fixture
 def hook(allow_private, receiver, model, alice):
     return webhook_create(
         actor=alice, org=model.org, model=model, url=receiver.url, events=["stage.applied"]
