@@ -314,6 +314,7 @@ def _send_emails(fanout: _Fanout, event_id: int, emails: list, notified: Notifie
     mail = None
     connection = get_connection()
     opened = False
+    unreachable: Exception | None = None  # the mail server, when it could not be reached
     try:
         for delivery_id, user_id, attempts in emails:
             if not claim(delivery_id):
@@ -327,14 +328,20 @@ def _send_emails(fanout: _Fanout, event_id: int, emails: list, notified: Notifie
                 continue
             if mail is None:
                 mail = event_mail(event=event, org_slug=model.org.slug, model_name=model.name)
-            try:
-                message = message_for(mail, user)
-                if not opened:
+            if not opened and unreachable is None:
+                try:
                     connection.open()
                     opened = True
-                connection.send_messages([message])
-            except Exception as exc:  # SMTP and its network: every failure is retried later
-                retry_in = email_failed(delivery_id, attempts + 1, exc)
+                except Exception as exc:  # one wait for the server (EMAIL_TIMEOUT) per task
+                    unreachable = exc
+            error = unreachable
+            if error is None:
+                try:
+                    connection.send_messages([message_for(mail, user)])
+                except Exception as exc:  # SMTP and its network: every failure is retried later
+                    error = exc
+            if error is not None:
+                retry_in = email_failed(delivery_id, attempts + 1, error)
                 notified.retries.append((delivery_id, retry_in))
                 continue
             email_sent(delivery_id)

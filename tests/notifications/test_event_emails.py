@@ -37,8 +37,10 @@ class Backend(locmem.EmailBackend):
     connections: list[int] = []
     refused: set[str] = set()
     down = False
+    opens = 0
 
     def open(self):
+        Backend.opens += 1
         if Backend.down:
             raise ConnectionRefusedError("the mail server does not answer")
         return super().open()
@@ -54,7 +56,7 @@ class Backend(locmem.EmailBackend):
 @pytest.fixture
 def backend(settings):
     settings.EMAIL_BACKEND = f"{__name__}.Backend"
-    Backend.connections, Backend.refused, Backend.down = [], set(), False
+    Backend.connections, Backend.refused, Backend.down, Backend.opens = [], set(), False, 0
     yield Backend
     Backend.connections, Backend.refused, Backend.down = [], set(), False
 
@@ -164,6 +166,7 @@ def test_it_leaves_every_email_for_its_retry_when_the_mail_server_is_down(
     event = created(model, alice)
     assert dispatch_event.run(event.pk) == {"sent": 0, "handed_on": 0, "retrying": 3}
     assert mail.outbox == []
+    assert backend.opens == 1  # one wait for a server that does not answer, not one per e-mail
     pending = (DeliveryStatus.PENDING, 1, False)
     assert states(event) == {"admin": pending, "bob": pending, "carol": pending}
     assert {countdown for _, _, countdown in enqueued} == {backoff(1)}
