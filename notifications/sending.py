@@ -146,7 +146,8 @@ def webhook_payload(event: ActivityEvent, delivery_id: int) -> dict:
     }
 
 
-def _host_header(target) -> str:
+def host_header(target) -> str:
+    """The Host header of a checked webhook URL: its host, and its port when not the scheme's."""
     host = f"[{target.host}]" if ":" in target.host else target.host
     default = 443 if target.scheme == "https" else 80
     return host if target.port == default else f"{host}:{target.port}"
@@ -163,7 +164,7 @@ def _post(webhook: Webhook, delivery: Delivery, body: bytes) -> "httpx.Response"
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Modelvault-Webhook/1",
-        "Host": _host_header(target),
+        "Host": host_header(target),
         SIGNATURE_HEADER: sign(webhook.secret, timestamp, body),
         TIMESTAMP_HEADER: timestamp,
         EVENT_HEADER: delivery.event.verb,

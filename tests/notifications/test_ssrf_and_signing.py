@@ -113,10 +113,10 @@ def test_it_signs_timestamp_and_body_with_hmac_sha256():
 
 
 def test_it_keeps_the_urls_host_in_the_host_header():
-    from notifications.sending import _host_header
+    from notifications.sending import host_header
     from notifications.ssrf import Target
 
     v6 = Target("http", "::1", 8080, literal_address("::1"), "/")
     named = Target("https", "hooks.example.com", 443, literal_address("93.184.216.34"), "/")
-    assert _host_header(v6) == "[::1]:8080"
-    assert _host_header(named) == "hooks.example.com"
+    assert host_header(v6) == "[::1]:8080"
+    assert host_header(named) == "hooks.example.com"
