@@ -1,8 +1,10 @@
-"""The domain's hot reads as plain SQL: the caller's token with its user, an organization
-with the caller's role in it, and a model or a version with the caller's role in its org
-and the words granted on it. One of them runs on every API request; built by the ORM (a
-queryset with its joins, a Subquery and the grants' Exists) each cost more than the rest of
-the request. The figures are in the commits that brought them here.
+"""The domain's hot statements as plain SQL: the caller's token with its user, an
+organization with the caller's role in it, a model or a version with the caller's role in
+its org and the words granted on it, and the head of an org's activity chain (read under its
+lock, then advanced). One of the reads runs on every API request, the chain's two statements
+on every write; built by the ORM (a queryset with its joins, a Subquery and the grants'
+Exists; a locking queryset) each cost more than the rest of the request, or than the
+statement. The figures are in the commits that brought them here.
 
 Rows become instances through Model.from_db, as the ORM makes them. Each statement is pinned
 by tests/registry/test_sql.py to the answer of the queryset it stands for, on SQLite and
@@ -53,6 +55,13 @@ def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def execute(sql: str, params: Sequence[Any]) -> int:
+    """Run a statement that returns no rows; the number of rows it changed."""
+    with connections[DEFAULT_DB_ALIAS].cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.rowcount
 
 
 def _reader(field: Any) -> Callable[[Any], Any] | None:
@@ -261,3 +270,26 @@ def version_with_access(
     version.branch = branch
     version.created_by = creator
     return version, row[-2], row[-1]
+
+
+# The head of an org's activity chain (registry/services/activity.py appends to it). On
+# PostgreSQL the read takes the row lock that orders appends, held until commit: NO KEY, the
+# lock the head's own UPDATE takes, as an append changes no key. SQLite has no row locks:
+# its write transactions (BEGIN IMMEDIATE) already run one at a time.
+CHAIN_HEAD = "SELECT seq, head FROM registry_activitychain WHERE org_id = %s"
+CHAIN_ADVANCE = "UPDATE registry_activitychain SET seq = %s, head = %s WHERE org_id = %s"
+
+
+def chain_head_locked(org_id: int) -> tuple[int, str] | None:
+    """The (seq, head) of the org's chain, locked for the caller's transaction; None when
+    the org has no chain yet."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+    rows = run(CHAIN_HEAD + lock, [org_id])
+    return rows[0] if rows else None
+
+
+def chain_advance(org_id: int, seq: int, head: str) -> None:
+    """Move the org's chain head to the event just appended (seq, hash)."""
+    if execute(CHAIN_ADVANCE, [seq, head, org_id]) != 1:
+        raise RuntimeError(f"the activity chain of org {org_id} is gone")

@@ -3,6 +3,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from registry import sql
 from registry.audit import CHAINED_FIELDS, GENESIS, link_hash
 from registry.models import (
     ActivityChain,
@@ -55,15 +56,15 @@ def event_record(
         changes=changes or {},
         data=data or {},
     )
-    chain = _locked_head(org)
-    if chain is None:
+    head = sql.chain_head_locked(org.pk)
+    if head is None:
         chain_start(org)  # an org made other than by org_create, which starts its chain
-        chain = _locked_head(org)
-    event.seq, event.prev_hash = chain.seq + 1, chain.head
-    event.hash = link_hash(chain.head, _chained_fields(event))
+        head = sql.chain_head_locked(org.pk)
+    seq, prev_hash = head
+    event.seq, event.prev_hash = seq + 1, prev_hash
+    event.hash = link_hash(prev_hash, _chained_fields(event))
     event.save(force_insert=True)
-    chain.seq, chain.head = event.seq, event.hash
-    chain.save(update_fields=["seq", "head"])
+    sql.chain_advance(org.pk, event.seq, event.hash)
     # The outbox: after commit the event is handed on to whoever listens (notifications);
     # a listener that fails is logged, and the periodic sweep dispatches the event later.
     event_id = event.pk
@@ -72,11 +73,6 @@ def event_record(
         robust=True,
     )
     return event
-
-
-def _locked_head(org: Organization) -> ActivityChain | None:
-    # NO KEY: the lock that the head's own UPDATE takes, as the append changes no key.
-    return ActivityChain.objects.select_for_update(no_key=True).filter(org=org).first()
 
 
 def _chained_fields(event: ActivityEvent) -> dict[str, Any]:

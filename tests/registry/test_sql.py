@@ -179,3 +179,23 @@ def test_a_version_is_read_with_its_model_org_branch_creator_and_the_callers_acc
     assert (role, bits) == sql.model_with_access(user.pk, "acme", "granted")[1:3]
     assert sql.version_with_access(user.pk, "acme", "granted", 3) is None
     assert sql.version_with_access(user.pk, "globex", "granted", 1) is None
+
+
+def test_the_chain_head_is_read_and_advanced_as_the_orm_reads_and_updates_it(acme, admin):
+    from django.db import transaction
+
+    from registry.models import ActivityChain, ActivityEvent
+
+    model_create(actor=admin, org=acme, name="chained")
+    last = ActivityEvent.objects.filter(org=acme).order_by("seq").last()
+    chain = ActivityChain.objects.filter(org=acme)
+    assert chain.values_list("seq", "head").get() == (last.seq, last.hash)
+    with transaction.atomic():
+        assert sql.chain_head_locked(acme.pk) == chain.values_list("seq", "head").get()
+        sql.chain_advance(acme.pk, last.seq + 7, "f" * 64)
+        assert chain.values_list("seq", "head").get() == (last.seq + 7, "f" * 64)
+        transaction.set_rollback(True)
+    assert chain.values_list("seq", "head").get() == (last.seq, last.hash)
+    assert sql.chain_head_locked(Organization.objects.order_by("-pk").first().pk + 1) is None
+    with pytest.raises(RuntimeError, match="is gone"):
+        sql.chain_advance(-1, 1, "0" * 64)
