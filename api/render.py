@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from api import sql
 from api.pagination import paginate
 from api.renderer import FastJSONRenderer, dumps
-from approvals.models import RequestKind, StageChangeRequest
+from approvals.models import RequestKind, Review, StageChangeRequest
 from registry.models import (
     ActivityEvent,
     Artifact,
@@ -237,7 +237,11 @@ def json_response(data: Any, status: int = 200) -> HttpResponse:
 
 
 def requests_qs() -> QuerySet:
-    return StageChangeRequest.objects.for_listing().prefetch_related("reviews__reviewer")
+    # The reviews with their reviewers in one query.
+    reviews = Review.objects.select_related("reviewer")
+    return StageChangeRequest.objects.for_listing().prefetch_related(
+        Prefetch("reviews", queryset=reviews)
+    )
 
 
 def request_json(request: StageChangeRequest) -> dict[str, Any]:

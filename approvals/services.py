@@ -83,10 +83,10 @@ def _request_event(
 
 
 def _insert(request: StageChangeRequest, what: str) -> StageChangeRequest:
-    # The partial unique constraints are the backstop if two requests race past the check.
+    # The caller checked under the model's transition lock that there is no pending request;
+    # the partial unique constraints are the backstop, and end the transaction.
     try:
-        with transaction.atomic():
-            request.save(force_insert=True)
+        request.save(force_insert=True)
     except IntegrityError:
         raise Conflict(f"{what} already has a pending request") from None
     return request
@@ -104,9 +104,9 @@ def request_create(
     """Request a version's stage change (write permission). At most one pending request per
     version; `archive_existing` only for production; only versions on a protected branch
     enter production. Records whether the change skips a step or moves back."""
-    version = _fresh_version(version)
-    model = version.model
-    require(actor, model, "write")
+    # The caller's version names the model (a version never moves): the access is read as
+    # stored, and the version again once the model's transitions are locked.
+    require(actor, version.model, "write")
     if to_stage not in Stage.values:
         raise Invalid(f"stage must be one of {Stage.values}, not {to_stage!r}")
     if not isinstance(archive_existing, bool):
@@ -114,8 +114,9 @@ def request_create(
     if archive_existing and to_stage != Stage.PRODUCTION:
         raise Invalid("archive_existing applies only to a request for production")
     comment = clean_comment(comment)
-    lock_model_transitions(model)
+    lock_model_transitions(version.model)
     version = _fresh_version(version)
+    model = version.model
     where = f"version {version.number} of {model.name}"
     if version.stage == to_stage:
         raise Invalid(f"{where} is already in {to_stage}")
@@ -249,16 +250,11 @@ def _require_pending(request: StageChangeRequest, action: str) -> None:
 
 
 def _close(request: StageChangeRequest, status: str) -> None:
-    """Move a request out of pending. The conditional update decides, on any backend: of two
-    transactions that get here for one request, exactly one changes the row."""
-    now = timezone.now()
-    won = StageChangeRequest.objects.filter(pk=request.pk, status=RequestStatus.PENDING).update(
-        status=status, decided_at=now
-    )
-    if won != 1:
-        raise Conflict(f"request #{request.pk} is no longer pending")
-    request.status, request.decided_at = status, now
-    # The same values again, through save(), so that simple-history records the change.
+    """Move a request, read pending under its row lock, out of pending. Of two transactions
+    that would close one request, the second reads it only once the first has committed
+    (the row lock on PostgreSQL, SQLite's one writer at a time), and finds it decided."""
+    _require_pending(request, "decided")
+    request.status, request.decided_at = status, timezone.now()
     request.save(update_fields=["status", "decided_at"])
 
 
@@ -313,15 +309,14 @@ def _review(*, actor, request: StageChangeRequest, decision: str, comment: str):
     if request.requester_id is not None and request.requester_id == actor.pk:
         raise Forbidden("you cannot review your own request; cancel it if it is no longer wanted")
     _require_pending(request, "reviewed")
-    if Review.objects.filter(request=request, reviewer=actor).exists():
+    # Read under the request's row lock: no review of it can come in until this one commits.
+    reviews = list(Review.objects.filter(request=request).values_list("reviewer_id", "decision"))
+    if any(reviewer_id == actor.pk for reviewer_id, _ in reviews):
         raise Conflict(f"you have already reviewed request #{request.pk}")
     _refuse_stale(request)
     try:
-        with transaction.atomic():
-            Review.objects.create(
-                request=request, reviewer=actor, decision=decision, comment=comment
-            )
-    except IntegrityError:
+        Review.objects.create(request=request, reviewer=actor, decision=decision, comment=comment)
+    except IntegrityError:  # the unique constraint behind the lock; the transaction ends here
         raise Conflict(f"you have already reviewed request #{request.pk}") from None
     events: list[dict[str, Any]] = []
     if decision == Decision.REJECT:
@@ -336,7 +331,7 @@ def _review(*, actor, request: StageChangeRequest, decision: str, comment: str):
             )
         )
     else:
-        approvals = Review.objects.filter(request=request, decision=Decision.APPROVE).count()
+        approvals = 1 + sum(1 for _, made in reviews if made == Decision.APPROVE)
         applies = approvals >= request.required_approvals
         events.append(
             _request_event(

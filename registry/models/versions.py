@@ -134,7 +134,11 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.number}"
 
     def save(self, *args, **kwargs):
-        if not self._state.adding:
+        # A save of columns that may change even on a closed version (a stage, a description)
+        # writes none of what the guard compares: no read of the stored row.
+        update_fields = kwargs.get("update_fields")
+        freely = update_fields is not None and set(update_fields) <= _UPDATABLE_WHEN_CLOSED
+        if not self._state.adding and not freely:
             self._refuse_forbidden_change()
         super().save(*args, **kwargs)
 

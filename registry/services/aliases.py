@@ -78,11 +78,12 @@ def alias_change(
         verb, target, alias, event_version = "alias.removed", removed, None, removed.version
     else:
         if alias is None:
+            # The transition lock keeps out a concurrent setter; the unique constraint is the
+            # backstop, and ends the transaction.
             try:
-                with transaction.atomic():
-                    alias = Alias.objects.create(
-                        model=model, name=name, version=version, created_by=actor
-                    )
+                alias = Alias.objects.create(
+                    model=model, name=name, version=version, created_by=actor
+                )
             except IntegrityError:
                 raise Conflict(f"alias {name} of model {model.name} was just set") from None
             verb = "alias.set"

@@ -71,3 +71,52 @@ def test_an_org_level_request_reads_the_org_and_the_callers_role_at_once(
         response = api("GET", path, carol_token)
     assert response.status_code == 200
     assert response.json()["items"]
+
+
+# Statements that are not a transaction's own (BEGIN, COMMIT, savepoints: SQLite and
+# PostgreSQL differ there).
+_TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
+
+
+def _statements(captured) -> list[str]:
+    statements = [q["sql"].strip() for q in captured]
+    return [s for s in statements if not s.upper().startswith(_TRANSACTION)]
+
+
+def test_the_governed_writes_take_a_fixed_number_of_statements(api, model, alice_token, bob_token):
+    """A registration's calls, each after its token's first use. Each count is written out
+    below; one that grows is a new statement on the path every CI registration takes."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fraud = "/orgs/acme/models/fraud"
+    api("GET", fraud, alice_token)
+    api("GET", fraud, bob_token)
+    with CaptureQueriesContext(connection) as created:
+        made = api("POST", f"{fraud}/versions", alice_token, {"tags": {"team": "risk"}})
+    assert made.status_code == 201
+    number = made.json()["number"]
+    with CaptureQueriesContext(connection) as requested:
+        asked = api(
+            "POST", f"{fraud}/versions/{number}/stage-requests", alice_token, {"stage": "staging"}
+        )
+    assert asked.status_code == 201
+    with CaptureQueriesContext(connection) as approved:
+        done = api("POST", f"/stage-requests/{asked.json()['id']}/approve", bob_token, {})
+    assert done.json()["status"] == "approved"
+    # (A test's transaction never commits: what runs after commit is not counted here.)
+    # token; model, branch and access; the access as stored; the number (2); the version and
+    # its history row; the chain (head, event, advance)
+    assert len(_statements(created)) == 10, _statements(created)
+    # token; version and access; the access as stored; the transition lock; the version
+    # again; no pending request; the version's model; the request and its history row; the
+    # chain (3); the answer (the request; its reviews with their reviewers)
+    assert len(_statements(requested)) == 14, _statements(requested)
+    # token; the request as the reviewer may view it; again with its model; the access; the
+    # transition lock; the request locked; its reviews; the review and its history row; the
+    # request closed and its history row; the version locked, moved and its history row; no
+    # stale request; two events (3 each); the answer (2)
+    assert len(_statements(approved)) == 23, _statements(approved)
+    # No savepoint inside the service's transaction (in a test, that transaction is one).
+    for captured in (created, requested, approved):
+        assert sum(q["sql"].upper().startswith("SAVEPOINT") for q in captured) <= 1
