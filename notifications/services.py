@@ -40,8 +40,15 @@ from notifications.sending import NO_VIEW, claim, email_failed, email_sent, fini
 from notifications.sql import event_audience
 from notifications.ssrf import check_url
 from registry.errors import Forbidden, Invalid, NotFound
-from registry.models import ActivityEvent, Membership, Organization, RegisteredModel, Watch
-from registry.permissions import Access, is_org_admin, model_access, require, require_org
+from registry.models import ActivityEvent, Organization, RegisteredModel, Watch
+from registry.permissions import (
+    Access,
+    is_org_admin,
+    members_access,
+    model_access,
+    require,
+    require_org,
+)
 from registry.services.activity import event_record
 
 if TYPE_CHECKING:
@@ -75,19 +82,11 @@ def reviewers_of(model: RegisteredModel, *, exclude_id: int | None = None) -> li
 
 def _reviewers(model: RegisteredModel, *, exclude_id: int | None) -> list[tuple[object, Access]]:
     """reviewers_of, each with their access (read once: it also says who may view)."""
-    members = (
-        get_user_model()
-        .objects.filter(is_active=True)
-        .filter(Q(pk__in=Membership.objects.filter(org=model.org).values("user_id")))
-        .exclude(pk=exclude_id)
-        .order_by("pk")
-    )
-    reviewers = []
-    for user in members:
-        access = model_access(user, model)
-        if access.approve:
-            reviewers.append((user, access))
-    return reviewers
+    return [
+        (user, access)
+        for user, access in members_access(model)
+        if access.approve and user.pk != exclude_id
+    ]
 
 
 def _request(event: ActivityEvent) -> StageChangeRequest | None:

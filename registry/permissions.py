@@ -7,7 +7,7 @@ which a test holds to the same answer.
 """
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
@@ -91,6 +91,16 @@ def model_access(user: UserLike, model: RegisteredModel) -> Access:
         return Access()
     visibility, role, bits = stored
     return access_from(user, role, visibility, _grants(bits))
+
+
+def members_access(model: RegisteredModel) -> list[tuple[Any, Access]]:
+    """The active members of the model's org by id, each with their access on it, their
+    roles and grants read in one query (model_access for each, but for the model's
+    visibility: as `model` holds it)."""
+    return [
+        (user, _access_of(user, model, role, bits))
+        for user, role, bits in sql.members_with_access(model.org_id, model.pk)
+    ]
 
 
 def _need_message(need: Need, model: RegisteredModel) -> str:

@@ -107,7 +107,8 @@ class Shape:
 User = get_user_model()
 
 # The caller's role in the org at `{org}` of the statement, and the words granted on the
-# model at `{model}` to the caller or their teams, as bits (view 1, write 2, approve 4).
+# model at `{model}` to the user at `{user}` (the caller's id, a parameter, unless said) or
+# their teams, as bits (view 1, write 2, approve 4).
 ROLE = "(SELECT role FROM registry_membership WHERE user_id = %s AND org_id = {org})"
 GRANTS = """(
     SELECT COALESCE(SUM(DISTINCT CASE p.codename
@@ -118,18 +119,18 @@ GRANTS = """(
     FROM auth_permission p
     WHERE p.id IN (
         SELECT permission_id FROM registry_modeluserpermission
-        WHERE user_id = %s AND content_object_id = {model}
+        WHERE user_id = {user} AND content_object_id = {model}
         UNION
         SELECT g.permission_id FROM registry_modelgrouppermission g
         JOIN auth_user_groups ug ON ug.group_id = g.group_id
-        WHERE ug.user_id = %s AND g.content_object_id = {model}
+        WHERE ug.user_id = {user} AND g.content_object_id = {model}
     )
 )"""
 BITS = {"view": 1, "write": 2, "approve": 4}
 
 
 def _access_columns(model: str, org: str) -> str:
-    return f"{ROLE.format(org=org)}, {GRANTS.format(model=model)}"
+    return f"{ROLE.format(org=org)}, {GRANTS.format(model=model, user='%s')}"
 
 
 _TOKEN, _TOKEN_USER = Shape(ApiToken, "t"), Shape(User, "u")
@@ -293,3 +294,23 @@ def chain_advance(org_id: int, seq: int, head: str) -> None:
     """Move the org's chain head to the event just appended (seq, hash)."""
     if execute(CHAIN_ADVANCE, [seq, head, org_id]) != 1:
         raise RuntimeError(f"the activity chain of org {org_id} is gone")
+
+
+_MEMBER = Shape(User, "u")
+MEMBERS = f"""
+    SELECT {_MEMBER.columns}, mb.role, {GRANTS.format(model="%s", user="u.id")}
+    FROM registry_membership mb
+    JOIN auth_user u ON u.id = mb.user_id
+    WHERE mb.org_id = %s AND u.is_active
+    ORDER BY u.id
+"""
+
+
+def members_with_access(org_id: int, model_id: int) -> list[tuple[Any, str, int]]:
+    """The active members of the org `org_id` by id, each with their role and the bits
+    granted to them on the model `model_id`: what model_with_access reads for one caller,
+    for all of them at once."""
+    return [
+        (_MEMBER.make(row, 0), row[-2], row[-1])
+        for row in run(MEMBERS, [model_id, model_id, org_id])
+    ]

@@ -199,3 +199,27 @@ def test_the_chain_head_is_read_and_advanced_as_the_orm_reads_and_updates_it(acm
     assert sql.chain_head_locked(Organization.objects.order_by("-pk").first().pk + 1) is None
     with pytest.raises(RuntimeError, match="is gone"):
         sql.chain_advance(-1, 1, "0" * 64)
+
+
+def test_the_members_are_read_with_their_roles_and_grants(granted, acme, bob):
+    from django.contrib.auth import get_user_model
+
+    from registry.permissions import members_access, model_access
+
+    bob.is_active = False
+    bob.save(update_fields=["is_active"])  # an inactive member is nobody's reviewer
+    expected = (
+        get_user_model()
+        .objects.filter(is_active=True, pk__in=Membership.objects.filter(org=acme).values("user"))
+        .order_by("pk")
+    )
+    found = sql.members_with_access(acme.pk, granted.pk)
+    assert [user.pk for user, _, _ in found] == [user.pk for user in expected]
+    assert len(found) >= 3 and bob.pk not in [user.pk for user, _, _ in found]
+    for (user, role, bits), member in zip(found, expected, strict=True):
+        assert_same(user, member)
+        assert role == Membership.objects.get(org=acme, user=member).role
+        assert bits == bits_of(member, granted)
+    assert any(bits for _, _, bits in found)
+    for user, access in members_access(granted):
+        assert access == model_access(user, granted)
