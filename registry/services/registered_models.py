@@ -143,19 +143,19 @@ def _model_create(
     Branch.objects.create(model=model, name=Branch.MAIN, protected=True, created_by=actor)
     # What assign_perm would write for each of the three, in one insert: the model is new,
     # so there is nothing to look up first.
-    permissions = list(
+    permissions = dict(
         Permission.objects.filter(
             content_type__app_label=RegisteredModel._meta.app_label,
             content_type__model=RegisteredModel._meta.model_name,
             codename__in=list(ModelPermission.values),
-        ).values_list("pk", flat=True)
+        ).values_list("codename", "pk")
     )
     if len(permissions) != len(ModelPermission):
         raise RuntimeError("the model permissions are missing from the database: run migrate")
     ModelUserPermission.objects.bulk_create(
         [
             ModelUserPermission(permission_id=pk, user=actor, content_object=model)
-            for pk in permissions
+            for pk in permissions.values()
         ]
     )
     event_record(
@@ -167,12 +167,28 @@ def _model_create(
         changes={field: [None, _shown(field, value)] for field, value in fields.items()}
         | {"owner": [None, actor.get_username()]},
     )
-    # The org's default reviewers: read here, under this transaction, not from the caller's
-    # possibly stale instance.
-    team_id = Organization.objects.values_list("default_reviewers", flat=True).get(pk=org.pk)
-    if team_id is not None:
-        team = Team.objects.select_related("org").get(pk=team_id)
-        model_grant(actor=actor, model=model, permission="approve", team=team)
+    # The org's default reviewers approve: read here, under this transaction, not from the
+    # caller's possibly stale instance; granted as model_grant would, by the creator (its
+    # owner), with nothing to look up first either.
+    group_id, team_name = (
+        Organization.objects.filter(pk=org.pk)
+        .values_list("default_reviewers__group_id", "default_reviewers__name")
+        .get()
+    )
+    if group_id is not None:
+        approve = ModelPermission.APPROVE
+        ModelGroupPermission.objects.create(
+            permission_id=permissions[approve.value], group_id=group_id, content_object=model
+        )
+        event_record(
+            actor=actor,
+            org=org,
+            verb="permission.granted",
+            target=model,
+            model=model,
+            changes={"permission": [None, approve.label]},
+            data={"grantee": f"team:{team_name}"},
+        )
     return model
 
 
