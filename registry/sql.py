@@ -1,10 +1,11 @@
 """The domain's hot statements as plain SQL: the caller's token with its user, an
 organization with the caller's role in it, a model or a version with the caller's role in
-its org and the words granted on it, and the head of an org's activity chain (read under its
-lock, then advanced). One of the reads runs on every API request, the chain's two statements
-on every write; built by the ORM (a queryset with its joins, a Subquery and the grants'
-Exists; a locking queryset) each cost more than the rest of the request, or than the
-statement. The figures are in the commits that brought them here.
+its org and the words granted on it, the members of an org with theirs, the head of an
+org's activity chain (read under its lock, then advanced) and the next number of a model's
+versions. One of the reads runs on every API request, the chain's two statements on every
+write; built by the ORM (a queryset with its joins, a Subquery and the grants' Exists; a
+locking queryset; an UPDATE read back) each cost more than the rest of the request, or than
+the statement itself. The figures are in the commits that brought them here.
 
 Rows become instances through Model.from_db, as the ORM makes them. Each statement is pinned
 by tests/registry/test_sql.py to the answer of the queryset it stands for, on SQLite and
@@ -314,3 +315,18 @@ def members_with_access(org_id: int, model_id: int) -> list[tuple[Any, str, int]
         (_MEMBER.make(row, 0), row[-2], row[-1])
         for row in run(MEMBERS, [model_id, model_id, org_id])
     ]
+
+
+# A model's next version number. The UPDATE takes the sequence's row lock, held until
+# commit: concurrent registrations of one model queue here, and each gets the number it took.
+NEXT_NUMBER = """
+    UPDATE registry_versionsequence SET last_number = last_number + 1
+    WHERE model_id = %s
+    RETURNING last_number
+"""
+
+
+def next_version_number(model_id: int) -> int | None:
+    """Take the next number of the model's versions; None when the model is gone."""
+    rows = run(NEXT_NUMBER, [model_id])
+    return rows[0][0] if rows else None

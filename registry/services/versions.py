@@ -8,7 +8,7 @@ from typing import Any, BinaryIO
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
-from registry import validation
+from registry import sql, validation
 from registry.digest import compute_digest, digest_of, manifest
 from registry.errors import Conflict, Forbidden, Invalid, Locked, NotFound
 from registry.models import (
@@ -22,7 +22,6 @@ from registry.models import (
     Organization,
     RegisteredModel,
     VersionParent,
-    VersionSequence,
 )
 from registry.models.versions import SEMVER_PATTERN
 from registry.permissions import Access, model_access, require
@@ -215,12 +214,9 @@ def _create_row(
     if label is not None:
         label = _clean_label(model, label)
     parent_versions = _clean_parents(actor, model, parents or [])
-    # The UPDATE takes the sequence's row lock, held until commit: concurrent registrations
-    # queue here, so each reads the number it took.
-    sequence = VersionSequence.objects.filter(model=model)
-    if not sequence.update(last_number=F("last_number") + 1):
+    number = sql.next_version_number(model.pk)  # under the sequence's row lock till commit
+    if number is None:
         raise NotFound(f"model {model.name} not found")  # deleted since it was read
-    number = sequence.values_list("last_number", flat=True).get()
     blobs = {}
     for path, upload in staged.items():
         blob, wrote = blob_attach(upload)

@@ -105,9 +105,9 @@ def test_the_governed_writes_take_a_fixed_number_of_statements(api, model, alice
         done = api("POST", f"/stage-requests/{asked.json()['id']}/approve", bob_token, {})
     assert done.json()["status"] == "approved"
     # (A test's transaction never commits: what runs after commit is not counted here.)
-    # token; model, branch and access; the access as stored; the number (2); the version and
+    # token; model, branch and access; the access as stored; the number; the version and
     # its history row; the chain (head, event, advance)
-    assert len(_statements(created)) == 10, _statements(created)
+    assert len(_statements(created)) == 9, _statements(created)
     # token; version and access; the access as stored; the transition lock; the version
     # again; no pending request; the version's model; the request and its history row; the
     # chain (3); the answer (the request; its reviews with their reviewers)

@@ -223,3 +223,19 @@ def test_the_members_are_read_with_their_roles_and_grants(granted, acme, bob):
     assert any(bits for _, _, bits in found)
     for user, access in members_access(granted):
         assert access == model_access(user, granted)
+
+
+def test_the_next_version_number_is_taken_as_the_orm_would_take_it(granted, admin):
+    from django.db.models import F
+
+    from registry.models import VersionSequence
+
+    version_create(actor=admin, model=granted)
+    sequence = VersionSequence.objects.filter(model=granted)
+    assert sequence.values_list("last_number", flat=True).get() == 1
+    assert sql.next_version_number(granted.pk) == 2
+    sequence.update(last_number=F("last_number") + 1)  # what the statement stands for
+    assert sql.next_version_number(granted.pk) == 4
+    assert sequence.values_list("last_number", flat=True).get() == 4
+    assert version_create(actor=admin, model=granted).number == 5
+    assert sql.next_version_number(RegisteredModel.objects.order_by("-pk")[0].pk + 1) is None
