@@ -10,7 +10,7 @@ from django.http import HttpResponse
 from api import sql
 from api.pagination import paginate
 from api.renderer import FastJSONRenderer, dumps
-from approvals.models import RequestKind, Review, StageChangeRequest
+from approvals.models import Decision, RequestKind, Review, StageChangeRequest
 from registry.models import (
     ActivityEvent,
     Artifact,
@@ -245,8 +245,13 @@ def requests_qs() -> QuerySet:
 
 
 def request_json(request: StageChangeRequest) -> dict[str, Any]:
-    if not hasattr(request, "approvals"):
-        request = requests_qs().get(pk=request.pk)
+    """A request of requests_qs(); or one a service has just made or decided, as the service
+    left it (with its model and org, version, requester), its reviews read now."""
+    if hasattr(request, "approvals"):
+        reviews, approvals = list(request.reviews.all()), request.approvals
+    else:
+        reviews = list(Review.objects.select_related("reviewer").filter(request=request))
+        approvals = sum(review.decision == Decision.APPROVE for review in reviews)
     return {
         "id": request.pk,
         "kind": request.kind,
@@ -262,7 +267,7 @@ def request_json(request: StageChangeRequest) -> dict[str, Any]:
         "comment": request.comment,
         "requester": _name(request.requester),
         "status": request.status,
-        "approvals": request.approvals,
+        "approvals": approvals,
         "required_approvals": request.required_approvals,
         "reviews": [
             {
@@ -271,7 +276,7 @@ def request_json(request: StageChangeRequest) -> dict[str, Any]:
                 "comment": r.comment,
                 "created_at": r.created_at,
             }
-            for r in request.reviews.all()
+            for r in reviews
         ],
         "created_at": request.created_at,
         "decided_at": request.decided_at,

@@ -110,12 +110,12 @@ def test_the_governed_writes_take_a_fixed_number_of_statements(api, model, alice
     assert len(_statements(created)) == 9, _statements(created)
     # token; version and access; the access as stored; the transition lock; the version
     # again; no pending request; the version's model; the request and its history row; the
-    # chain (3); the answer (the request; its reviews with their reviewers)
-    assert len(_statements(requested)) == 14, _statements(requested)
-    # token; the request as the reviewer may view it; again with its model; the access; the
+    # chain (3); the answer (its reviews with their reviewers)
+    assert len(_statements(requested)) == 13, _statements(requested)
+    # token; the request with its model, and the access; again with its org; the access; the
     # transition lock; the request locked; its reviews; the review and its history row; the
     # request closed and its history row; the version locked, moved and its history row; no
-    # stale request; two events (3 each); the answer (2)
+    # stale request; two events (3 each); the answer (its reviews)
     assert len(_statements(approved)) == 23, _statements(approved)
     # No savepoint inside the service's transaction (in a test, that transaction is one).
     for captured in (created, requested, approved):
