@@ -9,7 +9,6 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Count, Exists, OuterRef, Q, Subquery
 from django.db.models.functions import Coalesce
-from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid
 from registry.models import (
@@ -23,6 +22,7 @@ from registry.models import (
     Stage,
 )
 from registry.models.catalog import token_org_id
+from registry.models.history import history_records
 
 # SPEC 3.3: the linear flow. Skips are counted among the first four; archived is last.
 FLOW = (Stage.UNASSIGNED, Stage.DEVELOPMENT, Stage.STAGING, Stage.PRODUCTION, Stage.ARCHIVED)
@@ -160,7 +160,7 @@ class StageChangeRequest(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     objects = StageChangeRequestQuerySet.as_manager()
 
@@ -226,7 +226,7 @@ class Review(models.Model):
     decision = models.CharField(max_length=8, choices=Decision.choices)
     comment = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     class Meta:
         constraints = [

@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.db import models
-from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid
 from registry.models.catalog import RegisteredModel, name_validator
+from registry.models.history import history_records
 from registry.models.versions import ModelVersion
 
 
@@ -30,7 +30,7 @@ class Alias(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords(excluded_fields=["updated_at"])
+    history = history_records(excluded_fields=["updated_at"])
 
     objects = AliasQuerySet.as_manager()
 

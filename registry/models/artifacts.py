@@ -1,9 +1,9 @@
 from django.conf import settings
 from django.db import models
-from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid, Locked
 from registry.models.choices import LockLevel
+from registry.models.history import history_records
 from registry.models.versions import ModelVersion, moved_to
 
 
@@ -73,7 +73,7 @@ class Artifact(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     objects = ArtifactQuerySet.as_manager()
 

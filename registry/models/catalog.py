@@ -6,10 +6,10 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
-from simple_history.models import HistoricalRecords
 
 from registry.errors import Locked
 from registry.models.choices import LockLevel, Role, Visibility
+from registry.models.history import history_records
 from registry.models.orgs import Membership, Organization
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -163,7 +163,7 @@ class RegisteredModel(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     objects = RegisteredModelQuerySet.as_manager()
 
@@ -213,7 +213,7 @@ class Branch(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     MAIN = "main"
 
@@ -255,7 +255,7 @@ class Comment(models.Model):
     )
     body = models.TextField()
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -1,8 +1,8 @@
 from django.conf import settings
 from django.db import models
-from simple_history.models import HistoricalRecords
 
 from registry.models.catalog import RegisteredModel
+from registry.models.history import history_records
 from registry.models.versions import ModelVersion
 
 
@@ -44,7 +44,7 @@ class Flag(models.Model):
     )
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution = models.TextField(blank=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     objects = FlagQuerySet.as_manager()
 

@@ -2,9 +2,9 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from simple_history.models import HistoricalRecords
 
 from registry.models.choices import LockLevel, Role
+from registry.models.history import history_records
 
 slug_validator = RegexValidator(
     r"^[a-z0-9][a-z0-9-]{0,62}$",
@@ -36,7 +36,7 @@ class Organization(models.Model):
         help_text="A team granted approve on every new model.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     class Meta:
         ordering = ["slug"]
@@ -52,7 +52,7 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     class Meta:
         constraints = [
@@ -71,7 +71,7 @@ class Team(models.Model):
     name = models.CharField(max_length=100)
     group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="team")
     created_at = models.DateTimeField(auto_now_add=True)
-    history = HistoricalRecords()
+    history = history_records()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["org", "name"], name="team_unique_name")]

@@ -3,11 +3,11 @@ import uuid
 
 from django.conf import settings
 from django.db import models
-from simple_history.models import HistoricalRecords
 
 from registry.errors import Invalid, Locked
 from registry.models.catalog import UNREAD, Branch, RegisteredModel, viewable_in
 from registry.models.choices import LockLevel, Stage
+from registry.models.history import history_records
 
 SEMVER_PATTERN = re.compile(
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
@@ -111,7 +111,7 @@ class ModelVersion(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords(excluded_fields=["updated_at"])
+    history = history_records(excluded_fields=["updated_at"])
 
     objects = ModelVersionQuerySet.as_manager()
 
