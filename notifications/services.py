@@ -155,7 +155,9 @@ def _recipients(
         # Watch rows go with their model: a deleted model has none.
         for watch in Watch.objects.filter(model_id=event.model_id).select_related("user"):
             users[watch.user_id] = watch.user
-    request = _request(event) if event.verb in REQUEST_VERBS else None
+    # A request's requester is the actor of its stage.requested: no read of the request.
+    asked = event.verb == "stage.requested"
+    request = _request(event) if event.verb in REQUEST_VERBS and not asked else None
     decided = None  # the requester, told of a decision on their request
     if event.verb in REQUESTER_VERBS and request is not None and _tells_requester(event, request):
         decided = request.requester_id
