@@ -233,12 +233,13 @@ def _locked_request(
     lock_model_transitions(found.model)
     locked = (
         StageChangeRequest.objects.select_for_update(of=("self",))
-        .select_related("model__org", "version__branch", "alias_from", "requester")
+        .select_related("version__branch", "alias_from", "requester")
         .filter(pk=request.pk)
         .first()
     )
     if locked is None:
         raise NotFound(f"request #{request.pk} not found")
+    locked.model = found.model  # with its org, as read above: a request never moves
     return locked, access
 
 
@@ -351,13 +352,17 @@ def _review(*, actor, request: StageChangeRequest, decision: str, comment: str):
     return request
 
 
-def _lock_versions(**filters: Any):
-    return (
-        ModelVersion.objects.select_for_update(of=("self",))
-        .select_related("model__org")
-        .filter(**filters)
+def _lock_versions(model: RegisteredModel, **filters: Any) -> list[ModelVersion]:
+    """The versions of `model` (with its org, as the caller read it) matching `filters`,
+    locked, by number."""
+    versions = list(
+        ModelVersion.objects.select_for_update()
+        .filter(model_id=model.pk, **filters)
         .order_by("number")
     )
+    for version in versions:
+        version.model = model
+    return versions
 
 
 def _move_stage(actor, request: StageChangeRequest, version: ModelVersion, stage: str, **data):
@@ -387,12 +392,12 @@ def _apply(actor, request: StageChangeRequest) -> list[dict[str, Any]]:
             data={"request": request.pk, "comment": request.comment},
         )
         return [event]
-    version = _lock_versions(pk=request.version_id).get()
+    [version] = _lock_versions(request.model, pk=request.version_id)
     events = [_move_stage(actor, request, version, request.to_stage, comment=request.comment)]
     moved = [version]
     if request.archive_existing:
-        others = _lock_versions(model_id=request.model_id, stage=Stage.PRODUCTION)
-        for other in others.exclude(pk=version.pk):
+        others = _lock_versions(request.model, stage=Stage.PRODUCTION)
+        for other in [other for other in others if other.pk != version.pk]:
             events.append(
                 _move_stage(
                     actor,
@@ -407,12 +412,13 @@ def _apply(actor, request: StageChangeRequest) -> list[dict[str, Any]]:
     # Requests decided on the old stage of a version that moved no longer make sense.
     stale = (
         StageChangeRequest.objects.select_for_update(of=("self",))
-        .select_related("model__org", "version")
+        .select_related("version")
         .filter(kind=RequestKind.STAGE, status=RequestStatus.PENDING, version__in=moved)
         .exclude(pk=request.pk)
         .order_by("pk")
     )
     for other in stale:
+        other.model = request.model  # the same model, with its org
         _close(other, RequestStatus.SUPERSEDED)
         events.append(
             _request_event(
