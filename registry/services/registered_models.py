@@ -136,8 +136,8 @@ def _model_create(
         },
         org,
     )
-    if RegisteredModel.objects.filter(org=org, name=name).exists():
-        raise Conflict(f"model {name} already exists in {org.slug}")
+    # A name taken already, or by a concurrent registration, fails the unique constraint:
+    # model_create's _taken_name_is_conflict makes that the caller's 409.
     model = RegisteredModel.objects.create(org=org, owner=actor, created_by=actor, **fields)
     VersionSequence.objects.create(model=model)
     Branch.objects.create(model=model, name=Branch.MAIN, protected=True, created_by=actor)
@@ -177,8 +177,14 @@ def _model_create(
     )
     if group_id is not None:
         approve = ModelPermission.APPROVE
-        ModelGroupPermission.objects.create(
-            permission_id=permissions[approve.value], group_id=group_id, content_object=model
+        ModelGroupPermission.objects.bulk_create(
+            [
+                ModelGroupPermission(
+                    permission_id=permissions[approve.value],
+                    group_id=group_id,
+                    content_object=model,
+                )
+            ]
         )
         event_record(
             actor=actor,
