@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 
+from notifications import sql
 from notifications.emails import event_mail, message_for
 from notifications.models import Channel, Delivery, DeliveryStatus, Webhook
 from notifications.signing import (
@@ -55,15 +55,10 @@ def _lease_seconds() -> int:
 
 
 def claim(delivery_id: int) -> bool:
+    """Lease a pending delivery nobody holds, counting the attempt; True if this call took it
+    (notifications.sql.CLAIM_SQL)."""
     now = timezone.now()
-    return bool(
-        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING)
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-        .update(
-            lease_until=now + timedelta(seconds=_lease_seconds()),
-            attempts=F("attempts") + 1,
-        )
-    )
+    return sql.delivery_claim(delivery_id, now, now + timedelta(seconds=_lease_seconds()))
 
 
 def backoff(attempts: int) -> int:
@@ -125,7 +120,9 @@ def email_failed(delivery_id: int, attempts: int, exc: Exception) -> int:
 
 
 def email_sent(delivery_id: int) -> None:
-    finish(delivery_id, status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error="")
+    """finish(delivery_id, status=SENT, sent_at=now, last_error=""), in one plain statement
+    (notifications.sql.SENT_SQL): every e-mail ends here."""
+    sql.delivery_sent(delivery_id, timezone.now())
 
 
 def webhook_payload(event: ActivityEvent, delivery_id: int) -> dict:

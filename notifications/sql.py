@@ -1,8 +1,11 @@
-"""The two statements of the notifications that are plain SQL (STYLE.md, "Plain over clever").
+"""The statements of the notifications that are plain SQL (STYLE.md, "Plain over clever").
 
 Every committed activity event is looked at after its commit, most of them to find nobody to
 tell; building these with the ORM (EXISTS subqueries) costs some thirty times their run time.
-tests/notifications/test_dispatch.py pins each to the equivalent queryset.
+Every e-mail is leased, then marked sent: built by the ORM, the two conditional updates cost
+1.3-1.4 ms of a worker's CPU per e-mail, against about 0.15 ms.
+tests/notifications/test_dispatch.py and tests/notifications/test_sending_sql.py pin each
+to the equivalent queryset.
 """
 
 from typing import NamedTuple
@@ -66,3 +69,34 @@ def event_settle_unheard(event_id: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(SETTLE_SQL, [now, event_id])
         return cursor.fetchone() is not None
+
+
+# A delivery's lease (notifications/sending.py `claim`): taken only while it is pending and
+# nobody holds it, counting the attempt. One of two senders racing for it changes the row.
+CLAIM_SQL = """
+UPDATE notifications_delivery
+SET lease_until = %s, attempts = attempts + 1
+WHERE id = %s AND status = 'pending' AND (lease_until IS NULL OR lease_until < %s)
+"""
+
+
+def delivery_claim(delivery_id: int, now, lease_until) -> bool:
+    """Lease the delivery until `lease_until` if it is pending and free at `now`; True if
+    this call took it."""
+    adapt = connection.ops.adapt_datetimefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, [adapt(lease_until), delivery_id, adapt(now)])
+        return cursor.rowcount == 1
+
+
+# A delivery sent: marked once, only while it is pending, its lease let go.
+SENT_SQL = """
+UPDATE notifications_delivery
+SET lease_until = NULL, status = 'sent', sent_at = %s, last_error = ''
+WHERE id = %s AND status = 'pending'
+"""
+
+
+def delivery_sent(delivery_id: int, now) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(SENT_SQL, [connection.ops.adapt_datetimefield_value(now), delivery_id])
