@@ -14,13 +14,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models import Q, QuerySet, TextField, Value
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast, Coalesce
 
 from mlflow_api.mapping import RUN_TAGS
 from registry.errors import Invalid
+from registry.query import json_text_equals
 
 TOKEN = re.compile(
     r"""\s*(?:
@@ -213,12 +213,11 @@ def _tag(queryset: QuerySet, comparison: Comparison, index: int, ops=TAG_OPS) ->
     if (
         comparison.op == "="
         and isinstance(comparison.value, str)
-        and connection.vendor == "postgresql"
+        and comparison.key != PROMPT_TAG  # whose absence reads as 'false', below
     ):
-        # The same test as containment (`tags @> '{"team": "risk"}'`), which the GIN index
-        # on version tags answers (registry migration 0006) where the other form reads the
-        # tags of every row; the query language's tag equality is compiled so too.
-        return queryset, Q(tags__contains={comparison.key: comparison.value})
+        # Tags hold strings only: the query language's tag equality, which the tags' GIN
+        # index answers on PostgreSQL.
+        return queryset, json_text_equals("tags", comparison.key, comparison.value)
     name = f"mlflow_tag_{index}"
     # As text: a lookup on KT() itself would read the compared value as JSON.
     value = Cast(KT(lookup), TextField())

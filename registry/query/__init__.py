@@ -19,7 +19,13 @@ Semantics worth knowing:
   whose flags are all resolved is not flagged.
 """
 
-from registry.query.compile import compile_node, compile_query, flag_condition, search_versions
+from registry.query.compile import (
+    compile_node,
+    compile_query,
+    flag_condition,
+    json_text_equals,
+    search_versions,
+)
 from registry.query.parse import (
     COMPARISON_OPS,
     KEYED_FIELDS,
@@ -61,6 +67,7 @@ __all__ = [
     "compile_node",
     "compile_query",
     "flag_condition",
+    "json_text_equals",
     "parse",
     "search_versions",
     "tokenize",

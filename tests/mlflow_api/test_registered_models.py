@@ -113,6 +113,28 @@ def test_it_searches_models_with_mlflows_filters_order_and_pages(mlflow_as, mode
     assert "AND only" in excinfo.value.message
 
 
+def test_it_reads_a_model_without_the_prompt_tag_as_not_a_prompt(mlflow_as, model, cast):
+    """As MLflow's server: a model without `mlflow.prompt.is_prompt` is one whose tag is
+    'false', whichever way the filter says it (on PostgreSQL too, where other tag
+    equalities are answered by containment)."""
+    from registry.services.registered_models import model_create
+
+    alice = mlflow_as("alice")
+    for name, word in [("prompt-1", "true"), ("tagged-no", "false")]:
+        # MLflow's client refuses to register a prompt as a model: one imported, say.
+        model_create(
+            actor=cast.alice, org=cast.acme, name=name, tags={"mlflow.prompt.is_prompt": word}
+        )
+    not_prompts = ["fraud", "tagged-no"]
+    said = {
+        "tags.`mlflow.prompt.is_prompt` = 'false'": not_prompts,
+        "tags.`mlflow.prompt.is_prompt` != 'true'": not_prompts,
+        "tags.`mlflow.prompt.is_prompt` = 'true'": ["prompt-1"],
+    }
+    for text, names in said.items():
+        assert sorted(m.name for m in alice.search_registered_models(text)) == names, text
+
+
 def test_it_hides_a_private_model_from_search_and_reads(mlflow_as, model, cast):
     mlflow_as("admin").create_registered_model("secret")
     model_update(
