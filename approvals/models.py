@@ -195,7 +195,7 @@ class StageChangeRequest(models.Model):
         return f"#{self.pk} {where} {change}"
 
     def save(self, *args, **kwargs):
-        if self._state.adding:
+        if self.pk is None or kwargs.get("force_insert"):  # an insert
             version_model = (
                 ModelVersion._base_manager.filter(pk=self.version_id)
                 .values_list("model_id", flat=True)

@@ -74,7 +74,7 @@ class ActivityEvent(models.Model):
         return f"#{self.seq} {self.verb} {self.target_repr}"
 
     def save(self, *args, **kwargs):
-        if not self._state.adding:
+        if self.pk is not None:  # a stored event: its id is given by its insert
             raise Forbidden(_APPEND_ONLY)
         super().save(*args, **kwargs)
 

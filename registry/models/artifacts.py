@@ -27,7 +27,7 @@ class Blob(models.Model):
         return f"sha256:{self.sha256[:12]}… ({self.size} bytes)"
 
     def save(self, *args, **kwargs):
-        if not self._state.adding:
+        if not kwargs.get("force_insert"):  # an insert (create() forces one) has nothing stored
             stored = Blob._base_manager.filter(pk=self.pk).values("size").first()
             if stored is not None and stored["size"] != self.size:
                 raise Invalid("a blob is content-addressed: its size never changes")

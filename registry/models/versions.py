@@ -134,11 +134,13 @@ class ModelVersion(models.Model):
         return f"{self.model.name} v{self.number}"
 
     def save(self, *args, **kwargs):
-        # A save of columns that may change even on a closed version (a stage, a description)
-        # writes none of what the guard compares: no read of the stored row.
+        # An insert (create() forces one) has no stored row to compare with, and a save of
+        # columns that may change even on a closed version (a stage, a description) writes
+        # none of what the guard compares: neither reads the stored row. (The id is made
+        # before the insert, so only force_insert says which saves insert.)
         update_fields = kwargs.get("update_fields")
         freely = update_fields is not None and set(update_fields) <= _UPDATABLE_WHEN_CLOSED
-        if not self._state.adding and not freely:
+        if not kwargs.get("force_insert") and not freely:
             self._refuse_forbidden_change()
         super().save(*args, **kwargs)
 
