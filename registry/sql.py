@@ -134,9 +134,9 @@ def _access_columns(model: str, org: str) -> str:
     return f"{ROLE.format(org=org)}, {GRANTS.format(model=model, user='%s')}"
 
 
-_TOKEN, _TOKEN_USER = Shape(ApiToken, "t"), Shape(User, "u")
+_TOKEN, _USER = Shape(ApiToken, "t"), Shape(User, "u")
 TOKEN = f"""
-    SELECT {_TOKEN.columns}, {_TOKEN_USER.columns}
+    SELECT {_TOKEN.columns}, {_USER.columns}
     FROM registry_apitoken t
     JOIN auth_user u ON u.id = t.user_id
     WHERE t.hashed = %s
@@ -150,7 +150,7 @@ def token_with_user(hashed: str) -> ApiToken | None:
     if not rows:
         return None
     token = _TOKEN.make(rows[0], 0)
-    token.user = _TOKEN_USER.make(rows[0], _TOKEN.width)
+    token.user = _USER.make(rows[0], _TOKEN.width)
     return token
 
 
@@ -297,9 +297,8 @@ def chain_advance(org_id: int, seq: int, head: str) -> None:
         raise RuntimeError(f"the activity chain of org {org_id} is gone")
 
 
-_MEMBER = Shape(User, "u")
 MEMBERS = f"""
-    SELECT {_MEMBER.columns}, mb.role, {GRANTS.format(model="%s", user="u.id")}
+    SELECT {_USER.columns}, mb.role, {GRANTS.format(model="%s", user="u.id")}
     FROM registry_membership mb
     JOIN auth_user u ON u.id = mb.user_id
     WHERE mb.org_id = %s AND u.is_active
@@ -312,7 +311,7 @@ def members_with_access(org_id: int, model_id: int) -> list[tuple[Any, str, int]
     granted to them on the model `model_id`: what model_with_access reads for one caller,
     for all of them at once."""
     return [
-        (_MEMBER.make(row, 0), row[-2], row[-1])
+        (_USER.make(row, 0), row[-2], row[-1])
         for row in run(MEMBERS, [model_id, model_id, org_id])
     ]
 
