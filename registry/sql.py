@@ -311,8 +311,7 @@ def members_with_access(org_id: int, model_id: int) -> list[tuple[Any, str, int]
     granted to them on the model `model_id`: what model_with_access reads for one caller,
     for all of them at once."""
     return [
-        (_USER.make(row, 0), row[-2], row[-1])
-        for row in run(MEMBERS, [model_id, model_id, org_id])
+        (_USER.make(row, 0), row[-2], row[-1]) for row in run(MEMBERS, [model_id, model_id, org_id])
     ]
 
 
