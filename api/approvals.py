@@ -31,8 +31,8 @@ VERSION = "/orgs/{org}/models/{model}/versions/{number}"
 def _request_for_user(user, request_id: s.Number, requests: QuerySet) -> StageChangeRequest:
     """The request of `requests` with its model, 404 unless the user may view the model (the
     access read as every fetch reads it: one plain statement, where the visible_to filter
-    costs a query built for lists). A review or a cancellation reads only its row and
-    model: the service re-reads it under its locks."""
+    costs a query built for lists). A review or a cancellation is given the id: its
+    service reads the request, and answers 404 as this does."""
     found = requests.select_related("model").filter(pk=request_id).first()
     if found is None or not model_access(user, found.model).view:
         raise NotFound(f"request #{request_id} not found")
@@ -94,22 +94,19 @@ def get_stage_request(request: HttpRequest, request_id: s.Number):
 
 @router.post("/stage-requests/{request_id}/approve", response={200: s.StageRequestOut, **E})
 def approve_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
-    found = _request_for_user(request.auth, request_id, StageChangeRequest.objects)
-    done = request_approve(actor=request.auth, request=found, comment=payload.comment)
+    done = request_approve(actor=request.auth, request=request_id, comment=payload.comment)
     return request_json(done)
 
 
 @router.post("/stage-requests/{request_id}/reject", response={200: s.StageRequestOut, **E})
 def reject_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
-    found = _request_for_user(request.auth, request_id, StageChangeRequest.objects)
-    done = request_reject(actor=request.auth, request=found, comment=payload.comment)
+    done = request_reject(actor=request.auth, request=request_id, comment=payload.comment)
     return request_json(done)
 
 
 @router.post("/stage-requests/{request_id}/cancel", response={200: s.StageRequestOut, **E})
 def cancel_stage_request(request: HttpRequest, request_id: s.Number, payload: s.ReviewIn):
-    found = _request_for_user(request.auth, request_id, StageChangeRequest.objects)
-    done = request_cancel(actor=request.auth, request=found, comment=payload.comment)
+    done = request_cancel(actor=request.auth, request=request_id, comment=payload.comment)
     return request_json(done)
 
 

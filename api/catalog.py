@@ -21,9 +21,8 @@ from api.render import (
 )
 from registry import query
 from registry.errors import Invalid
-from registry.models import Alias, Branch, ModelVersion, RegisteredModel
+from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.permissions import (
-    get_model_for_registration,
     get_model_for_user,
     get_org_for_user,
     get_version_by_ref,
@@ -39,8 +38,8 @@ from registry.services.registered_models import (
     user_by_name,
 )
 from registry.services.versions import (
-    version_create,
     version_delete,
+    version_register,
     version_set_lock_level,
     version_update,
 )
@@ -156,13 +155,8 @@ def list_versions(
 @router.post(MODEL + "/versions", response={201: s.VersionOut, **E})
 def create_version(request: HttpRequest, org: str, model: str, payload: s.VersionCreateIn):
     fields = payload.model_dump(exclude_unset=True)
-    found, branch = get_model_for_registration(
-        request.auth, org, model, fields.get("branch", Branch.MAIN)
-    )
-    if branch is not None:  # else version_create says the branch does not exist
-        fields["branch"] = branch
     fields["parents"] = _parents(request, org, fields.get("parents"))
-    version = version_create(actor=request.auth, model=found, **fields)
+    version = version_register(actor=request.auth, org=org, model=model, **fields)
     # Rendered as created rather than read back: a new version has no artifacts and no
     # pending request yet, and its parents are those given (in versions_qs()'s order).
     version.artifact_list = []

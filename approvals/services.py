@@ -23,10 +23,11 @@ from approvals.models import (
 )
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.models import Alias, ModelVersion, RegisteredModel, Stage
-from registry.permissions import Access, require
+from registry.permissions import Access, check_access, model_access, require
 from registry.services.activity import event_record
 from registry.services.aliases import (
     alias_change,
+    alias_current,
     clean_alias_name,
     clean_comment,
     version_of,
@@ -178,7 +179,7 @@ def alias_request_create(
     if version is not None:
         version = version_of(model, version)
     lock_model_transitions(model)
-    current = Alias.objects.select_related("version").filter(model=model, name=name).first()
+    current = alias_current(model, name)
     if version is None:
         if current is None:
             raise NotFound(f"alias {name} of model {model.name} not found")
@@ -221,24 +222,26 @@ def alias_request_create(
 
 
 def _locked_request(
-    actor, request: StageChangeRequest, need: str
+    actor, request: StageChangeRequest | int, need: str
 ) -> tuple[StageChangeRequest, Access]:
-    """The request re-read under the model's transition lock and its own row lock, after
-    checking that the actor may view the model (else NotFound) and `need` it (else
-    Forbidden)."""
-    found = StageChangeRequest.objects.select_related("model__org").filter(pk=request.pk).first()
-    if found is None:
-        raise NotFound(f"request #{request.pk} not found")
-    access = require(actor, found.model, need)
+    """The request (an instance, or its id) re-read under the model's transition lock and
+    its own row lock, after checking that the actor may view the model (else NotFound, as
+    for a request that does not exist) and `need` it (else Forbidden)."""
+    pk = request if isinstance(request, int) else request.pk
+    found = StageChangeRequest.objects.select_related("model__org").filter(pk=pk).first()
+    access = model_access(actor, found.model) if found is not None else None
+    if access is None or not access.view:
+        raise NotFound(f"request #{pk} not found")
+    check_access(found.model, access, need)
     lock_model_transitions(found.model)
     locked = (
         StageChangeRequest.objects.select_for_update(of=("self",))
         .select_related("version__branch", "alias_from", "requester")
-        .filter(pk=request.pk)
+        .filter(pk=pk)
         .first()
     )
     if locked is None:
-        raise NotFound(f"request #{request.pk} not found")
+        raise NotFound(f"request #{pk} not found")
     locked.model = found.model  # with its org, as read above: a request never moves
     return locked, access
 
@@ -287,7 +290,9 @@ def _refuse_stale(request: StageChangeRequest) -> None:
         )
 
 
-def request_approve(*, actor, request: StageChangeRequest, comment: str = "") -> StageChangeRequest:
+def request_approve(
+    *, actor, request: StageChangeRequest | int, comment: str = ""
+) -> StageChangeRequest:
     """Approve (approve permission; never one's own request; each reviewer once). The
     approval that reaches the required number applies the change in the same transaction.
 
@@ -298,15 +303,17 @@ def request_approve(*, actor, request: StageChangeRequest, comment: str = "") ->
     return _review(actor=actor, request=request, decision=Decision.APPROVE, comment=comment)
 
 
-def request_reject(*, actor, request: StageChangeRequest, comment: str = "") -> StageChangeRequest:
+def request_reject(
+    *, actor, request: StageChangeRequest | int, comment: str = ""
+) -> StageChangeRequest:
     """Reject (approve permission; never one's own request): a rejection closes the request."""
     return _review(actor=actor, request=request, decision=Decision.REJECT, comment=comment)
 
 
 @transaction.atomic
-def _review(*, actor, request: StageChangeRequest, decision: str, comment: str):
-    comment = clean_comment(comment)
+def _review(*, actor, request: StageChangeRequest | int, decision: str, comment: str):
     request, _ = _locked_request(actor, request, "approve")
+    comment = clean_comment(comment)
     if request.requester_id is not None and request.requester_id == actor.pk:
         raise Forbidden("you cannot review your own request; cancel it if it is no longer wanted")
     _require_pending(request, "reviewed")
@@ -388,6 +395,7 @@ def _apply(actor, request: StageChangeRequest) -> list[dict[str, Any]]:
             actor=actor,
             model=request.model,
             name=request.alias_name,
+            current=alias_current(request.model, request.alias_name),
             version=target,
             data={"request": request.pk, "comment": request.comment},
         )
@@ -434,10 +442,12 @@ def _apply(actor, request: StageChangeRequest) -> list[dict[str, Any]]:
 
 
 @transaction.atomic
-def request_cancel(*, actor, request: StageChangeRequest, comment: str = "") -> StageChangeRequest:
+def request_cancel(
+    *, actor, request: StageChangeRequest | int, comment: str = ""
+) -> StageChangeRequest:
     """Cancel a pending request: its requester, or an org admin."""
-    comment = clean_comment(comment)
     request, access = _locked_request(actor, request, "view")
+    comment = clean_comment(comment)
     if request.requester_id != actor.pk and not access.admin:
         raise Forbidden(f"only the requester or an org admin may cancel request #{request.pk}")
     _require_pending(request, "cancelled")

@@ -22,8 +22,8 @@ from registry.permissions import (
 )
 from registry.services.versions import (
     locked_version,
-    version_create,
     version_delete,
+    version_register,
     version_update,
 )
 
@@ -49,7 +49,7 @@ def create(call: Call) -> dict[str, Any]:
     """Register a version on main at the org's default lock level. `source` is kept as its
     source_run and never fetched; run_id, run_link and model_id as tags."""
     params = call.params
-    model = get_model_for_user(call.user, call.org, params.required("name"), "write")
+    name = params.required("name")
     tags = params.tags()
     for key in tags:
         refuse_reserved_tag(key)
@@ -57,9 +57,10 @@ def create(call: Call) -> dict[str, Any]:
         value = params.text(field)
         if value:
             tags[key] = value
-    version = version_create(
+    version = version_register(
         actor=call.user,
-        model=model,
+        org=call.org,
+        model=name,
         description=params.text("description") or "",
         tags=tags,
         source_run=params.text("source") or "",

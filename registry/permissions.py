@@ -109,7 +109,9 @@ def _need_message(need: Need, model: RegisteredModel) -> str:
     return f"you do not have {need} permission on model {model.name}"
 
 
-def _check(model: RegisteredModel, access: Access, need: Need) -> None:
+def check_access(model: RegisteredModel, access: Access, need: Need) -> None:
+    """NotFound when `access` (the user's on `model`) may not view it, Forbidden when it
+    may not `need`."""
     if not access.view:
         raise NotFound(f"model {model.name} not found")
     if not access.allows(need):
@@ -119,7 +121,7 @@ def _check(model: RegisteredModel, access: Access, need: Need) -> None:
 def require(user: UserLike, model: RegisteredModel, need: Need) -> Access:
     """NotFound when the user may not view the model, Forbidden when they may not `need`."""
     access = model_access(user, model)
-    _check(model, access, need)
+    check_access(model, access, need)
     return access
 
 
@@ -177,7 +179,7 @@ def _fetch_model(
         raise NotFound(f"model {name} not found")
     model, role, bits, found_branch = found
     access = _access_of(user, model, role, bits)
-    _check(model, access, "view")
+    check_access(model, access, "view")
     return model, access, found_branch
 
 
@@ -187,20 +189,20 @@ def get_model_for_user(
     """The model with its org, owner and creator, fetched with the user's role and grants
     in one query: 404 unless the user may view it."""
     model, access, _ = _fetch_model(user, org, name)
-    _check(model, access, need)
+    check_access(model, access, need)
     return model
 
 
 def get_model_for_registration(
     user: UserLike, org: str | Organization, name: str, branch: str
-) -> tuple[RegisteredModel, Branch | None]:
-    """get_model_for_user(..., "write") for registering a version on `branch`, and that
-    branch of the model (None when it has none) read in the same query, for version_create
-    to take as it is. The owner and creator are not read: the new version does not show
-    them."""
+) -> tuple[RegisteredModel, Branch | None, Access]:
+    """get_model_for_user(..., "write") for registering a version on `branch`, with that
+    branch of the model (None when it has none) and the user's access, read in the same
+    query (registry.services.versions.version_register). The owner and creator are not
+    read: the new version does not show them."""
     model, access, found_branch = _fetch_model(user, org, name, branch)
-    _check(model, access, "write")
-    return model, found_branch
+    check_access(model, access, "write")
+    return model, found_branch, access
 
 
 _MAX_NUMBER = 2**31 - 1  # the column's range: no larger number names a version
@@ -225,7 +227,7 @@ def get_version_for_user(
         get_model_for_user(user, org, model, "view")
         raise NotFound(f"version {number} of model {model} not found")
     version, role, bits = found
-    _check(version.model, _access_of(user, version.model, role, bits), need)
+    check_access(version.model, _access_of(user, version.model, role, bits), need)
     return version
 
 
@@ -252,5 +254,5 @@ def get_version_by_ref(
     )
     if version is None:
         raise NotFound(f"alias {alias} of model {name} not found")
-    _check(registered, access, need)
+    check_access(registered, access, need)
     return version

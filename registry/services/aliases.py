@@ -56,17 +56,25 @@ def version_of(model: RegisteredModel, version: ModelVersion) -> ModelVersion:
     return fresh
 
 
+def alias_current(model: RegisteredModel, name: str) -> Alias | None:
+    """The model's alias `name` with its version, or None: what alias_change is given, read
+    under lock_model_transitions."""
+    return Alias.objects.select_related("version").filter(model=model, name=name).first()
+
+
 def alias_change(
     *,
     actor,
     model: RegisteredModel,
     name: str,
+    current: Alias | None,
     version: ModelVersion | None,
     data: dict[str, Any] | None = None,
 ) -> tuple[Alias | None, dict[str, Any]]:
-    """Point `name` at `version` (None: remove it) and return the alias and the event to
-    record. For callers that hold lock_model_transitions and have authorised the change."""
-    alias = Alias.objects.select_related("version").filter(model=model, name=name).first()
+    """Point `name` (now `current`, with its version, as alias_current reads it) at
+    `version` (None: remove it) and return the alias and the event to record. For callers
+    that hold lock_model_transitions and have authorised the change."""
+    alias = current
     old = alias.version.number if alias is not None else None
     if version is None:
         if alias is None:
@@ -125,12 +133,17 @@ def alias_set(
     comment = clean_comment(comment)
     version = version_of(model, version)
     lock_model_transitions(model)
-    current = Alias.objects.filter(model=model, name=name).first()
+    current = alias_current(model, name)
     _check_protection(actor, model, current, access.admin)
     if current is not None and current.version_id == version.pk:
         return current
     alias, event = alias_change(
-        actor=actor, model=model, name=name, version=version, data={"comment": comment}
+        actor=actor,
+        model=model,
+        name=name,
+        current=current,
+        version=version,
+        data={"comment": comment},
     )
     event_record(**event)
     return alias
@@ -142,12 +155,17 @@ def alias_remove(*, actor, model: RegisteredModel, name: str, comment: str = "")
     access = require(actor, model, "write")
     comment = clean_comment(comment)
     lock_model_transitions(model)
-    current = Alias.objects.filter(model=model, name=name).first()
+    current = alias_current(model, name)
     if current is None:
         raise NotFound(f"alias {name} of model {model.name} not found")
     _check_protection(actor, model, current, access.admin)
     _, event = alias_change(
-        actor=actor, model=model, name=name, version=None, data={"comment": comment}
+        actor=actor,
+        model=model,
+        name=name,
+        current=current,
+        version=None,
+        data={"comment": comment},
     )
     event_record(**event)
 

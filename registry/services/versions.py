@@ -24,7 +24,12 @@ from registry.models import (
     VersionParent,
 )
 from registry.models.versions import SEMVER_PATTERN
-from registry.permissions import Access, model_access, require
+from registry.permissions import (
+    Access,
+    get_model_for_registration,
+    model_access,
+    require,
+)
 from registry.services.activity import event_record
 from registry.services.aliases import alias_change
 from registry.services.blobs import blob_attach, blobs_collect_later
@@ -119,11 +124,31 @@ def _stage_all(
 
 
 def version_create(
-    *,
+    *, actor, model: RegisteredModel, branch: str | Branch = Branch.MAIN, **fields: Any
+) -> ModelVersion:
+    """Register a version of `model` on `branch` (a name, or a Branch of `model` that the
+    caller read together with the model and its org): see _register for `fields`. The
+    actor's access is read here (registry.permissions.require)."""
+    return _register(actor, model, require(actor, model, "write"), branch, **fields)
+
+
+def version_register(
+    *, actor, org: str | Organization, model: str, branch: str = Branch.MAIN, **fields: Any
+) -> ModelVersion:
+    """version_create for the model named `model` of `org`, read with its org, the branch
+    and the actor's access in one statement (get_model_for_registration): how a surface
+    that names the model registers, with the access read once."""
+    found, found_branch, access = get_model_for_registration(actor, org, model, branch)
+    return _register(actor, found, access, found_branch or branch, **fields)
+
+
+def _register(
     actor,
     model: RegisteredModel,
+    access: Access,
+    branch: str | Branch,
+    *,
     lock_level: str | None = None,
-    branch: str | Branch = Branch.MAIN,
     label: str | None = None,
     description: str = "",
     readme: str = "",
@@ -134,13 +159,12 @@ def version_create(
 ) -> ModelVersion:
     """Register a version with its number taken under a row lock (never reused, no gaps
     under concurrency), at `lock_level` or the org default; artifacts given here are stored
-    in the same transaction, so a version can be born closed with its files.
+    in the same transaction, so a version can be born closed with its files. `access` is
+    the actor's on `model`, who may write it.
 
-    `branch` is a branch name, or a Branch of `model` that the caller read together with
-    the model and its org (registry.permissions.get_model_for_registration): then the org's
-    default level is taken from that same read."""
+    `branch` is a branch name, or a Branch of `model` read together with the model and its
+    org: then the org's default level is taken from that same read."""
     _refuse_not_editable(ingredients)
-    access = require(actor, model, "write")
     if isinstance(branch, Branch):
         if branch.model_id != model.pk:
             raise Invalid(f"branch {branch.name} is not a branch of model {model.name}")
@@ -434,7 +458,10 @@ def version_delete(*, actor, version: ModelVersion) -> None:
             "it first (an org admin, or an approved request)"
         )
     for alias in aliases:
-        _, event = alias_change(actor=actor, model=version.model, name=alias.name, version=None)
+        alias.version = version  # as alias_current reads it: with its version
+        _, event = alias_change(
+            actor=actor, model=version.model, name=alias.name, current=alias, version=None
+        )
         event_record(**event)
     blobs = list(version.artifacts.values_list("blob_id", flat=True))
     event_record(

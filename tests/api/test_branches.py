@@ -171,10 +171,10 @@ def test_it_reads_the_branch_with_the_model_when_registering(api, exp, alice_tok
         if q["sql"].lstrip().startswith("SELECT")
         and ("registry_branch" in q["sql"] or "registry_registeredmodel" in q["sql"])
     ]
-    # One read of the model, its org, the caller's access and the branch, not two; then
-    # version_create's own check of the caller's access, as stored, which reads no branch.
-    assert len(reads) == 2 and "registry_branch" in reads[0]
-    assert "registry_branch" not in reads[1]
+    # One read of the model, its org, the caller's access and the branch (version_register),
+    # and no second read of the access.
+    assert len(reads) == 1 and "registry_branch" in reads[0]
+    assert sum("registry_membership" in q["sql"] for q in captured.captured_queries) == 1
 
 
 # Promotion

@@ -105,18 +105,18 @@ def test_the_governed_writes_take_a_fixed_number_of_statements(api, model, alice
         done = api("POST", f"/stage-requests/{asked.json()['id']}/approve", bob_token, {})
     assert done.json()["status"] == "approved"
     # (A test's transaction never commits: what runs after commit is not counted here.)
-    # token; model, branch and access; the access as stored; the number; the version and
-    # its history row; the chain (head, event, advance)
-    assert len(_statements(created)) == 9, _statements(created)
+    # token; model, branch and access (read once: version_register); the number; the
+    # version and its history row; the chain (head, event, advance)
+    assert len(_statements(created)) == 8, _statements(created)
     # token; version and access; the access as stored; the transition lock; the version
     # again; no pending request; the version's model; the request and its history row; the
     # chain (3); the answer (its reviews with their reviewers)
     assert len(_statements(requested)) == 13, _statements(requested)
-    # token; the request with its model, and the access; again with its org; the access; the
-    # transition lock; the request locked; its reviews; the review and its history row; the
-    # request closed and its history row; the version locked, moved and its history row; no
-    # stale request; two events (3 each); the answer (its reviews)
-    assert len(_statements(approved)) == 23, _statements(approved)
+    # token; the request with its model and org; the access; the transition lock; the
+    # request locked; its reviews; the review and its history row; the request closed and
+    # its history row; the version locked, moved and its history row; no stale request; two
+    # events (3 each); the answer (its reviews)
+    assert len(_statements(approved)) == 21, _statements(approved)
     # No savepoint inside the service's transaction (in a test, that transaction is one).
     for captured in (created, requested, approved):
         assert sum(q["sql"].upper().startswith("SAVEPOINT") for q in captured) <= 1

@@ -84,11 +84,35 @@ def test_it_refuses_an_invalid_branch_name(model, alice, name):
 def test_it_registers_on_a_branch_read_with_the_model(cast, model, alice, exp):
     from registry.permissions import get_model_for_registration
 
-    found, branch = get_model_for_registration(alice, "acme", "fraud", "exp")
-    assert branch == exp and found == model
+    found, branch, access = get_model_for_registration(alice, "acme", "fraud", "exp")
+    assert branch == exp and found == model and access.write
     version = version_create(actor=alice, model=found, branch=branch)
     assert (version.branch, version.lock_level) == (exp, found.org.default_lock_level)
     assert get_model_for_registration(alice, "acme", "fraud", "nope")[1] is None
+
+
+def test_version_register_reads_model_branch_and_access_once(cast, model, alice, exp):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from registry.services.versions import version_register
+
+    with CaptureQueriesContext(connection) as queries:
+        version = version_register(actor=alice, org="acme", model="fraud", branch="exp")
+    assert (version.model, version.branch) == (model, exp)
+    reads = [q["sql"] for q in queries if "registry_membership" in q["sql"]]
+    assert len(reads) == 1  # the access, read with the model and branch, not again
+    with pytest.raises(Invalid, match="branch nope does not exist on model fraud"):
+        version_register(actor=alice, org="acme", model="fraud", branch="nope")
+
+
+@pytest.mark.parametrize("who, refused", [("mallory", NotFound), ("carol", Forbidden)])
+def test_version_register_keeps_the_access_rules(cast, model, who, refused):
+    from registry.services.versions import version_register
+
+    with pytest.raises(refused):
+        version_register(actor=getattr(cast, who), org="acme", model="fraud", tags={"a": "1"})
+    assert not ModelVersion.objects.filter(model=model).exists()
 
 
 def test_it_refuses_a_branch_of_another_model(cast, model, alice, exp):
