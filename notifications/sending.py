@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -54,11 +54,16 @@ def _lease_seconds() -> int:
     return settings.WEBHOOK_TIMEOUT + 5
 
 
+def lease_end(now: datetime) -> datetime:
+    """When a lease taken at `now` runs out: time for one attempt."""
+    return now + timedelta(seconds=_lease_seconds())
+
+
 def claim(delivery_id: int) -> bool:
     """Lease a pending delivery nobody holds, counting the attempt; True if this call took it
     (notifications.sql.CLAIM_SQL)."""
     now = timezone.now()
-    return sql.delivery_claim(delivery_id, now, now + timedelta(seconds=_lease_seconds()))
+    return sql.delivery_claim(delivery_id, now, lease_end(now))
 
 
 def backoff(attempts: int) -> int:

@@ -36,8 +36,15 @@ from notifications.models import (
     NotificationPreference,
     Webhook,
 )
-from notifications.sending import NO_VIEW, claim, email_failed, email_sent, finish
-from notifications.sql import event_audience
+from notifications.sending import (
+    NO_VIEW,
+    claim,
+    email_failed,
+    email_sent,
+    finish,
+    lease_end,
+)
+from notifications.sql import event_audience, event_mark_dispatched
 from notifications.ssrf import check_url
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import ActivityEvent, Organization, RegisteredModel, Watch
@@ -122,15 +129,10 @@ def _approval_applied(event: ActivityEvent, request: StageChangeRequest | None =
     return approvals >= required
 
 
-def approval_applied(*, event_id: int) -> bool:
-    """Whether the event is an approval that applied a stage change, as the event itself
-    says (one read): nobody is e-mailed of it, the stage.applied event after it is the news."""
-    event = (
-        ActivityEvent.objects.filter(pk=event_id, verb="stage.approved")
-        .only("verb", "data", "changes")
-        .first()
-    )
-    return event is not None and _approval_applied(event)
+def approval_applied(event: ActivityEvent) -> bool:
+    """Whether the event, as recorded, is an approval that applied a stage change: nobody
+    is e-mailed of it, the stage.applied event after it is the news."""
+    return event.verb == "stage.approved" and _approval_applied(event)
 
 
 def email_recipients(event: ActivityEvent) -> list:
@@ -211,15 +213,20 @@ def webhook_targets(event: ActivityEvent) -> list[Webhook]:
 class _Fanout:
     """What _fan_out read: the event and its model when it made the deliveries, the users it
     found may be told now, and the event's pending deliveries as
-    (pk, channel, user_id, attempts, next_attempt_at)."""
+    (pk, channel, user_id, attempts, next_attempt_at). `leased`: the e-mails among them that
+    it made already leased to itself, their attempt counted (attempts is then 0, the count
+    before it): its task sends them without claiming them."""
 
     event: ActivityEvent | None = None
     model: RegisteredModel | None = None
     told: dict[int, object] = field(default_factory=dict)
     pending: list[tuple] = field(default_factory=list)
+    leased: set[int] = field(default_factory=set)
 
 
-def _fan_out(event_id: int) -> _Fanout:
+def _fan_out(event_id: int, *, lease: bool = False) -> _Fanout:
+    """The event's deliveries, made once, and what is pending of them. `lease`: the caller
+    sends the e-mails now, so those it may send are made leased to it."""
     audience = event_audience(event_id)
     if audience is None or audience.verb not in DISPATCHED_VERBS:
         return _Fanout()
@@ -227,7 +234,7 @@ def _fan_out(event_id: int) -> _Fanout:
     if not audience.dispatched:
         wanted = []
         if audience.watched or audience.hooked or audience.verb in REQUEST_VERBS:
-            event = ActivityEvent.objects.get(pk=event_id)
+            event = audience.event
             # What the audience read said nobody is (a watcher, a webhook) is not looked up.
             model, users = _recipients(event, watched=audience.watched)
             hooks = webhook_targets(event) if audience.hooked else []
@@ -237,18 +244,27 @@ def _fan_out(event_id: int) -> _Fanout:
                 Delivery(event=event, webhook=hook, channel=Channel.WEBHOOK) for hook in hooks
             ]
         if not wanted:
-            Dispatch.objects.bulk_create(
-                [Dispatch(event_id=event_id, deliveries=0)], ignore_conflicts=True
-            )
+            event_mark_dispatched(event_id, 0)
             return fanout
-        # The deliveries and the marker commit together: a dispatch that dies before is
-        # redone by the sweep. One racing this one makes the same rows: the unique
-        # constraints keep one of each.
+        # The marker first: the one dispatch that inserts it makes the deliveries, and they
+        # commit together (a dispatch that dies before is redone by the sweep; one that dies
+        # after, before sending, leaves leases that run out, and the sweep sends them).
         with transaction.atomic(savepoint=False):
-            Delivery.objects.bulk_create(wanted, ignore_conflicts=True)
-            Dispatch.objects.bulk_create(
-                [Dispatch(event_id=event_id, deliveries=len(wanted))], ignore_conflicts=True
-            )
+            if event_mark_dispatched(event_id, len(wanted)):
+                emails = [d for d in wanted if d.channel == Channel.EMAIL][:EMAILS_PER_TASK]
+                if not lease:
+                    emails = []
+                until = lease_end(timezone.now())
+                for delivery in emails:
+                    delivery.lease_until, delivery.attempts = until, 1
+                Delivery.objects.bulk_create(wanted)
+                fanout.leased = {delivery.pk for delivery in emails}
+                fanout.pending = [
+                    (d.pk, d.channel, d.user_id, 0 if d.pk in fanout.leased else d.attempts, None)
+                    for d in wanted
+                ]
+                return fanout
+        # Another dispatch made them (it may be sending them): what is pending now.
     fanout.pending = list(
         Delivery.objects.filter(event_id=event_id, status=DeliveryStatus.PENDING)
         .order_by("pk")
@@ -287,7 +303,7 @@ def event_notify(*, event_id: int) -> Notified:
     on one connection. Each e-mail is its delivery's: leased, sent and marked sent on its
     own row as delivery_send does, so that a second dispatch or the sweep sends none of them
     again, and one that fails stays pending for its retry while the others go out."""
-    fanout = _fan_out(event_id)
+    fanout = _fan_out(event_id, lease=True)
     now = timezone.now()
     notified = Notified()
     emails = []
@@ -318,7 +334,7 @@ def _send_emails(fanout: _Fanout, event_id: int, emails: list, notified: Notifie
     unreachable: Exception | None = None  # the mail server, when it could not be reached
     try:
         for delivery_id, user_id, attempts in emails:
-            if not claim(delivery_id):
+            if delivery_id not in fanout.leased and not claim(delivery_id):
                 continue  # another sender holds it, or it is no longer pending
             user = users.get(user_id)
             # Those _recipients found just now may view; an earlier dispatch's are asked again.

@@ -9,6 +9,7 @@ request a connection attempt.
 
 import logging
 import time
+from typing import Any
 
 from celery import shared_task
 from django.conf import settings
@@ -18,6 +19,7 @@ from notifications.models import DISPATCHED_VERBS
 from notifications.sending import delivery_send
 from notifications.services import REQUEST_VERBS, approval_applied, event_notify, outbox_sweep
 from notifications.sql import event_settle_unheard
+from registry.models import ActivityEvent
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,9 @@ def enqueue(task, *args, countdown: int | None = None) -> bool:
     return True
 
 
-def on_activity_committed(sender, event_id: int, verb: str, **kwargs) -> None:
+def on_activity_committed(
+    sender, event_id: int, verb: str, event: ActivityEvent, **kwargs: Any
+) -> None:
     """registry.signals.activity_committed: one dispatch task per committed event that may
     reach somebody. An event of a verb nobody is told of needs nothing; one that nobody
     watches or hooks is marked dispatched here, in one statement, without a task. The
@@ -54,9 +58,7 @@ def on_activity_committed(sender, event_id: int, verb: str, **kwargs) -> None:
     if verb not in DISPATCHED_VERBS:
         return
     try:
-        settle = verb not in REQUEST_VERBS or (
-            verb == "stage.approved" and approval_applied(event_id=event_id)
-        )
+        settle = verb not in REQUEST_VERBS or approval_applied(event)
         if settle and event_settle_unheard(event_id):
             return
     except DatabaseError:

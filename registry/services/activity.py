@@ -67,9 +67,10 @@ def event_record(
     sql.chain_advance(org.pk, event.seq, event.hash)
     # The outbox: after commit the event is handed on to whoever listens (notifications);
     # a listener that fails is logged, and the periodic sweep dispatches the event later.
-    event_id = event.pk
     transaction.on_commit(
-        lambda: activity_committed.send(sender=ActivityEvent, event_id=event_id, verb=verb),
+        lambda: activity_committed.send(
+            sender=ActivityEvent, event_id=event.pk, verb=verb, event=event
+        ),
         robust=True,
     )
     return event

@@ -296,7 +296,16 @@ def test_it_reads_an_events_audience_as_the_equivalent_queryset(
         event_dispatch(event_id=event.pk)  # marked dispatched
     events = ActivityEvent.objects.values_list("pk", flat=True)
     answers = {pk: event_audience(pk) for pk in events}
-    assert answers == {pk: audience_by_orm(pk) for pk in events}
+    assert {pk: answer[:4] for pk, answer in answers.items()} == {
+        pk: audience_by_orm(pk) for pk in events
+    }
+    # And the event itself, as the ORM reads it.
+    names = [field.attname for field in ActivityEvent._meta.fields]
+    for pk, answer in answers.items():
+        stored = ActivityEvent.objects.get(pk=pk)
+        assert [getattr(answer.event, name) for name in names] == [
+            getattr(stored, name) for name in names
+        ]
     # Every flag is seen both ways, on events with a model and without, in both orgs.
     for flag in ("dispatched", "watched", "hooked"):
         assert {getattr(answer, flag) for answer in answers.values()} == {True, False}
@@ -384,3 +393,16 @@ def test_the_listener_settles_an_approval_that_applied_the_change(
     assert enqueued == [("notifications.tasks.dispatch_event", (applied.pk,))]
     assert Dispatch.objects.get(event=last).deliveries == 0
     assert last.pk not in outbox_sweep(older_than=0)[0]
+
+
+def test_the_first_marker_wins_and_a_second_changes_nothing(model, alice):
+    """notifications.sql.MARK_SQL: the dispatch whose marker goes in makes the deliveries."""
+    from notifications.sql import event_mark_dispatched
+
+    version_create(actor=alice, model=model)
+    event = ActivityEvent.objects.filter(verb="version.created").latest("seq")
+    assert event_mark_dispatched(event.pk, 2) is True
+    assert event_mark_dispatched(event.pk, 0) is False
+    marker = Dispatch.objects.get(event=event)
+    assert marker.deliveries == 2 and marker.dispatched_at is not None
+    assert event_audience(event.pk).dispatched
