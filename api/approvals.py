@@ -65,7 +65,7 @@ def create_stage_request(
         comment=payload.comment,
         archive_existing=payload.archive_existing,
     )
-    return Status(201, request_json(created))
+    return Status(201, request_json(created, new=True))
 
 
 @router.post(
@@ -84,7 +84,7 @@ def create_alias_request(
     created = alias_request_create(
         actor=request.auth, model=found, name=alias, version=version, comment=payload.comment
     )
-    return Status(201, request_json(created))
+    return Status(201, request_json(created, new=True))
 
 
 @router.get("/stage-requests/{request_id}", response={200: s.StageRequestOut, **E})

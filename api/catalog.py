@@ -15,16 +15,15 @@ from api.render import (
     json_response,
     model_json,
     models_qs,
+    stored_version_json,
     version_json,
     versions_page,
-    with_renderings,
 )
 from registry import query
 from registry.errors import Invalid
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.permissions import (
     get_model_for_user,
-    get_org_for_user,
     get_version_by_ref,
     get_version_for_user,
     org_and_role_for_user,
@@ -78,8 +77,7 @@ def list_models(
 
 @router.post("/orgs/{org}/models", response={201: s.ModelOut, **E})
 def create_model(request: HttpRequest, org: str, payload: s.ModelCreateIn):
-    found = get_org_for_user(request.auth, org)
-    model = model_create(actor=request.auth, org=found, **payload.model_dump())
+    model = model_create(actor=request.auth, org=org, **payload.model_dump())
     # Rendered as created (its org, owner and creator are the objects it was made with),
     # not read back: a test checks the answer equals a following GET.
     return json_response(model_json(model), status=201)
@@ -168,7 +166,7 @@ def create_version(request: HttpRequest, org: str, model: str, payload: s.Versio
 @router.get(VERSION, response={200: s.VersionOut, **E})
 def get_version(request: HttpRequest, org: str, model: str, number: s.Number):
     version = get_version_for_user(request.auth, org, model, number)
-    return version_json(with_renderings(version), request.auth)
+    return stored_version_json(version, request.auth)
 
 
 @router.patch(VERSION, response={200: s.VersionOut, **E})
@@ -203,7 +201,7 @@ def set_lock(request: HttpRequest, org: str, model: str, number: s.Number, paylo
 @router.get(MODEL + "/aliases/{alias}", response={200: s.VersionOut, **E})
 def get_alias(request: HttpRequest, org: str, model: str, alias: str):
     version = get_version_by_ref(request.auth, org, f"{model}@{alias}")
-    return version_json(version, request.auth)
+    return stored_version_json(version, request.auth)
 
 
 @router.put(MODEL + "/aliases/{alias}", response={200: s.AliasOut, **E})

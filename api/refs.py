@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from ninja import Router
 
 from api import schemas as s
-from api.render import version_json, with_renderings
+from api.render import stored_version_json
 from registry.permissions import get_version_by_ref
 
 router = Router(tags=["models"])
@@ -26,7 +26,7 @@ BY_ALIAS = "/orgs/{org}/models/{model}/versions/@{alias}"
 @router.get(BY_ALIAS, response={200: s.VersionOut, **E})
 def get_version_by_alias(request: HttpRequest, org: str, model: str, alias: str):
     version = get_version_by_ref(request.auth, org, f"{model}@{alias}")
-    return version_json(with_renderings(version), request.auth)
+    return stored_version_json(version, request.auth)
 
 
 @router.api_operation(

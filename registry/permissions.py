@@ -247,9 +247,11 @@ def get_version_by_ref(
     if number is not None:
         raise Invalid("name a version by an alias or by a number, not both")
     registered, access, _ = _fetch_model(user, org, name)
+    # The alias by its own key (model, name): by name alone, a join from the versions reads
+    # every model's alias of that name.
     version = (
         ModelVersion.objects.select_related("model__org", "branch")
-        .filter(model=registered, aliases__name=alias)
+        .filter(model=registered, aliases__model=registered, aliases__name=alias)
         .first()
     )
     if version is None:
