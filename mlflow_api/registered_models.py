@@ -14,7 +14,6 @@ from registry.errors import Conflict, NotFound
 from registry.models import RegisteredModel
 from registry.permissions import (
     get_model_for_user,
-    get_org_for_user,
     get_version_for_user,
     org_and_role_for_user,
 )
@@ -31,12 +30,11 @@ def _answer(model: RegisteredModel) -> dict[str, Any]:
 
 
 def create(call: Call) -> dict[str, Any]:
-    org = get_org_for_user(call.user, call.org)
     name = call.params.required("name")
     try:
         model = model_create(
             actor=call.user,
-            org=org,
+            org=call.org,
             name=name,
             description=call.params.text("description") or "",
             tags=call.params.tags(),

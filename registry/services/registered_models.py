@@ -28,7 +28,7 @@ from registry.models import (
     Watch,
 )
 from registry.models.catalog import NAME_PATTERN, closed_versions_of
-from registry.permissions import require, require_org
+from registry.permissions import org_and_role_for_user, require, require_org
 from registry.services.activity import event_record
 from registry.services.blobs import blobs_collect_later
 
@@ -104,7 +104,7 @@ def _taken_name_is_conflict(org_id: int, name: object, model_id=None) -> Iterato
 def model_create(
     *,
     actor,
-    org: Organization,
+    org: Organization | str,
     name: str,
     description: str = "",
     readme: str = "",
@@ -112,9 +112,14 @@ def model_create(
     tags: dict | None = None,
     required_approvals: int | None = None,
 ) -> RegisteredModel:
-    """Any member registers a model; its creator receives view, write and approve on it,
+    """Any member registers a model in `org` (an Organization, or its slug: read with the
+    actor's role in it, as the check); its creator receives view, write and approve on it,
     and the org's default reviewers (a team, if set) approve, as a `permission.granted`
     event of its own."""
+    if isinstance(org, str):
+        org, _ = org_and_role_for_user(actor, org, "member")
+    else:
+        require_org(actor, org, "member")
     with _taken_name_is_conflict(org.pk, name), transaction.atomic():
         return _model_create(
             actor, org, name, description, readme, visibility, tags, required_approvals
@@ -124,7 +129,6 @@ def model_create(
 def _model_create(
     actor, org, name, description, readme, visibility, tags, required_approvals
 ) -> RegisteredModel:
-    require_org(actor, org, "member")
     fields = _clean(
         {
             "name": name,
