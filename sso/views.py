@@ -8,39 +8,24 @@ The settings page fetches the org as every org settings page does (get_org_for_u
 
 import logging
 
-import jwt
-import requests
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import SuspiciousOperation
 from django.db.models import Prefetch
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
-from mozilla_django_oidc.views import (
-    OIDCAuthenticationCallbackView,
-    OIDCAuthenticationRequestView,
-)
 
 from catalog.errors import domain_errors
 from catalog.views.org_settings import bound
 from registry.errors import NotFound
 from registry.models import Organization, Role, Team
 from registry.permissions import get_org_for_user
-from sso.discovery import DiscoveryError
 from sso.models import GroupMapping
 from sso.services import mapping_create, mapping_delete, mapping_update
 
 security_log = logging.getLogger("modelvault.security")
-
-oidc_start = OIDCAuthenticationRequestView.as_view()
-oidc_callback = OIDCAuthenticationCallbackView.as_view()
-# What a sign-in that failed on the way may raise: the provider away or answering nonsense
-# (requests, discovery), a token that does not verify (jwt, SuspiciousOperation: a state or
-# nonce that does not match is one too).
-SIGN_IN_FAILURES = (requests.RequestException, DiscoveryError, jwt.PyJWTError, SuspiciousOperation)
 
 
 def _enabled() -> None:
@@ -63,10 +48,12 @@ def sso_login(request: HttpRequest) -> HttpResponse:
     """The "Sign in with ..." link: off to the provider (a link, not a form: the page's
     Content-Security-Policy lets forms post to this server only)."""
     _enabled()
+    from sso import signin  # loaded on the first sign-in (sso/signin.py)
+
     try:
         str(settings.OIDC_OP_AUTHORIZATION_ENDPOINT)  # discovered here, if it is to be
-        return oidc_start(request)
-    except SIGN_IN_FAILURES as exc:
+        return signin.start(request)
+    except signin.FAILURES as exc:
         return _failed(request, exc)
 
 
@@ -74,9 +61,11 @@ def sso_login(request: HttpRequest) -> HttpResponse:
 def sso_callback(request: HttpRequest) -> HttpResponse:
     """Where the provider sends the browser back with a code."""
     _enabled()
+    from sso import signin
+
     try:
-        response = oidc_callback(request)
-    except SIGN_IN_FAILURES as exc:
+        response = signin.callback(request)
+    except signin.FAILURES as exc:
         return _failed(request, exc)
     if not request.user.is_authenticated and not len(messages.get_messages(request)):
         messages.error(request, f"Sign-in with {settings.SSO_PROVIDER_NAME} did not complete.")
