@@ -251,9 +251,8 @@ def _fan_out(event_id: int, *, lease: bool = False) -> _Fanout:
         # after, before sending, leaves leases that run out, and the sweep sends them).
         with transaction.atomic(savepoint=False):
             if event_mark_dispatched(event_id, len(wanted)):
-                emails = [d for d in wanted if d.channel == Channel.EMAIL][:EMAILS_PER_TASK]
-                if not lease:
-                    emails = []
+                emails = [d for d in wanted if d.channel == Channel.EMAIL and lease]
+                emails = emails[:EMAILS_PER_TASK]
                 until = lease_end(timezone.now())
                 for delivery in emails:
                     delivery.lease_until, delivery.attempts = until, 1
