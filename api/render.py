@@ -11,6 +11,7 @@ from api import sql
 from api.pagination import paginate
 from api.renderer import FastJSONRenderer, dumps
 from approvals.models import Decision, RequestKind, Review, StageChangeRequest
+from registry.errors import NotFound
 from registry.models import (
     ActivityEvent,
     Artifact,
@@ -79,8 +80,11 @@ def versions_qs() -> QuerySet:
 def stored_version_json(version: ModelVersion, viewer) -> HttpResponse:
     """The answer of version_json for a version `viewer` may view, read as it is stored now
     as a page of one (api.sql.page_versions: one statement, where prefetching what
-    version_json reads takes four)."""
-    return json_response(versions_page_json([{"id": version.pk}], viewer)[0])
+    version_json reads takes four); NotFound if it was deleted since it was fetched."""
+    found = versions_page_json([{"id": version.pk}], viewer)
+    if not found:
+        raise NotFound(f"version {version.number} of model {version.model.name} not found")
+    return json_response(found[0])
 
 
 def artifact_json(artifact: Artifact) -> dict[str, Any]:
@@ -183,7 +187,7 @@ def versions_page(
 
 def versions_page_json(rows: list[dict[str, Any]], viewer) -> list[dict[str, Any]]:
     """version_json's answer to `viewer` for the versions of these rows (with an "id" each),
-    in their order."""
+    in their order; a version deleted since its row was read is left out."""
     ids = [row["id"] for row in rows]
     if not ids:
         return []
@@ -192,7 +196,7 @@ def versions_page_json(rows: list[dict[str, Any]], viewer) -> list[dict[str, Any
     for found in versions.values():
         models.setdefault(found["model_id"], set()).update(p[4] for p in found["parents"])
     visible = viewable_model_ids(viewer, models)
-    return [_page_version_json(versions[pk], visible) for pk in ids]
+    return [_page_version_json(versions[pk], visible) for pk in ids if pk in versions]
 
 
 def _page_version_json(found: dict[str, Any], visible: set[Any]) -> dict[str, Any]:

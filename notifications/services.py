@@ -150,7 +150,7 @@ def _recipients(
     kind = VERB_KINDS.get(event.verb)
     if kind is None or event.model_id is None:
         return None, []
-    if event.verb == "stage.approved" and _approval_applied(event):
+    if approval_applied(event):
         return None, []  # the stage.applied event after it is the news (_tells_requester)
     users: dict[int, object] = {}
     if watched and event.verb in WATCHED_VERBS:
@@ -258,10 +258,8 @@ def _fan_out(event_id: int, *, lease: bool = False) -> _Fanout:
                     delivery.lease_until, delivery.attempts = until, 1
                 Delivery.objects.bulk_create(wanted)
                 fanout.leased = {delivery.pk for delivery in emails}
-                fanout.pending = [
-                    (d.pk, d.channel, d.user_id, 0 if d.pk in fanout.leased else d.attempts, None)
-                    for d in wanted
-                ]
+                # Each as it was before this dispatch: no attempt yet, none due later.
+                fanout.pending = [(d.pk, d.channel, d.user_id, 0, None) for d in wanted]
                 return fanout
         # Another dispatch made them (it may be sending them): what is pending now.
     fanout.pending = list(

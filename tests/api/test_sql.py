@@ -140,3 +140,21 @@ def test_it_reads_nothing_for_versions_without_any(page):
     assert list(found) == churn_v1
     assert (found[churn_v1[0]]["artifacts"], found[churn_v1[0]]["parents"]) == ([], [])
     assert found[churn_v1[0]]["pending"] is None
+
+
+def test_a_version_deleted_after_its_fetch_is_left_out_or_not_found(model, alice):
+    """A page's keys and its versions are two reads: a version deleted between them is not
+    rendered (no KeyError, no 500), and a single version read so answers 404."""
+    from api.render import stored_version_json, versions_page_json
+    from registry.errors import NotFound
+    from registry.permissions import get_version_for_user
+
+    kept = version_create(actor=alice, model=model)
+    gone = version_create(actor=alice, model=model)
+    fetched = get_version_for_user(alice, "acme", model.name, gone.number)
+    ModelVersion.objects.filter(pk=gone.pk).delete()
+    page = versions_page_json([{"id": gone.pk}, {"id": kept.pk}], alice)
+    assert [item["number"] for item in page] == [kept.number]
+    with pytest.raises(NotFound, match=f"version {gone.number} of model {model.name}"):
+        stored_version_json(fetched, alice)
+    assert stored_version_json(kept, alice).status_code == 200
