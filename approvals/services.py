@@ -12,6 +12,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from approvals import sql
 from approvals.models import (
     Decision,
     RequestKind,
@@ -23,24 +24,27 @@ from approvals.models import (
 )
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.models import Alias, ModelVersion, RegisteredModel, Stage
-from registry.permissions import Access, check_access, model_access, require
+from registry.permissions import Access, access_of, check_access, require, stored_version
 from registry.services.activity import event_record
 from registry.services.aliases import (
     alias_change,
     alias_current,
     clean_alias_name,
     clean_comment,
-    version_of,
+    version_for_alias,
 )
 from registry.services.locks import lock_model_transitions
 
 
-def _fresh_version(version: ModelVersion) -> ModelVersion:
-    fresh = (
-        ModelVersion.objects.select_related("model__org", "branch").filter(pk=version.pk).first()
-    )
-    if fresh is None:
+def _fresh_version(actor, version: ModelVersion, need: str) -> ModelVersion:
+    """The version as stored, with its model, org and branch, read with the actor's access
+    (registry.permissions.stored_version) under the model's transition lock: NotFound when
+    it is gone or the actor may not view its model, Forbidden when they may not `need`."""
+    found = stored_version(actor, version.pk)
+    if found is None:
         raise NotFound(f"version {version.number} not found")
+    fresh, access = found
+    check_access(fresh.model, access, need)
     return fresh
 
 
@@ -105,9 +109,10 @@ def request_create(
     """Request a version's stage change (write permission). At most one pending request per
     version; `archive_existing` only for production; only versions on a protected branch
     enter production. Records whether the change skips a step or moves back."""
-    # The caller's version names the model (a version never moves): the access is read as
-    # stored, and the version again once the model's transitions are locked.
-    require(actor, version.model, "write")
+    # The caller's version names the model (a version never moves): its transitions are
+    # locked, then the version and the actor's access are read as stored, and checked first.
+    lock_model_transitions(version.model)
+    version = _fresh_version(actor, version, "write")
     if to_stage not in Stage.values:
         raise Invalid(f"stage must be one of {Stage.values}, not {to_stage!r}")
     if not isinstance(archive_existing, bool):
@@ -115,8 +120,6 @@ def request_create(
     if archive_existing and to_stage != Stage.PRODUCTION:
         raise Invalid("archive_existing applies only to a request for production")
     comment = clean_comment(comment)
-    lock_model_transitions(version.model)
-    version = _fresh_version(version)
     model = version.model
     where = f"version {version.number} of {model.name}"
     if version.stage == to_stage:
@@ -173,11 +176,12 @@ def alias_request_create(
 ) -> StageChangeRequest:
     """Request that alias `name` point at `version` (None: be removed), for review like a
     stage change: the way a writer moves a protected alias. One pending request per alias."""
-    require(actor, model, "write")
+    if version is None:
+        require(actor, model, "write")
+    else:
+        version, _ = version_for_alias(actor, model, version)
     name = clean_alias_name(name)
     comment = clean_comment(comment)
-    if version is not None:
-        version = version_of(model, version)
     lock_model_transitions(model)
     current = alias_current(model, name)
     if version is None:
@@ -228,21 +232,18 @@ def _locked_request(
     its own row lock, after checking that the actor may view the model (else NotFound, as
     for a request that does not exist) and `need` it (else Forbidden)."""
     pk = request if isinstance(request, int) else request.pk
-    found = StageChangeRequest.objects.select_related("model__org").filter(pk=pk).first()
-    access = model_access(actor, found.model) if found is not None else None
-    if access is None or not access.view:
+    found = sql.request_model_with_access(actor.pk, pk)
+    if found is None:
         raise NotFound(f"request #{pk} not found")
-    check_access(found.model, access, need)
-    lock_model_transitions(found.model)
-    locked = (
-        StageChangeRequest.objects.select_for_update(of=("self",))
-        .select_related("version__branch", "alias_from", "requester")
-        .filter(pk=pk)
-        .first()
-    )
+    model, role, bits = found
+    access = access_of(actor, model, role, bits)
+    if not access.view:
+        raise NotFound(f"request #{pk} not found")
+    check_access(model, access, need)
+    lock_model_transitions(model)
+    locked = sql.request_locked(pk, model)  # with the model as read above: it never moves
     if locked is None:
         raise NotFound(f"request #{pk} not found")
-    locked.model = found.model  # with its org, as read above: a request never moves
     return locked, access
 
 
@@ -417,12 +418,16 @@ def _apply(actor, request: StageChangeRequest) -> list[dict[str, Any]]:
                 )
             )
             moved.append(other)
-    # Requests decided on the old stage of a version that moved no longer make sense.
+    # Requests decided on the old stage of a version that moved no longer make sense. The
+    # requested version has no other (one pending stage request per version, and new ones
+    # wait on the transition lock): only the versions archived for it are looked at.
+    archived = moved[1:]
+    if not archived:
+        return events
     stale = (
         StageChangeRequest.objects.select_for_update(of=("self",))
         .select_related("version")
-        .filter(kind=RequestKind.STAGE, status=RequestStatus.PENDING, version__in=moved)
-        .exclude(pk=request.pk)
+        .filter(kind=RequestKind.STAGE, status=RequestStatus.PENDING, version__in=archived)
         .order_by("pk")
     )
     for other in stale:

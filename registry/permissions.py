@@ -69,10 +69,11 @@ def is_org_admin(user: UserLike, org: Organization) -> bool:
 # grant.
 
 
-def _access_of(user: UserLike, model: RegisteredModel, role: str | None, bits: int) -> Access:
-    """The Access of `user` on `model` from a fetch's role and grant bits (registry.sql.BITS).
-    A token bound to another org than the model's has none, superuser or not."""
-    if confined_away(user, model.org_id):
+def access_of(user: UserLike, model: RegisteredModel, role: str | None, bits: int) -> Access:
+    """The Access of `user` on `model` from a fetch's role and grant bits (registry.sql.BITS,
+    read in the fetch's own statement). A user who may not act has none, and neither has a
+    token bound to another org than the model's, superuser or not."""
+    if not is_acting(user) or confined_away(user, model.org_id):
         return Access()
     return access_from(user, role, model.visibility, _grants(bits))
 
@@ -98,7 +99,7 @@ def members_access(model: RegisteredModel) -> list[tuple[Any, Access]]:
     roles and grants read in one query (model_access for each, but for the model's
     visibility: as `model` holds it)."""
     return [
-        (user, _access_of(user, model, role, bits))
+        (user, access_of(user, model, role, bits))
         for user, role, bits in sql.members_with_access(model.org_id, model.pk)
     ]
 
@@ -178,7 +179,7 @@ def _fetch_model(
     if found is None:
         raise NotFound(f"model {name} not found")
     model, role, bits, found_branch = found
-    access = _access_of(user, model, role, bits)
+    access = access_of(user, model, role, bits)
     check_access(model, access, "view")
     return model, access, found_branch
 
@@ -205,6 +206,18 @@ def get_model_for_registration(
     return model, found_branch, access
 
 
+def stored_version(user: UserLike, version_id: Any) -> tuple[ModelVersion, Access] | None:
+    """The version `version_id` as stored, with its model, org, branch and creator, and the
+    user's access on its model, read in one query; None when it is gone. A service that
+    locked the model's transitions re-reads its version so, and checks the access itself."""
+    found = sql.version_by_id_with_access(user.pk, version_id)
+    if found is None:
+        return None
+    version, role, bits = found
+    access = access_of(user, version.model, role, bits)
+    return version, access
+
+
 _MAX_NUMBER = 2**31 - 1  # the column's range: no larger number names a version
 
 
@@ -227,7 +240,7 @@ def get_version_for_user(
         get_model_for_user(user, org, model, "view")
         raise NotFound(f"version {number} of model {model} not found")
     version, role, bits = found
-    check_access(version.model, _access_of(user, version.model, role, bits), need)
+    check_access(version.model, access_of(user, version.model, role, bits), need)
     return version
 
 

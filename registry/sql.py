@@ -130,7 +130,9 @@ GRANTS = """(
 BITS = {"view": 1, "write": 2, "approve": 4}
 
 
-def _access_columns(model: str, org: str) -> str:
+def access_columns(model: str, org: str) -> str:
+    """The caller's role in the org at `org` and the bits granted to them on the model at
+    `model`: two columns, and three parameters, each the caller's id."""
     return f"{ROLE.format(org=org)}, {GRANTS.format(model=model, user='%s')}"
 
 
@@ -175,7 +177,7 @@ _OWNER, _CREATOR = Shape(User, "ow"), Shape(User, "cb")
 _BRANCH = Shape(Branch, "b")
 MODEL = f"""
     SELECT {_MODEL.columns}, {_MODEL_ORG.columns}, {_OWNER.columns}, {_CREATOR.columns},
-        {_access_columns(model="m.id", org="m.org_id")}
+        {access_columns(model="m.id", org="m.org_id")}
     FROM registry_registeredmodel m
     JOIN registry_organization o ON o.id = m.org_id
     LEFT JOIN auth_user ow ON ow.id = m.owner_id
@@ -184,7 +186,7 @@ MODEL = f"""
 """
 MODEL_FOR_REGISTRATION = f"""
     SELECT {_MODEL.columns}, {_MODEL_ORG.columns}, {_BRANCH.columns},
-        {_access_columns(model="m.id", org="m.org_id")}
+        {access_columns(model="m.id", org="m.org_id")}
     FROM registry_registeredmodel m
     JOIN registry_organization o ON o.id = m.org_id
     LEFT JOIN registry_branch b ON b.model_id = m.id AND b.name = %s
@@ -222,7 +224,7 @@ def model_with_access(
 
 
 MODEL_ACCESS = f"""
-    SELECT m.visibility, {_access_columns(model="m.id", org="m.org_id")}
+    SELECT m.visibility, {access_columns(model="m.id", org="m.org_id")}
     FROM registry_registeredmodel m
     WHERE m.id = %s
 """
@@ -239,25 +241,20 @@ _VERSION, _VERSION_MODEL = Shape(ModelVersion, "v"), Shape(RegisteredModel, "m")
 _VERSION_ORG, _VERSION_BRANCH = Shape(Organization, "o"), Shape(Branch, "b")
 _VERSION_CREATOR = Shape(User, "cb")
 _VERSION_PARTS = (_VERSION, _VERSION_MODEL, _VERSION_ORG, _VERSION_BRANCH, _VERSION_CREATOR)
-VERSION = f"""
+_VERSION_FROM = f"""
     SELECT {", ".join(part.columns for part in _VERSION_PARTS)},
-        {_access_columns(model="m.id", org="m.org_id")}
+        {access_columns(model="m.id", org="m.org_id")}
     FROM registry_modelversion v
     JOIN registry_registeredmodel m ON m.id = v.model_id
     JOIN registry_organization o ON o.id = m.org_id
     JOIN registry_branch b ON b.id = v.branch_id
     LEFT JOIN auth_user cb ON cb.id = v.created_by_id
-    WHERE o.slug = %s AND m.name = %s AND v.number = %s
 """
+VERSION = _VERSION_FROM + "WHERE o.slug = %s AND m.name = %s AND v.number = %s"
+VERSION_BY_ID = _VERSION_FROM + "WHERE v.id = %s"
 
 
-def version_with_access(
-    user_id: int | None, slug: str, name: str, number: int
-) -> tuple[ModelVersion, str | None, int] | None:
-    """Version `number` of the model `name` of the org `slug`, with its model and org, its
-    branch and its creator (ModelVersion.objects.select_related("model__org", "branch",
-    "created_by")), and the role and grants of the user `user_id` on its model."""
-    rows = run(VERSION, [user_id, user_id, user_id, slug, name, number])
+def _version_made(rows: list[tuple[Any, ...]]) -> tuple[ModelVersion, str | None, int] | None:
     if not rows:
         return None
     row = rows[0]
@@ -272,6 +269,24 @@ def version_with_access(
     version.branch = branch
     version.created_by = creator
     return version, row[-2], row[-1]
+
+
+def version_with_access(
+    user_id: int | None, slug: str, name: str, number: int
+) -> tuple[ModelVersion, str | None, int] | None:
+    """Version `number` of the model `name` of the org `slug`, with its model and org, its
+    branch and its creator (ModelVersion.objects.select_related("model__org", "branch",
+    "created_by")), and the role and grants of the user `user_id` on its model."""
+    return _version_made(run(VERSION, [user_id, user_id, user_id, slug, name, number]))
+
+
+def version_by_id_with_access(
+    user_id: int | None, version_id: uuid.UUID
+) -> tuple[ModelVersion, str | None, int] | None:
+    """version_with_access for the version `version_id`."""
+    db = connections[DEFAULT_DB_ALIAS]
+    pk = ModelVersion._meta.pk.get_db_prep_value(version_id, db)
+    return _version_made(run(VERSION_BY_ID, [user_id, user_id, user_id, pk]))
 
 
 # The head of an org's activity chain (registry/services/activity.py appends to it). On

@@ -13,7 +13,7 @@ from registry import validation
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
 from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.models.catalog import NAME_PATTERN
-from registry.permissions import require
+from registry.permissions import Access, check_access, require, stored_version
 from registry.services.activity import event_record
 from registry.services.locks import lock_model_transitions
 
@@ -41,7 +41,7 @@ def clean_comment(comment: Any) -> str:
     return validation.storable("comment", comment).strip()
 
 
-def version_of(model: RegisteredModel, version: ModelVersion) -> ModelVersion:
+def _version_of(model: RegisteredModel, version: ModelVersion) -> ModelVersion:
     """The version as stored, refusing one of another model."""
     if not isinstance(version, ModelVersion):
         raise Invalid("an alias points at a version")
@@ -54,6 +54,22 @@ def version_of(model: RegisteredModel, version: ModelVersion) -> ModelVersion:
             "points at a version of its own model"
         )
     return fresh
+
+
+def version_for_alias(
+    actor, model: RegisteredModel, version: ModelVersion
+) -> tuple[ModelVersion, Access]:
+    """The version as stored, a version of `model`, and the actor's access on `model`, who
+    must be able to write it: require(actor, model, "write"), then _version_of, with the
+    version and the access read in one query when it is one of the model's."""
+    found = stored_version(actor, version.pk) if isinstance(version, ModelVersion) else None
+    if found is None or found[0].model_id != model.pk:
+        # Gone, or another model's: the model's access answers first, then _version_of.
+        access = require(actor, model, "write")
+        return _version_of(model, version), access
+    fresh, access = found
+    check_access(model, access, "write")
+    return fresh, access
 
 
 def alias_current(model: RegisteredModel, name: str) -> Alias | None:
@@ -128,10 +144,9 @@ def alias_set(
 ) -> Alias:
     """Create an alias or move it to `version` (write permission). A protected alias moves
     only by an org admin; others are told to request the move."""
-    access = require(actor, model, "write")
+    version, access = version_for_alias(actor, model, version)
     name = clean_alias_name(name)
     comment = clean_comment(comment)
-    version = version_of(model, version)
     lock_model_transitions(model)
     current = alias_current(model, name)
     _check_protection(actor, model, current, access.admin)

@@ -11,7 +11,7 @@ from approvals.services import (
 )
 from registry.demo import ensure_shared_model
 from registry.errors import Conflict, Forbidden, Invalid, NotFound
-from registry.models import ActivityEvent, Alias
+from registry.models import ActivityEvent, Alias, ModelVersion
 from registry.permissions import get_version_by_ref
 from registry.services.aliases import alias_protect, alias_remove, alias_set
 from registry.services.versions import version_create
@@ -73,10 +73,17 @@ def test_it_refuses_an_invalid_alias_name(model, alice, v1, name):
     assert not Alias.objects.exists()
 
 
-def test_it_refuses_a_version_of_another_model(cast, model, alice):
+def test_it_refuses_a_version_of_another_model(cast, model, alice, carol, v1):
     other = version_create(actor=alice, model=ensure_shared_model(cast, "churn"))
     with pytest.raises(Invalid, match="not a version of fraud"):
         alias_set(actor=alice, model=model, name="champion", version=other)
+    # The model's own access answers first: carol may only view fraud.
+    with pytest.raises(Forbidden, match="write permission on model fraud"):
+        alias_set(actor=carol, model=model, name="champion", version=other)
+    gone = version_create(actor=alice, model=model)
+    ModelVersion.objects.filter(pk=gone.pk).delete()
+    with pytest.raises(NotFound, match=f"version {gone.number} of model fraud not found"):
+        alias_set(actor=alice, model=model, name="champion", version=gone)
     assert not Alias.objects.exists()
 
 

@@ -109,6 +109,11 @@ def test_it_needs_write_permission(version, bob, carol, mallory):
             request_create(actor=viewer, version=version, to_stage=Stage.STAGING)
     with pytest.raises(NotFound):
         request_create(actor=mallory, version=version, to_stage=Stage.STAGING)
+    # The access is checked before the request's own fields.
+    with pytest.raises(Forbidden, match="write permission"):
+        request_create(actor=carol, version=version, to_stage="live")
+    with pytest.raises(NotFound):
+        request_create(actor=mallory, version=version, to_stage="live")
     assert not StageChangeRequest.objects.exists()
 
 

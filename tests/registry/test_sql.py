@@ -2,6 +2,7 @@
 to the type of every column of every instance it makes (on the database the suite runs on:
 SQLite, then PostgreSQL in CI)."""
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -177,6 +178,13 @@ def test_a_version_is_read_with_its_model_org_branch_creator_and_the_callers_acc
     assert_same(found.model.org, expected.model.org)
     assert found.params["seed"] == 2**70
     assert (role, bits) == sql.model_with_access(user.pk, "acme", "granted")[1:3]
+    by_id, *access = sql.version_by_id_with_access(user.pk, made.pk)
+    assert_same(by_id, found)
+    for related in ("model", "branch", "created_by"):
+        assert_same(getattr(by_id, related), getattr(expected, related))
+    assert_same(by_id.model.org, expected.model.org)
+    assert access == [role, bits]
+    assert sql.version_by_id_with_access(user.pk, uuid.uuid4()) is None
     assert sql.version_with_access(user.pk, "acme", "granted", 3) is None
     assert sql.version_with_access(user.pk, "globex", "granted", 1) is None
 
