@@ -143,10 +143,11 @@ def email_recipients(event: ActivityEvent) -> list:
 
 
 def _recipients(
-    event: ActivityEvent, *, watched: bool = True
+    event: ActivityEvent, *, watched: bool = True, model: RegisteredModel | None = None
 ) -> tuple[RegisteredModel | None, list]:
     """email_recipients, with the model (and its org) it read to decide. `watched=False`:
-    the caller has read that nobody watches the model, so the watchers are not looked up."""
+    the caller has read that nobody watches the model, so the watchers are not looked up;
+    `model`: the caller has read the event's model with its org (event_audience)."""
     kind = VERB_KINDS.get(event.verb)
     if kind is None or event.model_id is None:
         return None, []
@@ -166,7 +167,8 @@ def _recipients(
         users[decided] = request.requester
     if event.verb not in REVIEWER_VERBS and not users:
         return None, []  # nobody to tell: no further query
-    model = RegisteredModel.objects.select_related("org").filter(pk=event.model_id).first()
+    if model is None:
+        model = RegisteredModel.objects.select_related("org").filter(pk=event.model_id).first()
     if model is None:
         return None, []
     access: dict[int, Access] = {}
@@ -236,7 +238,7 @@ def _fan_out(event_id: int, *, lease: bool = False) -> _Fanout:
         if audience.watched or audience.hooked or audience.verb in REQUEST_VERBS:
             event = audience.event
             # What the audience read said nobody is (a watcher, a webhook) is not looked up.
-            model, users = _recipients(event, watched=audience.watched)
+            model, users = _recipients(event, watched=audience.watched, model=audience.model)
             hooks = webhook_targets(event) if audience.hooked else []
             fanout = _Fanout(event=event, model=model, told={user.pk: user for user in users})
             wanted = [Delivery(event=event, user=user, channel=Channel.EMAIL) for user in users]

@@ -14,7 +14,7 @@ from typing import NamedTuple
 from django.db import connection
 from django.utils import timezone
 
-from registry.models import ActivityEvent
+from registry.models import ActivityEvent, Organization, RegisteredModel
 from registry.sql import Shape
 
 
@@ -24,9 +24,14 @@ class Audience(NamedTuple):
     watched: bool  # its model has watchers
     hooked: bool  # an active webhook of its org, or of its model, older than the event
     event: ActivityEvent  # the event itself, for the dispatch that goes on to tell somebody
+    model: RegisteredModel | None  # its model as stored now, with its org; None: none, or gone
 
 
-_EVENT = Shape(ActivityEvent, "e")
+_EVENT, _MODEL, _ORG = (
+    Shape(ActivityEvent, "e"),
+    Shape(RegisteredModel, "m"),
+    Shape(Organization, "o"),
+)
 AUDIENCE_SQL = f"""
 SELECT e.verb,
        EXISTS (SELECT 1 FROM notifications_dispatch d WHERE d.event_id = e.id),
@@ -34,22 +39,29 @@ SELECT e.verb,
        EXISTS (SELECT 1 FROM notifications_webhook h
                WHERE h.org_id = e.org_id AND h.active AND h.created_at <= e.created_at
                  AND (h.model_id IS NULL OR h.model_id = e.model_id)),
-       {_EVENT.columns}
+       {_EVENT.columns}, {_MODEL.columns}, {_ORG.columns}
 FROM registry_activityevent e
+LEFT JOIN registry_registeredmodel m ON m.id = e.model_id
+LEFT JOIN registry_organization o ON o.id = m.org_id
 WHERE e.id = %s
 """
 
 
 def event_audience(event_id: int) -> Audience | None:
-    """Who an event may reach, as far as one indexed read can tell, and the event; None if
-    there is no such event."""
+    """Who an event may reach, as far as one indexed read can tell, the event, and its
+    model with its org (RegisteredModel.objects.select_related("org"), as the e-mails and
+    the recipients' access need it); None if there is no such event."""
     with connection.cursor() as cursor:
         cursor.execute(AUDIENCE_SQL, [event_id])
         row = cursor.fetchone()
     if row is None:
         return None
     verb, dispatched, watched, hooked = row[:4]
-    return Audience(verb, bool(dispatched), bool(watched), bool(hooked), _EVENT.make(row, 4))
+    model = _MODEL.make(row, 4 + _EVENT.width)
+    if model is not None:
+        model.org = _ORG.make(row, 4 + _EVENT.width + _MODEL.width)
+    event = _EVENT.make(row, 4)
+    return Audience(verb, bool(dispatched), bool(watched), bool(hooked), event, model)
 
 
 # The marker of an event that nobody can be told of (no watcher of its model, no active

@@ -17,9 +17,15 @@ from notifications.services import (
 from notifications.sql import event_audience, event_settle_unheard
 from notifications.tasks import dispatch_event, sweep
 from registry.demo import ensure_shared_model
-from registry.models import ActivityEvent, Stage, Visibility, Watch
-from registry.services.registered_models import model_update, model_watch
+from registry.models import ActivityEvent, RegisteredModel, Stage, Visibility, Watch
+from registry.services.registered_models import (
+    model_create,
+    model_delete,
+    model_update,
+    model_watch,
+)
 from registry.services.versions import version_create
+from tests.registry.test_sql import assert_same
 
 pytestmark = pytest.mark.django_db
 
@@ -294,6 +300,7 @@ def test_it_reads_an_events_audience_as_the_equivalent_queryset(
     version_create(actor=alice, model=model)  # the org's webhook, disabled
     for event in ActivityEvent.objects.filter(verb="version.created")[:2]:
         event_dispatch(event_id=event.pk)  # marked dispatched
+    model_delete(actor=admin, model=model_create(actor=admin, org=model.org, name="gone"))
     events = ActivityEvent.objects.values_list("pk", flat=True)
     answers = {pk: event_audience(pk) for pk in events}
     assert {pk: answer[:4] for pk, answer in answers.items()} == {
@@ -306,11 +313,19 @@ def test_it_reads_an_events_audience_as_the_equivalent_queryset(
         assert [getattr(answer.event, name) for name in names] == [
             getattr(stored, name) for name in names
         ]
+        # And its model with its org, as select_related reads them (None without one).
+        expected = RegisteredModel.objects.select_related("org").filter(pk=stored.model_id).first()
+        if expected is None:
+            assert answer.model is None
+        else:
+            assert_same(answer.model, expected)
+            assert_same(answer.model.org, expected.org)
     # Every flag is seen both ways, on events with a model and without, in both orgs.
     for flag in ("dispatched", "watched", "hooked"):
         assert {getattr(answer, flag) for answer in answers.values()} == {True, False}
     assert ActivityEvent.objects.filter(model__isnull=True).exists()
     assert ActivityEvent.objects.filter(org__slug="globex").exists()
+    assert any(answer.model is None and answer.event.model_id for answer in answers.values())
     assert event_audience(max(events) + 1) is None
 
 

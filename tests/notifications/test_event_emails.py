@@ -236,15 +236,15 @@ def test_it_mails_a_watched_event_in_a_fixed_number_of_queries_and_three_per_wat
 ):
     model_watch(actor=carol, model=model)
     event = created(model, alice)
-    # The event with its audience, its watchers, the model, opt-outs, the marker, the
+    # The event with its audience and its model, its watchers, opt-outs, the marker, the
     # deliveries (made leased to this dispatch: no read-back, no claim); per watcher: may
     # they view, the mark.
-    with django_assert_num_queries(6 + 2):
+    with django_assert_num_queries(5 + 2):
         assert event_notify(event_id=event.pk) == Notified(sent=1)
     for user in (admin, bob):
         model_watch(actor=user, model=model)
     event = created(model, alice)
-    with django_assert_num_queries(6 + 2 * 3):
+    with django_assert_num_queries(5 + 2 * 3):
         assert event_notify(event_id=event.pk) == Notified(sent=3)
     assert {state for state in states(event).values()} == {(DeliveryStatus.SENT, 1, False)}
 
