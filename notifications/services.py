@@ -44,7 +44,12 @@ from notifications.sending import (
     finish,
     lease_end,
 )
-from notifications.sql import event_audience, event_mark_dispatched
+from notifications.sql import (
+    event_audience,
+    event_mark_dispatched,
+    opted_out,
+    request_with_requester,
+)
 from notifications.ssrf import check_url
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import ActivityEvent, Organization, RegisteredModel, Watch
@@ -100,7 +105,7 @@ def _request(event: ActivityEvent) -> StageChangeRequest | None:
     request_id = (event.data or {}).get("request")
     if request_id is None:
         return None
-    return StageChangeRequest.objects.filter(pk=request_id).select_related("requester").first()
+    return request_with_requester(request_id)
 
 
 def _tells_requester(event: ActivityEvent, request: StageChangeRequest) -> bool:
@@ -181,17 +186,11 @@ def _recipients(
     if not users:
         return model, []
     # The requester's kind is the decision's, whatever the verb ("Decisions on my requests").
-    opted_out = set(
-        NotificationPreference.objects.filter(enabled=False)
-        .filter(
-            Q(user_id__in=[pk for pk in users if pk != decided], kind=kind)
-            | Q(user_id=decided, kind=Kind.STAGE_DECIDED)
-        )
-        .values_list("user_id", flat=True)
-    )
+    others = [pk for pk in users if pk != decided]
+    refused = opted_out(others, kind, decided, Kind.STAGE_DECIDED)
     told = []
     for pk, user in sorted(users.items()):
-        if pk in opted_out or not user.is_active or not user.email:
+        if pk in refused or not user.is_active or not user.email:
             continue
         if (access[pk] if pk in access else model_access(user, model)).view:
             told.append(user)

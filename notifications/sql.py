@@ -11,9 +11,11 @@ to the equivalent queryset.
 
 from typing import NamedTuple
 
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
+from approvals.models import StageChangeRequest
 from registry.models import ActivityEvent, Organization, RegisteredModel
 from registry.sql import Shape
 
@@ -139,3 +141,46 @@ WHERE id = %s AND status = 'pending'
 def delivery_sent(delivery_id: int, now) -> None:
     with connection.cursor() as cursor:
         cursor.execute(SENT_SQL, [connection.ops.adapt_datetimefield_value(now), delivery_id])
+
+
+# A stage change request with its requester: whom an event about it tells of the decision.
+_REQUEST, _REQUESTER = Shape(StageChangeRequest, "q"), Shape(get_user_model(), "u")
+REQUEST_SQL = f"""
+SELECT {_REQUEST.columns}, {_REQUESTER.columns}
+FROM approvals_stagechangerequest q
+LEFT JOIN auth_user u ON u.id = q.requester_id
+WHERE q.id = %s
+"""
+
+
+def request_with_requester(request_id: int) -> StageChangeRequest | None:
+    """The request `request_id` with its requester (None when gone):
+    StageChangeRequest.objects.select_related("requester").filter(pk=request_id).first()."""
+    with connection.cursor() as cursor:
+        cursor.execute(REQUEST_SQL, [request_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    request = _REQUEST.make(row, 0)
+    request.requester = _REQUESTER.make(row, _REQUEST.width)
+    return request
+
+
+# Of the recipients found for an event, those who opted out of its kind of e-mail; the
+# requester of a decision (`decided`) by the kind of the decisions on their requests.
+OPTED_OUT_SQL = """
+SELECT user_id FROM notifications_notificationpreference
+WHERE NOT enabled AND ((kind = %s AND user_id IN ({users})) OR (kind = %s AND user_id = %s))
+"""
+
+
+def opted_out(users: list[int], kind: str, decided: int | None, decided_kind: str) -> set[int]:
+    """The ids among `users` who turned off e-mails of `kind`, and `decided` if they turned
+    off those of `decided_kind`: NotificationPreference.objects.filter(enabled=False)
+    .filter(Q(user_id__in=users, kind=kind) | Q(user_id=decided, kind=decided_kind))."""
+    placeholders = ", ".join(["%s"] * len(users)) or "NULL"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            OPTED_OUT_SQL.format(users=placeholders), [kind, *users, decided_kind, decided]
+        )
+        return {user_id for (user_id,) in cursor.fetchall()}
