@@ -23,7 +23,14 @@ from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
-from registry.models import ApiToken, Branch, ModelVersion, Organization, RegisteredModel
+from registry.models import (
+    ActivityEvent,
+    ApiToken,
+    Branch,
+    ModelVersion,
+    Organization,
+    RegisteredModel,
+)
 
 
 def aware(value: datetime.datetime | None) -> datetime.datetime | None:
@@ -304,6 +311,33 @@ def chain_head_locked(org_id: int) -> tuple[int, str] | None:
     lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
     rows = run(CHAIN_HEAD + lock, [org_id])
     return rows[0] if rows else None
+
+
+# An event appended to the chain: every column but the id, each value prepared by its own
+# field as the ORM's insert prepares it (Field.get_db_prep_save).
+_EVENT_FIELDS = [f for f in ActivityEvent._meta.concrete_fields if not f.primary_key]
+EVENT_INSERT = "INSERT INTO registry_activityevent ({columns}) VALUES ({values})".format(
+    columns=", ".join(f'"{f.column}"' for f in _EVENT_FIELDS),
+    values=", ".join(["%s"] * len(_EVENT_FIELDS)),
+)
+
+
+def event_insert(values: dict[str, Any]) -> ActivityEvent:
+    """Insert the event whose fields (by attname: every one but the id) are `values`, and
+    return it as stored (ActivityEvent.objects.create(**values), made by Model.from_db)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    params = [f.get_db_prep_save(values[f.attname], connection) for f in _EVENT_FIELDS]
+    with connection.cursor() as cursor:
+        if connection.features.can_return_columns_from_insert:
+            cursor.execute(EVENT_INSERT + " RETURNING id", params)
+            pk = cursor.fetchone()[0]
+        else:
+            cursor.execute(EVENT_INSERT, params)
+            pk = cursor.lastrowid
+    names = ["id", *(f.attname for f in _EVENT_FIELDS)]
+    return ActivityEvent.from_db(
+        DEFAULT_DB_ALIAS, names, [pk, *(values[f.attname] for f in _EVENT_FIELDS)]
+    )
 
 
 def chain_advance(org_id: int, seq: int, head: str) -> None:

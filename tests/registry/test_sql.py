@@ -247,3 +247,39 @@ def test_the_next_version_number_is_taken_as_the_orm_would_take_it(granted, admi
     assert sequence.values_list("last_number", flat=True).get() == 4
     assert version_create(actor=admin, model=granted).number == 5
     assert sql.next_version_number(RegisteredModel.objects.order_by("-pk")[0].pk + 1) is None
+
+
+def test_an_event_is_inserted_as_the_orm_inserts_it(granted, acme, admin):
+    from registry.models import ActivityEvent
+
+    version = version_create(actor=admin, model=granted)
+    values = {
+        "org_id": acme.pk,
+        "seq": 10**9,
+        "created_at": timezone.now(),
+        "actor_id": admin.pk,
+        "actor_name": "admin",
+        "verb": "version.tested",
+        "target_type": "version",
+        "target_id": str(version.pk),
+        "target_repr": "granted v1 «é»",
+        "model_id": granted.pk,
+        "version_id": version.pk,
+        "changes": {"number": [None, 1], "big": 2**70},
+        "data": {"comment": "ünïcode", "none": None, "rate": 0.5},
+        "prev_hash": "0" * 64,
+        "hash": "f" * 64,
+    }
+    made = sql.event_insert(values)
+    stored = ActivityEvent.objects.get(pk=made.pk)
+    assert_same(made, stored)  # the instance returned is the stored row
+    by_orm = ActivityEvent.objects.create(**{**values, "seq": values["seq"] + 1})
+    expected = columns(ActivityEvent.objects.get(pk=by_orm.pk))
+    found = columns(stored)
+    for name in ("id", "seq"):
+        found.pop(name), expected.pop(name)
+    assert found == expected
+    # Without an actor, a model or a version, as an org's own events are.
+    bare = {**values, "seq": values["seq"] + 2, "actor_id": None, "model_id": None}
+    bare["version_id"] = None
+    assert_same(sql.event_insert(bare), ActivityEvent.objects.get(seq=bare["seq"], org=acme))
