@@ -14,6 +14,7 @@ from api.render import (
     comments_qs,
     json_response,
     model_json,
+    model_versions_page,
     models_qs,
     stored_version_json,
     version_json,
@@ -138,6 +139,10 @@ def list_versions(
     limit: s.Limit | None = None,
 ):
     found = get_model_for_user(request.auth, org, model)
+    if q is None and stage is None:  # every version: the page is read in one statement
+        return model_versions_page(
+            found, request.auth, keys=MODEL_VERSION_KEYS, cursor=cursor, limit=limit
+        )
     versions = ModelVersion.objects.filter(model=found)
     if stage is not None:
         versions = versions.filter(stage=stage)

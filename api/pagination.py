@@ -96,13 +96,27 @@ def paginate(
     related rows it fetches at once)."""
     limit = clean_limit(limit)
     queryset = queryset.order_by(*keys)
-    if cursor:
-        after = _decode(cursor, len(keys))
-        _check_kinds(queryset.model, keys, after)
+    after = cursor_after(queryset.model, keys, cursor)
+    if after is not None:
         queryset = queryset.filter(after_condition(keys, after))
-    rows = list(queryset[: limit + 1])
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = _encode([_value(rows[-1], k) for k in keys]) if more else None
+    rows, next_cursor = page_of(list(queryset[: limit + 1]), keys, limit)
     items = render_all(rows) if render_all is not None else [render(row) for row in rows]
     return {"items": items, "next": next_cursor}
+
+
+def cursor_after(model: type[Model], keys: Sequence[str], cursor: str | None) -> list | None:
+    """The sort key values a cursor of `model`'s rows in the order `keys` holds (None
+    without one); Invalid for one this API did not give out."""
+    if not cursor:
+        return None
+    after = _decode(cursor, len(keys))
+    _check_kinds(model, keys, after)
+    return after
+
+
+def page_of(rows: list[Any], keys: Sequence[str], limit: int) -> tuple[list[Any], str | None]:
+    """The page of rows read `limit` + 1 at a time in the order `keys`, and the cursor to
+    the next page (None on the last)."""
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, _encode([_value(rows[-1], k) for k in keys]) if more else None

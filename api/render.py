@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse
 
 from api import sql
-from api.pagination import paginate
+from api.pagination import clean_limit, cursor_after, page_of, paginate
 from api.renderer import FastJSONRenderer, dumps
 from approvals.models import Decision, RequestKind, Review, StageChangeRequest
 from registry.errors import NotFound
@@ -185,6 +185,19 @@ def versions_page(
     return json_response(page)
 
 
+def model_versions_page(
+    model: RegisteredModel, viewer, *, keys: Sequence[str], cursor: str | None, limit: int | None
+) -> HttpResponse:
+    """versions_page of all the versions of `model` (which `viewer` may view) in the order
+    `keys` (by number, newest first), read with the page in one statement
+    (api.sql.model_page_versions), where a query chooses the page's ids first."""
+    limit = clean_limit(limit)
+    after = cursor_after(ModelVersion, keys, cursor)
+    found = sql.model_page_versions(model.pk, after[0] if after else None, limit + 1)
+    found, next_cursor = page_of(found, keys, limit)
+    return json_response({"items": _versions_json(found, viewer), "next": next_cursor})
+
+
 def versions_page_json(rows: list[dict[str, Any]], viewer) -> list[dict[str, Any]]:
     """version_json's answer to `viewer` for the versions of these rows (with an "id" each),
     in their order; a version deleted since its row was read is left out."""
@@ -192,11 +205,17 @@ def versions_page_json(rows: list[dict[str, Any]], viewer) -> list[dict[str, Any
     if not ids:
         return []
     versions = sql.page_versions(ids)
+    return _versions_json([versions[pk] for pk in ids if pk in versions], viewer)
+
+
+def _versions_json(versions: list[dict[str, Any]], viewer) -> list[dict[str, Any]]:
+    """version_json's answer to `viewer` for versions as api.sql reads them: a parent of a
+    model they may not view is left out."""
     models: dict[Any, set[Any]] = {}
-    for found in versions.values():
+    for found in versions:
         models.setdefault(found["model_id"], set()).update(p[4] for p in found["parents"])
     visible = viewable_model_ids(viewer, models)
-    return [_page_version_json(versions[pk], visible) for pk in ids if pk in versions]
+    return [_page_version_json(found, visible) for found in versions]
 
 
 def _page_version_json(found: dict[str, Any], visible: set[Any]) -> dict[str, Any]:

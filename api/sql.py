@@ -113,9 +113,8 @@ VERSIONS = """
         r.required_approvals, r.created_at
     FROM registry_modelversion v
     {pending}
-    WHERE v.id IN ({{ids}})
 """
-_STATEMENTS = {
+_SELECTS = {
     vendor: VERSIONS.format(
         columns=", ".join(f"v.{name}" for name in VERSION_COLUMNS),
         artifacts=array.format(items="a.path, bl.size, a.blob_id"),
@@ -124,6 +123,16 @@ _STATEMENTS = {
     )
     for vendor, array in _ARRAYS.items()
 }
+_STATEMENTS = {vendor: select + "WHERE v.id IN ({ids})" for vendor, select in _SELECTS.items()}
+# A model's versions below a number, newest first: the page of a model's versions without a
+# query, read by the index on (model, number) without a first read of the page's ids.
+_OF_MODEL = {
+    vendor: select + "WHERE v.model_id = %s AND v.number < %s ORDER BY v.number DESC LIMIT %s"
+    for vendor, select in _SELECTS.items()
+}
+_PAGE_PARAMS = (Decision.APPROVE, RequestStatus.PENDING, RequestKind.STAGE)
+# Past every number a version can have (the column's range).
+_PAST_NUMBERS = 2**31
 
 
 def page_versions(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
@@ -142,8 +151,22 @@ def page_versions(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
       StageChangeRequest.objects.pending().filter(version_id=..., kind=RequestKind.STAGE)
       .with_approvals().order_by("-created_at", "-id"), the first."""
     statement = _STATEMENTS[connections[DEFAULT_DB_ALIAS].vendor]
-    rows = _run(statement, ids, Decision.APPROVE, RequestStatus.PENDING, RequestKind.STAGE)
-    found = {}
+    return {found["id"]: found for found in _made(_run(statement, ids, *_PAGE_PARAMS))}
+
+
+def model_page_versions(model_id: int, before: int | None, limit: int) -> list[dict[str, Any]]:
+    """The versions of the model `model_id` numbered below `before` (every one: None),
+    newest first, at most `limit`, each as page_versions gives it: page_versions of
+    ModelVersion.objects.filter(model_id=model_id, number__lt=before).order_by("-number")
+    [:limit], in that order."""
+    statement = _OF_MODEL[connections[DEFAULT_DB_ALIAS].vendor]
+    below = _PAST_NUMBERS if before is None else before
+    return _made(run(statement, [*_PAGE_PARAMS, model_id, below, limit]))
+
+
+def _made(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    """Each row of VERSIONS as page_versions describes it, in the rows' order."""
+    found = []
     width = len(VERSION_ROW)
     for row in rows:
         values = dict(zip(VERSION_ROW, row[:width], strict=True))
@@ -168,5 +191,5 @@ def page_versions(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
                 required,
                 aware(created_at),
             )
-        found[values["id"]] = values
+        found.append(values)
     return found

@@ -158,3 +158,56 @@ def test_a_version_deleted_after_its_fetch_is_left_out_or_not_found(model, alice
     with pytest.raises(NotFound, match=f"version {gone.number} of model {model.name}"):
         stored_version_json(fetched, alice)
     assert stored_version_json(kept, alice).status_code == 200
+
+
+def test_it_reads_a_models_versions_below_a_number_as_the_queryset_orders_them(page, model):
+    """model_page_versions: page_versions of the model's versions below a number, newest
+    first, at most a limit."""
+    everything = sql.page_versions(list(ModelVersion.objects.values_list("id", flat=True)))
+    for before, limit in [(None, 10), (None, 2), (4, 10), (3, 1), (2, 5), (1, 5)]:
+        expected = ModelVersion.objects.filter(model=model).order_by("-number")
+        if before is not None:
+            expected = expected.filter(number__lt=before)
+        ids = list(expected.values_list("id", flat=True)[:limit])
+        found = sql.model_page_versions(model.pk, before, limit)
+        assert found == [everything[pk] for pk in ids]
+    assert [v["number"] for v in sql.model_page_versions(model.pk, None, 10)] == [4, 3, 2, 1]
+    assert sql.model_page_versions(model.pk + 1000, None, 10) == []
+
+
+@pytest.mark.parametrize("limit", [1, 2, 3, 50])
+def test_a_models_versions_page_answers_as_a_query_that_chooses_every_version(
+    page, model, carol, limit
+):
+    """A model's versions without a query (one statement) answer what the same list with a
+    query that every version matches answers (the ids chosen first), page after page, to a
+    viewer who may not see one of the parents' models."""
+    import json
+
+    from api.render import model_versions_page, versions_page
+    from registry.models import RegisteredModel
+
+    model_update(
+        actor=RegisteredModel.objects.get(name="churn").created_by,
+        model=RegisteredModel.objects.get(name="churn"),
+        visibility="private",
+    )
+    keys = ("-number",)
+    pages = {"one statement": [], "ids first": []}
+    for way, cursor in ((way, None) for way in pages):
+        while True:
+            if way == "one statement":
+                answer = model_versions_page(model, carol, keys=keys, cursor=cursor, limit=limit)
+            else:
+                everything = ModelVersion.objects.filter(model=model)
+                answer = versions_page(everything, carol, keys=keys, cursor=cursor, limit=limit)
+            body = json.loads(answer.content)
+            pages[way].append(body)
+            cursor = body["next"]
+            if cursor is None:
+                break
+    assert pages["one statement"] == pages["ids first"]
+    items = [item for body in pages["one statement"] for item in body["items"]]
+    assert [item["number"] for item in items] == [4, 3, 2, 1]
+    parents = {item["number"]: [p["model"] for p in item["parents"]] for item in items}
+    assert parents[2] == ["fraud"]  # churn's versions are hidden from carol
