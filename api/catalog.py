@@ -139,9 +139,13 @@ def list_versions(
     limit: s.Limit | None = None,
 ):
     found = get_model_for_user(request.auth, org, model)
-    if q is None and stage is None:  # every version: the page is read in one statement
+    # No query, or plain equalities (`stage == production`): the page in one statement.
+    equal = query.column_equalities(q)
+    if equal is not None and stage is not None and equal.setdefault("stage", stage) != stage:
+        equal = None  # two stages asked: the general way answers (nothing)
+    if equal is not None:
         return model_versions_page(
-            found, request.auth, keys=MODEL_VERSION_KEYS, cursor=cursor, limit=limit
+            found, request.auth, equal=equal, keys=MODEL_VERSION_KEYS, cursor=cursor, limit=limit
         )
     versions = ModelVersion.objects.filter(model=found)
     if stage is not None:

@@ -186,14 +186,21 @@ def versions_page(
 
 
 def model_versions_page(
-    model: RegisteredModel, viewer, *, keys: Sequence[str], cursor: str | None, limit: int | None
+    model: RegisteredModel,
+    viewer,
+    *,
+    equal: dict[str, str],
+    keys: Sequence[str],
+    cursor: str | None,
+    limit: int | None,
 ) -> HttpResponse:
-    """versions_page of all the versions of `model` (which `viewer` may view) in the order
-    `keys` (by number, newest first), read with the page in one statement
-    (api.sql.model_page_versions), where a query chooses the page's ids first."""
+    """versions_page of the versions of `model` (which `viewer` may view) whose columns
+    `equal` names hold its words (registry.query.column_equalities), in the order `keys`
+    (by number, newest first), read with the page in one statement
+    (api.sql.model_page_versions), where another query chooses the page's ids first."""
     limit = clean_limit(limit)
     after = cursor_after(ModelVersion, keys, cursor)
-    found = sql.model_page_versions(model.pk, after[0] if after else None, limit + 1)
+    found = sql.model_page_versions(model.pk, after[0] if after else None, limit + 1, equal)
     found, next_cursor = page_of(found, keys, limit)
     return json_response({"items": _versions_json(found, viewer), "next": next_cursor})
 

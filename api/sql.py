@@ -18,6 +18,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import JSONField, UUIDField
 
 from approvals.models import Decision, RequestKind, RequestStatus
+from registry import query
 from registry.models import ModelVersion
 from registry.sql import as_uuid, aware, json_value, run
 
@@ -124,12 +125,10 @@ _SELECTS = {
     for vendor, array in _ARRAYS.items()
 }
 _STATEMENTS = {vendor: select + "WHERE v.id IN ({ids})" for vendor, select in _SELECTS.items()}
-# A model's versions below a number, newest first: the page of a model's versions without a
-# query, read by the index on (model, number) without a first read of the page's ids.
-_OF_MODEL = {
-    vendor: select + "WHERE v.model_id = %s AND v.number < %s ORDER BY v.number DESC LIMIT %s"
-    for vendor, select in _SELECTS.items()
-}
+# A model's versions below a number, newest first, with columns equal to words (a query
+# of plain equalities: registry.query.column_equalities): the page of a model's versions,
+# read by the index on (model, number) without a first read of the page's ids.
+_OF_MODEL = "WHERE v.model_id = %s{equal} AND v.number < %s ORDER BY v.number DESC LIMIT %s"
 _PAGE_PARAMS = (Decision.APPROVE, RequestStatus.PENDING, RequestKind.STAGE)
 # Past every number a version can have (the column's range).
 _PAST_NUMBERS = 2**31
@@ -154,14 +153,21 @@ def page_versions(ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
     return {found["id"]: found for found in _made(_run(statement, ids, *_PAGE_PARAMS))}
 
 
-def model_page_versions(model_id: int, before: int | None, limit: int) -> list[dict[str, Any]]:
-    """The versions of the model `model_id` numbered below `before` (every one: None),
-    newest first, at most `limit`, each as page_versions gives it: page_versions of
-    ModelVersion.objects.filter(model_id=model_id, number__lt=before).order_by("-number")
-    [:limit], in that order."""
-    statement = _OF_MODEL[connections[DEFAULT_DB_ALIAS].vendor]
+def model_page_versions(
+    model_id: int, before: int | None, limit: int, equal: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The versions of the model `model_id` numbered below `before` (every one: None) whose
+    columns `equal` names hold its words, newest first, at most `limit`, each as
+    page_versions gives it: page_versions of ModelVersion.objects.filter(model_id=model_id,
+    number__lt=before, **equal).order_by("-number")[:limit], in that order."""
+    columns = sorted(equal or {})
+    if not set(columns) <= set(query.EQUALITY_COLUMNS):
+        raise ValueError(f"not a column of a plain equality: {columns}")
+    where = _OF_MODEL.format(equal="".join(f" AND v.{column} = %s" for column in columns))
+    statement = _SELECTS[connections[DEFAULT_DB_ALIAS].vendor] + where
     below = _PAST_NUMBERS if before is None else before
-    return _made(run(statement, [*_PAGE_PARAMS, model_id, below, limit]))
+    words = [equal[column] for column in columns] if equal else []
+    return _made(run(statement, [*_PAGE_PARAMS, model_id, *words, below, limit]))
 
 
 def _made(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

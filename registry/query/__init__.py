@@ -20,6 +20,8 @@ Semantics worth knowing:
 """
 
 from registry.query.compile import (
+    EQUALITY_COLUMNS,
+    column_equalities,
     compile_node,
     compile_query,
     flag_condition,
@@ -49,6 +51,7 @@ from registry.query.parse import (
 
 __all__ = [
     "COMPARISON_OPS",
+    "EQUALITY_COLUMNS",
     "KEYED_FIELDS",
     "KNOWN_FIELDS",
     "MAX_COMPARISONS",
@@ -64,6 +67,7 @@ __all__ = [
     "Not",
     "Or",
     "Token",
+    "column_equalities",
     "compile_node",
     "compile_query",
     "flag_condition",

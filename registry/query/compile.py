@@ -365,3 +365,30 @@ def search_versions(queryset: QuerySet, text: str | None) -> QuerySet:
     if text is None or not text.strip():
         return queryset
     return queryset.filter(compile_query(text))
+
+
+# The fields whose `==` is their column's plain equality (a word of a fixed set).
+EQUALITY_COLUMNS = ("stage", "lock_level")
+
+
+def column_equalities(text: str | None) -> dict[str, str] | None:
+    """The query `text` as plain column equalities when it is only that: `stage ==
+    production`, or an `and` of such comparisons of EQUALITY_COLUMNS, each column once
+    ({"stage": "production"}); {} for a blank query; None for any other query. Invalid for
+    a malformed one, as compile_query says. What compile_query would filter by, for a
+    caller that reads such a page in one plain statement."""
+    if text is None or not text.strip():
+        return {}
+    node = parse(text)
+    compile_node(node)  # refuses what compile_query refuses (an unknown stage, ...)
+    found: dict[str, str] = {}
+    for comparison in node.operands if isinstance(node, And) else (node,):
+        if (
+            not isinstance(comparison, Comparison)
+            or comparison.op != "=="
+            or comparison.field.name not in EQUALITY_COLUMNS
+            or comparison.field.name in found
+        ):
+            return None
+        found[comparison.field.name] = str(comparison.values[0].text).lower()
+    return found

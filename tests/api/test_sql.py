@@ -176,31 +176,43 @@ def test_it_reads_a_models_versions_below_a_number_as_the_queryset_orders_them(p
 
 
 @pytest.mark.parametrize("limit", [1, 2, 3, 50])
-def test_a_models_versions_page_answers_as_a_query_that_chooses_every_version(
-    page, model, carol, limit
+@pytest.mark.parametrize(
+    "q",
+    [
+        None,
+        "stage == unassigned",
+        "stage == staging",
+        "lock_level == open and stage == staging",
+        "stage == production",
+    ],
+)
+def test_a_models_versions_page_answers_as_a_query_that_chooses_the_ids_first(
+    page, model, admin, carol, limit, q
 ):
-    """A model's versions without a query (one statement) answer what the same list with a
-    query that every version matches answers (the ids chosen first), page after page, to a
-    viewer who may not see one of the parents' models."""
+    """A model's versions without a query, or with plain equalities (one statement), answer
+    what the same list answers with the ids chosen first by compile_query, page after
+    page, to a viewer who may not see one of the parents' models."""
     import json
 
     from api.render import model_versions_page, versions_page
     from registry.models import RegisteredModel
+    from registry.query import column_equalities, search_versions
 
-    model_update(
-        actor=RegisteredModel.objects.get(name="churn").created_by,
-        model=RegisteredModel.objects.get(name="churn"),
-        visibility="private",
-    )
+    churn = RegisteredModel.objects.get(name="churn")
+    model_update(actor=admin, model=churn, visibility="private")
+    ModelVersion.objects.filter(model=model, number=3).update(stage="staging")
     keys = ("-number",)
     pages = {"one statement": [], "ids first": []}
-    for way, cursor in ((way, None) for way in pages):
+    for way in pages:
+        cursor = None
         while True:
             if way == "one statement":
-                answer = model_versions_page(model, carol, keys=keys, cursor=cursor, limit=limit)
+                answer = model_versions_page(
+                    model, carol, equal=column_equalities(q), keys=keys, cursor=cursor, limit=limit
+                )
             else:
-                everything = ModelVersion.objects.filter(model=model)
-                answer = versions_page(everything, carol, keys=keys, cursor=cursor, limit=limit)
+                chosen = search_versions(ModelVersion.objects.filter(model=model), q)
+                answer = versions_page(chosen, carol, keys=keys, cursor=cursor, limit=limit)
             body = json.loads(answer.content)
             pages[way].append(body)
             cursor = body["next"]
@@ -208,6 +220,14 @@ def test_a_models_versions_page_answers_as_a_query_that_chooses_every_version(
                 break
     assert pages["one statement"] == pages["ids first"]
     items = [item for body in pages["one statement"] for item in body["items"]]
-    assert [item["number"] for item in items] == [4, 3, 2, 1]
-    parents = {item["number"]: [p["model"] for p in item["parents"]] for item in items}
-    assert parents[2] == ["fraud"]  # churn's versions are hidden from carol
+    expected = {None: [4, 3, 2, 1], "stage == unassigned": [4, 2, 1], "stage == staging": [3]}
+    if q in expected:
+        assert [item["number"] for item in items] == expected[q]
+    if q is None:
+        parents = {item["number"]: [p["model"] for p in item["parents"]] for item in items}
+        assert parents[2] == ["fraud"]  # churn's versions are hidden from carol
+
+
+def test_a_page_read_in_one_statement_refuses_a_column_that_is_no_plain_equality(model):
+    with pytest.raises(ValueError, match="not a column"):
+        sql.model_page_versions(model.pk, None, 10, {"label": "x"})

@@ -438,3 +438,39 @@ def test_the_tags_index_is_searched_without_a_pending_list(db):
             "SELECT reloptions FROM pg_class WHERE relname = %s", ["registry_modelversion_tags_gin"]
         )
         assert cursor.fetchone()[0] == ["fastupdate=off"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (None, {}),
+        ("  ", {}),
+        ("stage == production", {"stage": "production"}),
+        ("stage == Production", {"stage": "production"}),
+        (
+            'stage == "staging" and lock_level == closed',
+            {"stage": "staging", "lock_level": "closed"},
+        ),
+        ("stage != production", None),
+        ("stage in (staging, production)", None),
+        ("stage == production or stage == staging", None),
+        ("not stage == production", None),
+        ("stage == production and stage == staging", None),
+        ("stage == production and number == 3", None),
+        ('tags.stage == "production"', None),
+        ("(stage == production)", {"stage": "production"}),
+    ],
+)
+def test_a_query_of_plain_equalities_reads_as_its_columns(text, expected):
+    from registry.query import column_equalities
+
+    assert column_equalities(text) == expected
+
+
+def test_a_malformed_query_is_refused_before_its_equalities_are_read():
+    from registry.query import column_equalities
+
+    with pytest.raises(Invalid, match="expected one of"):
+        column_equalities("stage == live")
+    with pytest.raises(Invalid):
+        column_equalities("stage ==")
