@@ -141,8 +141,11 @@ def list_versions(
     found = get_model_for_user(request.auth, org, model)
     # No query, or plain equalities (`stage == production`): the page in one statement.
     equal = query.column_equalities(q)
-    if equal is not None and stage is not None and equal.setdefault("stage", stage) != stage:
-        equal = None  # two stages asked: the general way answers (nothing)
+    if equal is not None and stage is not None:
+        if equal.get("stage", stage) != stage:
+            equal = None  # two stages asked: the general way answers (nothing)
+        else:
+            equal["stage"] = stage
     if equal is not None:
         return model_versions_page(
             found, request.auth, equal=equal, keys=MODEL_VERSION_KEYS, cursor=cursor, limit=limit

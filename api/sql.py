@@ -15,23 +15,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import JSONField, UUIDField
+from django.db.models import JSONField
 
 from approvals.models import Decision, RequestKind, RequestStatus
 from registry import query
 from registry.models import ModelVersion
-from registry.sql import as_uuid, aware, json_value, run
-
-# Prepares an id as a UUID column takes it: itself, or its hex where the database has no
-# uuid type (SQLite).
-_UUID = UUIDField()
+from registry.sql import as_uuid, aware, db_uuid, json_value, run
 
 
 def _run(sql: str, ids: Sequence[uuid.UUID], *params: Any) -> list[tuple[Any, ...]]:
     """The rows of `sql` for `params`, then the ids, whose placeholders come last (`{ids}`
     is one per id)."""
-    db = connections[DEFAULT_DB_ALIAS]
-    values = [_UUID.get_db_prep_value(pk, db) for pk in ids]
+    values = [db_uuid(pk) for pk in ids]
     return run(sql.format(ids=", ".join(["%s"] * len(values))), [*params, *values])
 
 

@@ -6,14 +6,12 @@ tests/approvals/test_sql.py pins each to the queryset it stands for, on SQLite a
 PostgreSQL: change them together.
 """
 
-from typing import Any
-
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
 
 from approvals.models import StageChangeRequest
 from registry.models import Branch, ModelVersion, Organization, RegisteredModel
-from registry.sql import Shape, access_columns, run
+from registry.sql import Shape, access_columns, make_parts, run
 
 _MODEL, _ORG = Shape(RegisteredModel, "m"), Shape(Organization, "o")
 REQUEST_MODEL = f"""
@@ -67,12 +65,7 @@ def request_locked(request_id: int, model: RegisteredModel) -> StageChangeReques
     rows = run(REQUEST + lock, [request_id])
     if not rows:
         return None
-    made: list[Any] = []
-    at = 0
-    for part in _PARTS:
-        made.append(part.make(rows[0], at))
-        at += part.width
-    request, version, branch, alias_from, requester = made
+    request, version, branch, alias_from, requester = make_parts(rows[0], _PARTS)
     version.branch, version.model = branch, model
     request.version, request.alias_from, request.requester = version, alias_from, requester
     request.model = model

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model
+from django.db.models import Model, UUIDField
 
 from registry.models import (
     ActivityEvent,
@@ -112,6 +112,22 @@ class Shape:
         return self.model.from_db(DEFAULT_DB_ALIAS, self.names, values)
 
 
+def make_parts(row: Sequence[Any], parts: Sequence[Shape]) -> list[Model | None]:
+    """The instances of a row that holds the columns of each of `parts` one after another."""
+    made, at = [], 0
+    for part in parts:
+        made.append(part.make(row, at))
+        at += part.width
+    return made
+
+
+def db_uuid(value: uuid.UUID) -> Any:
+    """A UUID as a UUID column takes it: itself, or its hex where the database has no uuid
+    type (SQLite)."""
+    return _UUID.get_db_prep_value(value, connections[DEFAULT_DB_ALIAS])
+
+
+_UUID = UUIDField()
 User = get_user_model()
 
 # The caller's role in the org at `{org}` of the statement, and the words granted on the
@@ -265,12 +281,7 @@ def _version_made(rows: list[tuple[Any, ...]]) -> tuple[ModelVersion, str | None
     if not rows:
         return None
     row = rows[0]
-    made = []
-    at = 0
-    for part in _VERSION_PARTS:
-        made.append(part.make(row, at))
-        at += part.width
-    version, model, org, branch, creator = made
+    version, model, org, branch, creator = make_parts(row, _VERSION_PARTS)
     model.org = org
     version.model = model
     version.branch = branch
@@ -291,9 +302,7 @@ def version_by_id_with_access(
     user_id: int | None, version_id: uuid.UUID
 ) -> tuple[ModelVersion, str | None, int] | None:
     """version_with_access for the version `version_id`."""
-    db = connections[DEFAULT_DB_ALIAS]
-    pk = ModelVersion._meta.pk.get_db_prep_value(version_id, db)
-    return _version_made(run(VERSION_BY_ID, [user_id, user_id, user_id, pk]))
+    return _version_made(run(VERSION_BY_ID, [user_id, user_id, user_id, db_uuid(version_id)]))
 
 
 # The head of an org's activity chain (registry/services/activity.py appends to it). On

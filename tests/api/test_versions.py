@@ -381,3 +381,23 @@ def test_it_refuses_an_empty_comment(api, version, carol_token):
 
 def test_it_answers_a_wrong_method_on_comments(api, version, carol_token):
     assert api("DELETE", f"{V1}/comments", carol_token).status_code == 405
+
+
+def test_the_stage_parameter_and_a_stage_in_the_query_must_both_hold(
+    api, model, alice, carol_token
+):
+    """The page read in one statement takes the stage of the parameter and of the query
+    together: the same stage narrows, two different ones find nothing."""
+    first = version_create(actor=alice, model=model)
+    version_create(actor=alice, model=model)
+    ModelVersion.objects.filter(pk=first.pk).update(stage="staging")
+
+    def numbers(**params) -> list[int]:
+        answer = api("GET", VERSIONS, carol_token, **params)
+        assert answer.status_code == 200, answer.content
+        return [item["number"] for item in answer.json()["items"]]
+
+    assert numbers(stage="staging") == [first.number]
+    assert numbers(stage="staging", q="stage == staging") == [first.number]
+    assert numbers(stage="staging", q="stage == production") == []
+    assert numbers(stage="unassigned", q="lock_level == open") == [first.number + 1]
