@@ -1,6 +1,7 @@
 """The query language compiled to ORM filters over ModelVersion (no raw SQL)."""
 
 import datetime as dt
+import functools
 import json
 import re
 from typing import Any
@@ -379,6 +380,13 @@ def column_equalities(text: str | None) -> dict[str, str] | None:
     caller that reads such a page in one plain statement."""
     if text is None or not text.strip():
         return {}
+    found = _equalities(text)
+    return None if found is None else dict(found)
+
+
+# A pipeline asks the same few queries again and again: each is parsed once per process.
+@functools.lru_cache(maxsize=256)
+def _equalities(text: str) -> tuple[tuple[str, str], ...] | None:
     node = parse(text)
     compile_node(node)  # refuses what compile_query refuses (an unknown stage, ...)
     found: dict[str, str] = {}
@@ -391,4 +399,4 @@ def column_equalities(text: str | None) -> dict[str, str] | None:
         ):
             return None
         found[comparison.field.name] = str(comparison.values[0].text).lower()
-    return found
+    return tuple(found.items())

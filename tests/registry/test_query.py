@@ -474,3 +474,23 @@ def test_a_malformed_query_is_refused_before_its_equalities_are_read():
         column_equalities("stage == live")
     with pytest.raises(Invalid):
         column_equalities("stage ==")
+
+
+def test_a_query_is_parsed_once_for_its_equalities_and_a_malformed_one_refused_each_time(
+    monkeypatch,
+):
+    from registry.query import column_equalities
+    from registry.query import compile as compiled
+
+    parsed = []
+    parse = compiled.parse
+    monkeypatch.setattr(compiled, "parse", lambda text: parsed.append(text) or parse(text))
+    compiled._equalities.cache_clear()
+    answer = column_equalities("stage == staging")
+    answer["stage"] = "production"  # the caller's own dict: the next answer is the same
+    assert column_equalities("stage == staging") == {"stage": "staging"}
+    assert parsed == ["stage == staging"]
+    for _ in range(2):
+        with pytest.raises(Invalid, match="expected one of"):
+            column_equalities("stage == live")
+    assert parsed.count("stage == live") == 2
