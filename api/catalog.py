@@ -8,7 +8,8 @@ from django.utils import timezone
 from ninja import Query, Router, Status
 
 from api import schemas as s
-from api.pagination import paginate
+from api import sql
+from api.pagination import clean_limit, cursor_after, paginate
 from api.render import (
     comment_json,
     comments_qs,
@@ -28,6 +29,7 @@ from registry.permissions import (
     get_version_by_ref,
     get_version_for_user,
     org_and_role_for_user,
+    read_with_model,
 )
 from registry.services.aliases import alias_remove, alias_set
 from registry.services.comments import comment_add
@@ -138,8 +140,8 @@ def list_versions(
     cursor: str | None = None,
     limit: s.Limit | None = None,
 ):
-    found = get_model_for_user(request.auth, org, model)
-    # No query, or plain equalities (`stage == production`): the page in one statement.
+    # No query, or plain equalities (`stage == production`): the model and its page in one
+    # statement.
     equal = query.column_equalities(q)
     if equal is not None and stage is not None:
         if equal.get("stage", stage) != stage:
@@ -147,9 +149,19 @@ def list_versions(
         else:
             equal["stage"] = stage
     if equal is not None:
-        return model_versions_page(
-            found, request.auth, equal=equal, keys=MODEL_VERSION_KEYS, cursor=cursor, limit=limit
+        limit = clean_limit(limit)
+        after = cursor_after(ModelVersion, MODEL_VERSION_KEYS, cursor)
+        before = after[0] if after else None
+        page = read_with_model(
+            request.auth,
+            org,
+            model,
+            lambda user_id, slug, name: sql.model_with_page(
+                user_id, slug, name, before, limit + 1, equal
+            ),
         )
+        return model_versions_page(page, request.auth, keys=MODEL_VERSION_KEYS, limit=limit)
+    found = get_model_for_user(request.auth, org, model)
     versions = ModelVersion.objects.filter(model=found)
     if stage is not None:
         versions = versions.filter(stage=stage)

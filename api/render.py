@@ -8,7 +8,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse
 
 from api import sql
-from api.pagination import clean_limit, cursor_after, page_of, paginate
+from api.pagination import page_of, paginate
 from api.renderer import FastJSONRenderer, dumps
 from approvals.models import Decision, RequestKind, Review, StageChangeRequest
 from registry.errors import NotFound
@@ -186,21 +186,12 @@ def versions_page(
 
 
 def model_versions_page(
-    model: RegisteredModel,
-    viewer,
-    *,
-    equal: dict[str, str],
-    keys: Sequence[str],
-    cursor: str | None,
-    limit: int | None,
+    found: list[dict[str, Any]], viewer, *, keys: Sequence[str], limit: int
 ) -> HttpResponse:
-    """versions_page of the versions of `model` (which `viewer` may view) whose columns
-    `equal` names hold its words (registry.query.column_equalities), in the order `keys`
-    (by number, newest first), read with the page in one statement
-    (api.sql.model_page_versions), where another query chooses the page's ids first."""
-    limit = clean_limit(limit)
-    after = cursor_after(ModelVersion, keys, cursor)
-    found = sql.model_page_versions(model.pk, after[0] if after else None, limit + 1, equal)
+    """The page of a model's versions as versions_page answers it, from what
+    api.sql.model_with_page read: at most `limit` + 1 versions in the order `keys` (by
+    number, newest first) after the cursor, where another query chooses the page's ids
+    first."""
     found, next_cursor = page_of(found, keys, limit)
     return json_response({"items": _versions_json(found, viewer), "next": next_cursor})
 

@@ -5,9 +5,11 @@ Through the ORM this read cost more than the rest of the page: building the quer
 (about 2 ms), preparing each of 200 ids once per query, and converting 200 rows of eight
 JSON columns through JSONField (json.loads, where orjson takes a fifth of the time); and as
 four statements (rows, artifacts, parents, pending requests) its round trips were half of a
-small page. The figures are in the commits that brought them here. The statement is pinned
-by tests to the answers of the querysets it stands for (tests/api/test_sql.py), on SQLite
-and PostgreSQL; change them together.
+small page. The figures are in the commits that brought them here. The list of one model's
+versions reads the page by the model's index instead, and on PostgreSQL beside the model
+with the caller's access: the model's read was a round trip of its own. The statements are
+pinned by tests to the answers of the querysets and reads they stand for
+(tests/api/test_sql.py), on SQLite and PostgreSQL; change them together.
 """
 
 import uuid
@@ -19,8 +21,16 @@ from django.db.models import JSONField
 
 from approvals.models import Decision, RequestKind, RequestStatus
 from registry import query
-from registry.models import ModelVersion
-from registry.sql import as_uuid, aware, db_uuid, json_value, run
+from registry.models import ModelVersion, RegisteredModel
+from registry.sql import (
+    access_columns,
+    as_uuid,
+    aware,
+    db_uuid,
+    json_value,
+    model_with_access,
+    run,
+)
 
 
 def _run(sql: str, ids: Sequence[uuid.UUID], *params: Any) -> list[tuple[Any, ...]]:
@@ -123,7 +133,30 @@ _STATEMENTS = {vendor: select + "WHERE v.id IN ({ids})" for vendor, select in _S
 # A model's versions below a number, newest first, with columns equal to words (a query
 # of plain equalities: registry.query.column_equalities): the page of a model's versions,
 # read by the index on (model, number) without a first read of the page's ids.
-_OF_MODEL = "WHERE v.model_id = %s{equal} AND v.number < %s ORDER BY v.number DESC LIMIT %s"
+_OF_MODEL = "WHERE v.model_id = {model}{equal} AND v.number < %s ORDER BY v.number DESC LIMIT %s"
+# What the access needs of a model, in the order of its fields (Model.from_db's).
+_MODEL_FIELDS = [
+    field
+    for field in RegisteredModel._meta.concrete_fields
+    if field.name in ("id", "name", "org", "visibility")
+]
+# The same page beside its model and the caller's access on it (their role in its org and
+# the words granted to them: registry.sql.access_columns, read once), joined LATERAL: one
+# statement where the fetch of the model and its page were two. A model without such
+# versions is one row with a null page; `page.number` is v.number.
+_MODEL_PAGE = f"""
+    WITH found AS MATERIALIZED (
+        SELECT {", ".join(f'm."{f.column}"' for f in _MODEL_FIELDS)},
+            {access_columns(model="m.id", org="m.org_id")}
+        FROM registry_registeredmodel m
+        JOIN registry_organization o ON o.id = m.org_id
+        WHERE o.slug = %s AND m.name = %s
+    )
+    SELECT found.*, page.*
+    FROM found
+    LEFT JOIN LATERAL ({{page}}) page ON true
+    ORDER BY page.number DESC
+"""
 _PAGE_PARAMS = (Decision.APPROVE, RequestStatus.PENDING, RequestKind.STAGE)
 # Past every number a version can have (the column's range).
 _PAST_NUMBERS = 2**31
@@ -155,14 +188,52 @@ def model_page_versions(
     columns `equal` names hold its words, newest first, at most `limit`, each as
     page_versions gives it: page_versions of ModelVersion.objects.filter(model_id=model_id,
     number__lt=before, **equal).order_by("-number")[:limit], in that order."""
+    vendor = connections[DEFAULT_DB_ALIAS].vendor
+    where, words = _of_model("%s", before, limit, equal)
+    return _made(run(_SELECTS[vendor] + where, [*_PAGE_PARAMS, model_id, *words]))
+
+
+def model_with_page(
+    user_id: int, slug: str, name: str, before: int | None, limit: int, equal: dict[str, str]
+) -> tuple[tuple[RegisteredModel, str | None, int] | None, list[dict[str, Any]]]:
+    """The model `name` of the org `slug` with the role and grant bits of the user `user_id`
+    on it, as registry.sql.model_with_access reads them (None: no such model), and the page
+    model_page_versions(its id, before, limit, equal) ([] without the model): on
+    PostgreSQL in one statement, where the model has its id, name, org and visibility only;
+    on SQLite, which has no LATERAL, in those two reads. The caller checks the access before
+    it shows the page (registry.permissions.read_with_model)."""
+    vendor = connections[DEFAULT_DB_ALIAS].vendor
+    if vendor != "postgresql":
+        found = model_with_access(user_id, slug, name)
+        if found is None:
+            return None, []
+        model, role, bits, _ = found
+        return (model, role, bits), model_page_versions(model.pk, before, limit, equal)
+    where, words = _of_model("found.id", before, limit, equal)
+    statement = _MODEL_PAGE.format(page=_SELECTS[vendor] + where)
+    rows = run(statement, [user_id, user_id, user_id, slug, name, *_PAGE_PARAMS, *words])
+    if not rows:
+        return None, []
+    width = len(_MODEL_FIELDS)
+    names = [f.attname for f in _MODEL_FIELDS]
+    model = RegisteredModel.from_db(DEFAULT_DB_ALIAS, names, rows[0][:width])
+    role, bits = rows[0][width : width + 2]
+    page = [row[width + 2 :] for row in rows if row[width + 2] is not None]
+    return (model, role, bits), _made(page)
+
+
+def _of_model(
+    model: str, before: int | None, limit: int, equal: dict[str, str] | None
+) -> tuple[str, list[Any]]:
+    """The WHERE of a page of the model at `model` (a column, or the placeholder of its id,
+    which comes before the parameters returned here)."""
     columns = sorted(equal or {})
     if not set(columns) <= set(query.EQUALITY_COLUMNS):
         raise ValueError(f"not a column of a plain equality: {columns}")
-    where = _OF_MODEL.format(equal="".join(f" AND v.{column} = %s" for column in columns))
-    statement = _SELECTS[connections[DEFAULT_DB_ALIAS].vendor] + where
+    equalities = "".join(f" AND v.{column} = %s" for column in columns)
     below = _PAST_NUMBERS if before is None else before
     words = [equal[column] for column in columns] if equal else []
-    return _made(run(statement, [*_PAGE_PARAMS, model_id, *words, below, limit]))
+    return _OF_MODEL.format(model=model, equal=equalities), [*words, below, limit]
 
 
 def _made(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:

@@ -6,8 +6,9 @@ access_from decides it for one model; lists filter with RegisteredModel.objects.
 which a test holds to the same answer.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
@@ -25,6 +26,7 @@ from registry.models.catalog import confined_away, is_acting, role_in
 
 Need = Literal["view", "write", "approve", "admin"]
 UserLike = AbstractBaseUser | AnonymousUser
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,14 @@ def _fetch_model(
     it read in the same query: NotFound unless they may view it. With `branch`, that branch
     of the model (None when it has none) instead of the owner and creator."""
     found = sql.model_with_access(user.pk, _slug(org), name, branch) if is_acting(user) else None
+    return _viewable(user, name, found)
+
+
+def _viewable(
+    user: UserLike, name: str, found: tuple[RegisteredModel, str | None, int, Branch | None] | None
+) -> tuple[RegisteredModel, Access, Branch | None]:
+    """The model of sql.model_with_access's answer `found` (None: no model `name`), the
+    user's access on it and the branch read with it: NotFound unless they may view it."""
     if found is None:
         raise NotFound(f"model {name} not found")
     model, role, bits, found_branch = found
@@ -192,6 +202,25 @@ def get_model_for_user(
     model, access, _ = _fetch_model(user, org, name)
     check_access(model, access, need)
     return model
+
+
+def read_with_model(
+    user: UserLike,
+    org: str | Organization,
+    name: str,
+    read: Callable[[int, str, str], tuple[tuple[RegisteredModel, str | None, int] | None, T]],
+) -> T:
+    """What `read(user id, org slug, name)` read of the model `name` of `org` beside the
+    user's access on it, once they may view the model: NotFound otherwise, as
+    get_model_for_user says. `read` answers (the model, at least its name, org and
+    visibility; the user's role in its org; the grant bits), as sql.model_with_access reads
+    them (None when there is no such model), and what else it read in the same statement (a
+    page of the model's versions: api.sql)."""
+    if not is_acting(user):
+        raise NotFound(f"model {name} not found")
+    found, more = read(user.pk, _slug(org), name)
+    _viewable(user, name, None if found is None else (*found, None))
+    return more
 
 
 def get_model_for_registration(

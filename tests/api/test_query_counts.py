@@ -73,6 +73,22 @@ def test_an_org_level_request_reads_the_org_and_the_callers_role_at_once(
     assert response.json()["items"]
 
 
+@pytest.mark.parametrize("query", [{}, {"q": "stage == production"}, {"stage": "staging"}])
+def test_a_models_versions_are_read_with_the_model(
+    api, version, carol_token, query, django_assert_num_queries
+):
+    """The versions of one model (what CI asks for its production version): the token, then
+    the model with the caller's access and its page in one statement (on SQLite, which has
+    no LATERAL join, the model and then its page)."""
+    from django.db import connection
+
+    path = "/orgs/acme/models/fraud/versions"
+    api("GET", path, carol_token)  # the token's first use also notes its last use
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
+        response = api("GET", path, carol_token, **query)
+    assert response.status_code == 200
+
+
 # Statements that are not a transaction's own (BEGIN, COMMIT, savepoints: SQLite and
 # PostgreSQL differ there).
 _TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")

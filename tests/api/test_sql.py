@@ -187,16 +187,17 @@ def test_it_reads_a_models_versions_below_a_number_as_the_queryset_orders_them(p
     ],
 )
 def test_a_models_versions_page_answers_as_a_query_that_chooses_the_ids_first(
-    page, model, admin, carol, limit, q
+    page, model, admin, carol, carol_token, api, limit, q
 ):
-    """A model's versions without a query, or with plain equalities (one statement), answer
-    what the same list answers with the ids chosen first by compile_query, page after
-    page, to a viewer who may not see one of the parents' models."""
+    """A model's versions without a query, or with plain equalities (read with the model in
+    one statement), answer what the same list answers with the ids chosen first by
+    compile_query, page after page, to a viewer who may not see one of the parents'
+    models."""
     import json
 
-    from api.render import model_versions_page, versions_page
+    from api.render import versions_page
     from registry.models import RegisteredModel
-    from registry.query import column_equalities, search_versions
+    from registry.query import search_versions
 
     churn = RegisteredModel.objects.get(name="churn")
     model_update(actor=admin, model=churn, visibility="private")
@@ -207,12 +208,15 @@ def test_a_models_versions_page_answers_as_a_query_that_chooses_the_ids_first(
         cursor = None
         while True:
             if way == "one statement":
-                answer = model_versions_page(
-                    model, carol, equal=column_equalities(q), keys=keys, cursor=cursor, limit=limit
-                )
+                params = {"limit": limit, **({"q": q} if q else {})}
+                if cursor:
+                    params["cursor"] = cursor
+                path = f"/orgs/acme/models/{model.name}/versions"
+                answer = api("GET", path, carol_token, **params)
             else:
                 chosen = search_versions(ModelVersion.objects.filter(model=model), q)
                 answer = versions_page(chosen, carol, keys=keys, cursor=cursor, limit=limit)
+            assert answer.status_code == 200
             body = json.loads(answer.content)
             pages[way].append(body)
             cursor = body["next"]
@@ -226,6 +230,36 @@ def test_a_models_versions_page_answers_as_a_query_that_chooses_the_ids_first(
     if q is None:
         parents = {item["number"]: [p["model"] for p in item["parents"]] for item in items}
         assert parents[2] == ["fraud"]  # churn's versions are hidden from carol
+
+
+def test_it_reads_a_model_with_the_callers_access_and_its_page_as_the_two_reads_do(
+    page, model, admin, alice, carol, mallory
+):
+    """model_with_page: registry.sql.model_with_access's answer (the model's name, org and
+    visibility at least) and model_page_versions's page of that model, for callers with
+    every kind of access (mallory: none), a model without such versions, and no model."""
+    from registry.sql import model_with_access
+
+    model_create(actor=admin, org=model.org, name="empty", visibility="private")
+    ModelVersion.objects.filter(model=model, number=3).update(stage="staging")
+    cases = [
+        (name, before, limit, equal)
+        for name in (model.name, "empty", "churn", "absent")
+        for before, limit in [(None, 10), (None, 2), (4, 10), (2, 1)]
+        for equal in ({}, {"stage": "staging"}, {"stage": "unassigned", "lock_level": "open"})
+    ]
+    for user in (admin, alice, carol, mallory):
+        for name, before, limit, equal in cases:
+            found, versions = sql.model_with_page(user.pk, "acme", name, before, limit, equal)
+            expected = model_with_access(user.pk, "acme", name)
+            if expected is None:
+                assert (found, versions) == (None, [])
+                continue
+            (made, role, bits), (stored, *access) = found, expected[:3]
+            assert [role, bits] == access
+            fields = ("id", "name", "org_id", "visibility")
+            assert [getattr(made, f) for f in fields] == [getattr(stored, f) for f in fields]
+            assert versions == sql.model_page_versions(stored.pk, before, limit, equal)
 
 
 def test_a_page_read_in_one_statement_refuses_a_column_that_is_no_plain_equality(model):

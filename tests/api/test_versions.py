@@ -99,8 +99,17 @@ def test_it_lists_versions_matching_a_query(api, model, version, alice, carol_to
     assert [v["number"] for v in body["items"]] == [1]
 
 
-def test_it_hides_versions_from_an_outsider(api, model, version, mallory_token):
-    assert api("GET", VERSIONS, mallory_token).status_code == 404
+@pytest.mark.parametrize(
+    "query", [{}, {"q": "stage == unassigned"}, {"stage": "unassigned"}, {"q": "number == 1"}]
+)
+def test_it_hides_versions_from_an_outsider(api, model, version, mallory_token, query):
+    """Whether the page is read with the model (no query, plain equalities) or after it,
+    an outsider finds what they find for a model that does not exist."""
+    hidden = api("GET", VERSIONS, mallory_token, **query)
+    absent = api("GET", VERSIONS.replace("fraud", "nothing"), mallory_token, **query)
+    assert hidden.status_code == absent.status_code == 404
+    assert hidden.json()["error"]["message"] == "model fraud not found"
+    assert absent.json()["error"]["message"] == "model nothing not found"
 
 
 @pytest.mark.parametrize("rows", [5, 50])
