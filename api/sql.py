@@ -23,6 +23,7 @@ from approvals.models import Decision, RequestKind, RequestStatus
 from registry import query
 from registry.models import ModelVersion, RegisteredModel
 from registry.sql import (
+    Shape,
     access_columns,
     as_uuid,
     aware,
@@ -134,20 +135,15 @@ _STATEMENTS = {vendor: select + "WHERE v.id IN ({ids})" for vendor, select in _S
 # of plain equalities: registry.query.column_equalities): the page of a model's versions,
 # read by the index on (model, number) without a first read of the page's ids.
 _OF_MODEL = "WHERE v.model_id = {model}{equal} AND v.number < %s ORDER BY v.number DESC LIMIT %s"
-# What the access needs of a model, in the order of its fields (Model.from_db's).
-_MODEL_FIELDS = [
-    field
-    for field in RegisteredModel._meta.concrete_fields
-    if field.name in ("id", "name", "org", "visibility")
-]
+# What the access needs of a model (registry.permissions.read_with_model).
+_MODEL = Shape(RegisteredModel, "m", only=("id", "name", "org", "visibility"))
 # The same page beside its model and the caller's access on it (their role in its org and
 # the words granted to them: registry.sql.access_columns, read once), joined LATERAL: one
 # statement where the fetch of the model and its page were two. A model without such
 # versions is one row with a null page; `page.number` is v.number.
 _MODEL_PAGE = f"""
     WITH found AS MATERIALIZED (
-        SELECT {", ".join(f'm."{f.column}"' for f in _MODEL_FIELDS)},
-            {access_columns(model="m.id", org="m.org_id")}
+        SELECT {_MODEL.columns}, {access_columns(model="m.id", org="m.org_id")}
         FROM registry_registeredmodel m
         JOIN registry_organization o ON o.id = m.org_id
         WHERE o.slug = %s AND m.name = %s
@@ -214,12 +210,10 @@ def model_with_page(
     rows = run(statement, [user_id, user_id, user_id, slug, name, *_PAGE_PARAMS, *words])
     if not rows:
         return None, []
-    width = len(_MODEL_FIELDS)
-    names = [f.attname for f in _MODEL_FIELDS]
-    model = RegisteredModel.from_db(DEFAULT_DB_ALIAS, names, rows[0][:width])
-    role, bits = rows[0][width : width + 2]
-    page = [row[width + 2 :] for row in rows if row[width + 2] is not None]
-    return (model, role, bits), _made(page)
+    at = _MODEL.width
+    role, bits = rows[0][at : at + 2]
+    page = [row[at + 2 :] for row in rows if row[at + 2] is not None]
+    return (_MODEL.make(rows[0], 0), role, bits), _made(page)
 
 
 def _of_model(

@@ -178,20 +178,21 @@ def _fetch_model(
     it read in the same query: NotFound unless they may view it. With `branch`, that branch
     of the model (None when it has none) instead of the owner and creator."""
     found = sql.model_with_access(user.pk, _slug(org), name, branch) if is_acting(user) else None
-    return _viewable(user, name, found)
+    model, access = _viewable(user, name, None if found is None else found[:3])
+    return model, access, found[3]
 
 
 def _viewable(
-    user: UserLike, name: str, found: tuple[RegisteredModel, str | None, int, Branch | None] | None
-) -> tuple[RegisteredModel, Access, Branch | None]:
-    """The model of sql.model_with_access's answer `found` (None: no model `name`), the
-    user's access on it and the branch read with it: NotFound unless they may view it."""
+    user: UserLike, name: str, found: tuple[RegisteredModel, str | None, int] | None
+) -> tuple[RegisteredModel, Access]:
+    """The model of a read of it with the user's role and grant bits (None: no model
+    `name`) and the user's access on it: NotFound unless they may view it."""
     if found is None:
         raise NotFound(f"model {name} not found")
-    model, role, bits, found_branch = found
+    model, role, bits = found
     access = access_of(user, model, role, bits)
     check_access(model, access, "view")
-    return model, access, found_branch
+    return model, access
 
 
 def get_model_for_user(
@@ -219,7 +220,7 @@ def read_with_model(
     if not is_acting(user):
         raise NotFound(f"model {name} not found")
     found, more = read(user.pk, _slug(org), name)
-    _viewable(user, name, None if found is None else (*found, None))
+    _viewable(user, name, found)
     return more
 
 

@@ -88,11 +88,15 @@ def _reader(field: Any) -> Callable[[Any], Any] | None:
 
 
 class Shape:
-    """A model's row in a statement: its concrete columns under `alias`, and the instance
-    made of them."""
+    """A model's row in a statement: its concrete columns under `alias` (or those of the
+    fields named in `only`, the others deferred), and the instance made of them."""
 
-    def __init__(self, model: type[Model], alias: str):
-        fields = [f for f in model._meta.get_fields() if f.concrete and not f.many_to_many]
+    def __init__(self, model: type[Model], alias: str, only: Sequence[str] | None = None):
+        fields = [
+            f
+            for f in model._meta.get_fields()
+            if f.concrete and not f.many_to_many and (only is None or f.name in only)
+        ]
         self.model = model
         self.names = [f.attname for f in fields]
         self.columns = ", ".join(f'{alias}."{f.column}"' for f in fields)
