@@ -124,6 +124,21 @@ def test_it_prepares_statements_as_told_or_not_at_all(var_dir):
     assert "DATABASE_PREPARE_THRESHOLD must be 0 or more" in message
 
 
+def test_it_keeps_database_connections_ten_minutes_or_as_told(var_dir):
+    for url in ("postgres://mv@db.example.com/modelvault", f"sqlite:///{var_dir}/other.sqlite3"):
+        env = {**SECRET, "DATABASE_URL": url}
+        database = read_settings(env, var_dir, "DATABASES")["DATABASES"]["default"]
+        assert database["CONN_MAX_AGE"] == 600
+        for value in ("0", "60"):
+            told = {**env, "DATABASE_CONN_MAX_AGE": value}
+            database = read_settings(told, var_dir, "DATABASES")["DATABASES"]["default"]
+            assert database["CONN_MAX_AGE"] == int(value)
+    message = refusal({**env, "DATABASE_CONN_MAX_AGE": "-1"}, var_dir)
+    assert "DATABASE_CONN_MAX_AGE must be 0 or more" in message
+    message = refusal({**env, "DATABASE_CONN_MAX_AGE": "10m"}, var_dir)
+    assert "DATABASE_CONN_MAX_AGE must be a whole number, not '10m'" in message
+
+
 def test_it_runs_tasks_eagerly_only_without_a_broker(var_dir):
     names = ("CELERY_BROKER_URL", "CELERY_TASK_ALWAYS_EAGER")
 
