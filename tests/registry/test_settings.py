@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.db import connection
 
 BASE_DIR = Path(settings.BASE_DIR)
 
@@ -111,7 +112,11 @@ def test_it_selects_postgresql_from_database_url(var_dir):
         "s3cret",
     )
     assert (database["HOST"], database["PORT"]) == ("db.example.com", 5433)
-    assert database["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
+    assert database["OPTIONS"] == {
+        "server_side_binding": True,
+        "prepare_threshold": 5,
+        "options": "-c plan_cache_mode=force_generic_plan",
+    }
 
 
 def test_it_prepares_statements_as_told_or_not_at_all(var_dir):
@@ -119,9 +124,40 @@ def test_it_prepares_statements_as_told_or_not_at_all(var_dir):
     for value, threshold in (("1", 1), ("0", None)):
         told = {**env, "DATABASE_PREPARE_THRESHOLD": value}
         options = read_settings(told, var_dir, "DATABASES")["DATABASES"]["default"]["OPTIONS"]
-        assert options == {"server_side_binding": True, "prepare_threshold": threshold}
+        assert options["prepare_threshold"] == threshold
+        assert options["server_side_binding"] is True
     message = refusal({**env, "DATABASE_PREPARE_THRESHOLD": "-1"}, var_dir)
     assert "DATABASE_PREPARE_THRESHOLD must be 0 or more" in message
+
+
+def test_it_plans_a_prepared_statement_once_unless_told(var_dir):
+    env = {**SECRET, "DATABASE_URL": "postgres://mv@db.example.com/modelvault"}
+
+    def options(told):
+        return read_settings({**env, **told}, var_dir, "DATABASES")["DATABASES"]["default"][
+            "OPTIONS"
+        ]
+
+    assert options({})["options"] == "-c plan_cache_mode=force_generic_plan"
+    assert "options" not in options({"DATABASE_PLAN_CACHE_MODE": "auto"})
+    custom = options({"DATABASE_PLAN_CACHE_MODE": "force_custom_plan"})
+    assert custom["options"] == "-c plan_cache_mode=force_custom_plan"
+    # The URL's own session settings are kept beside it.
+    url = {"DATABASE_URL": env["DATABASE_URL"] + "?options=-c%20statement_timeout%3D5000"}
+    assert options(url)["options"] == (
+        "-c statement_timeout=5000 -c plan_cache_mode=force_generic_plan"
+    )
+    message = refusal({**env, "DATABASE_PLAN_CACHE_MODE": "generic"}, var_dir)
+    assert "DATABASE_PLAN_CACHE_MODE must be force_generic_plan, auto or" in message
+    assert "not 'generic'" in message
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_a_postgresql_session_plans_prepared_statements_once():
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone() == ("force_generic_plan",)
 
 
 def test_it_keeps_database_connections_ten_minutes_or_as_told(var_dir):
