@@ -9,6 +9,7 @@ lists every variable.
 import contextlib
 import os
 import secrets
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -48,6 +49,21 @@ def env_int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def env_count(name: str, default: int) -> int:
+    value = env_int(name, default)
+    if value < 0:
+        raise ImproperlyConfigured(f"{name} must be 0 or more, not {value}")
+    return value
+
+
+def env_choice(name: str, default: str, choices: Sequence[str]) -> str:
+    value = os.environ.get(name) or default
+    if value not in choices:
+        named = f"{', '.join(choices[:-1])} or {choices[-1]}"
+        raise ImproperlyConfigured(f"{name} must be {named}, not {value!r}")
+    return value
 
 
 def env_positive(name: str, default: int) -> int:
@@ -178,9 +194,7 @@ DATABASE_URL = env_str("DATABASE_URL")
 # the first ten runs of a statement on it (five before it is prepared, then five custom
 # plans) cost two to three times a run of the prepared plan, and a connection's first
 # request tens of milliseconds. Kept a minute, every thread paid that each minute.
-DATABASE_CONN_MAX_AGE = env_int("DATABASE_CONN_MAX_AGE", 600)
-if DATABASE_CONN_MAX_AGE < 0:
-    raise ImproperlyConfigured("DATABASE_CONN_MAX_AGE must be 0 or more")
+DATABASE_CONN_MAX_AGE = env_count("DATABASE_CONN_MAX_AGE", 600)
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=DATABASE_CONN_MAX_AGE)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -194,20 +208,17 @@ if DATABASE_URL:
         # prepared there: the same SQL (a queryset of one shape gives one text) is then
         # neither parsed nor planned again. 0 turns preparing off (PgBouncer before 1.21 in
         # transaction mode cannot keep prepared statements).
-        _prepare = env_int("DATABASE_PREPARE_THRESHOLD", 5)
-        if _prepare < 0:
-            raise ImproperlyConfigured("DATABASE_PREPARE_THRESHOLD must be 0 or more")
+        _prepare = env_count("DATABASE_PREPARE_THRESHOLD", 5)
         # Left to itself (plan_cache_mode=auto), PostgreSQL plans a prepared statement
         # again for the values of each of its first five runs, and of every run for good
         # where it estimates the one plan dearer: the list of models and the org-wide tag
         # search were planned on every request, 1-2 ms each. One plan per statement
         # measured faster on every read of the API; `auto` gives the choice back.
-        DATABASE_PLAN_CACHE_MODE = env_str("DATABASE_PLAN_CACHE_MODE") or "force_generic_plan"
-        if DATABASE_PLAN_CACHE_MODE not in ("force_generic_plan", "auto", "force_custom_plan"):
-            raise ImproperlyConfigured(
-                "DATABASE_PLAN_CACHE_MODE must be force_generic_plan, auto or "
-                f"force_custom_plan, not {DATABASE_PLAN_CACHE_MODE!r}"
-            )
+        DATABASE_PLAN_CACHE_MODE = env_choice(
+            "DATABASE_PLAN_CACHE_MODE",
+            "force_generic_plan",
+            ("force_generic_plan", "auto", "force_custom_plan"),
+        )
         _options = DATABASES["default"].setdefault("OPTIONS", {})
         _options.update(server_side_binding=True, prepare_threshold=_prepare or None)
         if DATABASE_PLAN_CACHE_MODE != "auto":
@@ -463,9 +474,7 @@ PERMISSIONS_POLICY = {
 # were called from to X-Forwarded-For, the client is that many entries from its end. The
 # login lockout and the API's failed-token limit count per address: without this, behind a
 # proxy every user would be the proxy's one address.
-TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 1 if env_bool("BEHIND_TLS_PROXY") else 0)
-if TRUSTED_PROXY_COUNT < 0:
-    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+TRUSTED_PROXY_COUNT = env_count("TRUSTED_PROXY_COUNT", 1 if env_bool("BEHIND_TLS_PROXY") else 0)
 
 # The cache holds what several server processes must share: the API's count of failed
 # tokens per address (api/throttle.py). CACHE_URL names a Redis database of its own
@@ -518,9 +527,7 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 # Logs (config/requestlog.py): one line per request on `modelvault.request` at INFO, with
 # a request id on every record, also in the Celery worker. LOG_FORMAT json (the default with
 # DEBUG off) writes each record as one JSON object per line; text is for a terminal.
-LOG_FORMAT = env_str("LOG_FORMAT", "text" if DEBUG else "json")
-if LOG_FORMAT not in ("json", "text"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+LOG_FORMAT = env_choice("LOG_FORMAT", "text" if DEBUG else "json", ("json", "text"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -124,8 +124,11 @@ def test_it_prepares_statements_as_told_or_not_at_all(var_dir):
     for value, threshold in (("1", 1), ("0", None)):
         told = {**env, "DATABASE_PREPARE_THRESHOLD": value}
         options = read_settings(told, var_dir, "DATABASES")["DATABASES"]["default"]["OPTIONS"]
-        assert options["prepare_threshold"] == threshold
-        assert options["server_side_binding"] is True
+        assert options == {
+            "server_side_binding": True,
+            "prepare_threshold": threshold,
+            "options": "-c plan_cache_mode=force_generic_plan",
+        }
     message = refusal({**env, "DATABASE_PREPARE_THRESHOLD": "-1"}, var_dir)
     assert "DATABASE_PREPARE_THRESHOLD must be 0 or more" in message
 
@@ -324,6 +327,12 @@ def test_it_keeps_its_defaults_for_the_throttles(var_dir):
 )
 def test_it_refuses_throttles_that_would_not_throttle(var_dir, env, message):
     assert message in refusal({**SECRET, **env}, var_dir)
+
+
+def test_it_refuses_a_log_format_it_cannot_write(var_dir):
+    message = refusal({**SECRET, "LOG_FORMAT": "xml"}, var_dir)
+
+    assert "LOG_FORMAT must be json or text, not 'xml'" in message
 
 
 def test_it_says_what_is_missing_when_manage_py_runs_without_its_settings(var_dir):
