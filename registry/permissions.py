@@ -265,10 +265,23 @@ def get_version_for_user(
     found = None
     if 0 < number <= _MAX_NUMBER:
         found = sql.version_with_access(user.pk, _slug(org), model, number)
+    return _checked_version(user, org, model, found, f"version {number}", need)
+
+
+def _checked_version(
+    user: UserLike,
+    org: str | Organization,
+    model: str,
+    found: tuple[ModelVersion, str | None, int] | None,
+    missing: str,
+    need: Need,
+) -> ModelVersion:
+    """The version of a read of it with the user's role and grant bits on its model (None:
+    not found), once the user may `need` on its model."""
     if found is None:
         # Which 404: the model's (not viewable, or absent) or the version's.
         get_model_for_user(user, org, model, "view")
-        raise NotFound(f"version {number} of model {model} not found")
+        raise NotFound(f"{missing} of model {model} not found")
     version, role, bits = found
     check_access(version.model, access_of(user, version.model, role, bits), need)
     return version
@@ -289,15 +302,7 @@ def get_version_by_ref(
         return get_version_for_user(user, org, name, number, need)
     if number is not None:
         raise Invalid("name a version by an alias or by a number, not both")
-    registered, access, _ = _fetch_model(user, org, name)
-    # The alias by its own key (model, name): by name alone, a join from the versions reads
-    # every model's alias of that name.
-    version = (
-        ModelVersion.objects.select_related("model__org", "branch")
-        .filter(model=registered, aliases__model=registered, aliases__name=alias)
-        .first()
-    )
-    if version is None:
-        raise NotFound(f"alias {alias} of model {name} not found")
-    check_access(registered, access, need)
-    return version
+    if not is_acting(user):
+        raise NotFound(f"model {name} not found")
+    found = sql.version_by_alias_with_access(user.pk, _slug(org), name, alias)
+    return _checked_version(user, org, name, found, f"alias {alias}", need)

@@ -1,11 +1,11 @@
 """The domain's hot statements as plain SQL: the caller's token with its user, an
-organization with the caller's role in it, a model or a version with the caller's role in
-its org and the words granted on it, the members of an org with theirs, the head of an
-org's activity chain (read under its lock, then advanced) and the next number of a model's
-versions. One of the reads runs on every API request, the chain's two statements on every
-write; built by the ORM (a queryset with its joins, a Subquery and the grants' Exists; a
-locking queryset; an UPDATE read back) each cost more than the rest of the request, or than
-the statement itself. The figures are in the commits that brought them here.
+organization with the caller's role in it, a model or a version (by number, alias or id)
+with the caller's role in its org and the words granted on it, the members of an org with
+theirs, the head of an org's activity chain (read under its lock, then advanced) and the
+next number of a model's versions. One of the reads runs on every API request, the chain's
+two statements on every write; built by the ORM (a queryset with its joins, a Subquery and
+the grants' Exists; a locking queryset; an UPDATE read back) each cost more than the rest of
+the request, or than the statement itself. The figures are in the commits that brought them here.
 
 Rows become instances through Model.from_db, as the ORM makes them. Each statement is pinned
 by tests/registry/test_sql.py to the answer of the queryset it stands for, on SQLite and
@@ -279,6 +279,13 @@ _VERSION_FROM = f"""
 """
 VERSION = _VERSION_FROM + "WHERE o.slug = %s AND m.name = %s AND v.number = %s"
 VERSION_BY_ID = _VERSION_FROM + "WHERE v.id = %s"
+# The alias by its own key (model, name): by name alone, the join would read every model's
+# alias of that name.
+VERSION_BY_ALIAS = (
+    _VERSION_FROM
+    + "JOIN registry_alias a ON a.model_id = m.id AND a.version_id = v.id"
+    + " WHERE o.slug = %s AND m.name = %s AND a.name = %s"
+)
 
 
 def _version_made(rows: list[tuple[Any, ...]]) -> tuple[ModelVersion, str | None, int] | None:
@@ -300,6 +307,14 @@ def version_with_access(
     branch and its creator (ModelVersion.objects.select_related("model__org", "branch",
     "created_by")), and the role and grants of the user `user_id` on its model."""
     return _version_made(run(VERSION, [user_id, user_id, user_id, slug, name, number]))
+
+
+def version_by_alias_with_access(
+    user_id: int | None, slug: str, name: str, alias: str
+) -> tuple[ModelVersion, str | None, int] | None:
+    """version_with_access for the version that the alias `alias` of the model `name` of
+    the org `slug` points at."""
+    return _version_made(run(VERSION_BY_ALIAS, [user_id, user_id, user_id, slug, name, alias]))
 
 
 def version_by_id_with_access(

@@ -89,6 +89,22 @@ def test_a_models_versions_are_read_with_the_model(
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("ref", ["versions/1", "aliases/champion"])
+def test_a_version_is_read_by_its_number_or_its_alias_in_one_statement(
+    api, version, alice_token, carol_token, ref, django_assert_num_queries
+):
+    """The version `fraud@champion` (what a deployment resolves) as its number is read: the
+    token, the version with its model and the caller's access, then what it shows (its
+    artifacts, parents and pending requests)."""
+    fraud = "/orgs/acme/models/fraud"
+    assert api("PUT", f"{fraud}/aliases/champion", alice_token, {"version": 1}).status_code == 200
+    api("GET", f"{fraud}/{ref}", carol_token)  # the token's first use also notes its last use
+    with django_assert_num_queries(3):
+        response = api("GET", f"{fraud}/{ref}", carol_token)
+    assert response.status_code == 200
+    assert response.json()["number"] == 1
+
+
 # Statements that are not a transaction's own (BEGIN, COMMIT, savepoints: SQLite and
 # PostgreSQL differ there).
 _TRANSACTION = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")

@@ -18,6 +18,7 @@ from registry.models import (
     Organization,
     RegisteredModel,
 )
+from registry.services.aliases import alias_set
 from registry.services.branches import branch_create
 from registry.services.orgs import team_create, team_set_members
 from registry.services.registered_models import model_create, model_grant, model_update
@@ -187,6 +188,36 @@ def test_a_version_is_read_with_its_model_org_branch_creator_and_the_callers_acc
     assert sql.version_by_id_with_access(user.pk, uuid.uuid4()) is None
     assert sql.version_with_access(user.pk, "acme", "granted", 3) is None
     assert sql.version_with_access(user.pk, "globex", "granted", 1) is None
+
+
+@pytest.mark.parametrize("who", ["alice", "carol"])
+def test_a_version_is_read_by_its_alias_as_the_queryset_reads_it(
+    request, granted, admin, mallory, who
+):
+    user = request.getfixturevalue(who)
+    first = version_create(actor=admin, model=granted)
+    version_create(actor=admin, model=granted)
+    alias_set(actor=admin, model=granted, name="champion", version=first)
+    # The same alias on the model of the same name in another org, at its own version.
+    other = RegisteredModel.objects.get(org__slug="globex", name="granted")
+    theirs = version_create(actor=mallory, model=other)
+    alias_set(actor=mallory, model=other, name="champion", version=theirs)
+    expected = (
+        ModelVersion.objects.select_related("model__org", "branch", "created_by")
+        .filter(model=granted, aliases__model=granted, aliases__name="champion")
+        .get()
+    )
+    assert expected.pk == first.pk
+    found, *access = sql.version_by_alias_with_access(user.pk, "acme", "granted", "champion")
+    assert_same(found, expected)
+    for related in ("model", "branch", "created_by"):
+        assert_same(getattr(found, related), getattr(expected, related))
+    assert_same(found.model.org, expected.model.org)
+    assert access == list(sql.model_with_access(user.pk, "acme", "granted")[1:3])
+    elsewhere, *_ = sql.version_by_alias_with_access(user.pk, "globex", "granted", "champion")
+    assert elsewhere.model.org.slug == "globex" and elsewhere.model_id == other.pk
+    assert sql.version_by_alias_with_access(user.pk, "acme", "granted", "challenger") is None
+    assert sql.version_by_alias_with_access(user.pk, "acme", "absent", "champion") is None
 
 
 def test_the_chain_head_is_read_and_advanced_as_the_orm_reads_and_updates_it(acme, admin):
