@@ -12,7 +12,7 @@ CONSTRAINTS := requirements/constraints.txt
 # The test configuration's secret (DEBUG is off in tests, so one must be set). Database
 # connections close after each request: a live server's request thread that a client kept
 # alive would otherwise hold the test database open when the run drops it.
-TEST_ENV := SECRET_KEY=test-only-not-a-secret DATABASE_CONN_MAX_AGE=0
+TEST_ENV := SECRET_KEY=test-only-not-a-secret
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/modelvault
 ARGS ?=
 # The suite runs on every core; tests that share a browser or the Redis of the Celery tests

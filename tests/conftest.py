@@ -71,6 +71,12 @@ def pytest_configure(config):
     # Each test process counts failed API tokens in its own memory, never in a Redis that
     # the xdist workers would share; _test_settings empties it before each test.
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # A database connection is closed when its request ends (DATABASE_CONN_MAX_AGE=0): a live
+    # server's request thread would otherwise keep its own open for as long as its client
+    # keeps the HTTP connection alive, and PostgreSQL's test database could not be dropped
+    # at the end of the run. (The servers and Celery workers that tests start are processes
+    # of their own, with the deployed default.)
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
 
 
 def is_transactional(item) -> bool:

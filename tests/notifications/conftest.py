@@ -265,7 +265,7 @@ class Workers:
                 "SECRET_KEY": os.environ.get("SECRET_KEY") or "test-only-not-a-secret",
                 "DEBUG": "false",
                 "DATABASE_URL": database_url(connection.settings_dict),
-                # As deployed: the default connection lifetime, not the test run's own.
+                # As deployed: the default connection lifetime, whatever the environment says.
                 "DATABASE_CONN_MAX_AGE": "",
                 "VAR_DIR": str(self.tmp_path / "worker-var"),
                 "EMAIL_HOST": "",
