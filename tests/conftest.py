@@ -358,22 +358,28 @@ def root_client(root) -> Client:
     return logged_in(root)
 
 
-@pytest.fixture(autouse=True)
-def _service_markers(request):
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
     """`postgres` tests need PostgreSQL (real parallel connections, or its own SQL);
     `services` tests also start a Celery worker, a process that must reach the test
-    database. The SQLite pass of CI deselects both, the PostgreSQL pass runs them."""
+    database. The SQLite pass of CI deselects both, the PostgreSQL pass runs them.
+
+    Decided before any fixture is set up. Skipped by a fixture, a transactional test was
+    still torn down: it emptied the database, and made its content types anew, inside the
+    transaction that holds the cast when the test's session fixtures had just opened it.
+    The tests after it cached those content types, which the cast's rollback took away:
+    the first transactional test with the shared model then found its permissions gone."""
     from django.db import connection
 
     if connection.vendor == "postgresql":
         return
-    if request.node.get_closest_marker("services"):
+    if item.get_closest_marker("services"):
         missing_service(
             "needs PostgreSQL, which its Celery worker shares with the test "
             "(DATABASE_URL=postgres://...), and Redis (CELERY_BROKER_URL=redis://...): "
             "make test-postgres"
         )
-    if request.node.get_closest_marker("postgres"):
+    if item.get_closest_marker("postgres"):
         missing_service("needs PostgreSQL (DATABASE_URL=postgres://...): make test-postgres")
 
 
