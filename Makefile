@@ -9,9 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 CONSTRAINTS := requirements/constraints.txt
-# The test configuration's secret (DEBUG is off in tests, so one must be set). Database
-# connections close after each request: a live server's request thread that a client kept
-# alive would otherwise hold the test database open when the run drops it.
+# The test configuration's secret (DEBUG is off in tests, so one must be set). The suite's
+# other test-only settings are in tests/conftest.py (pytest_configure).
 TEST_ENV := SECRET_KEY=test-only-not-a-secret
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/modelvault
 ARGS ?=
