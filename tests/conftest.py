@@ -212,6 +212,15 @@ def _flush_past_triggers(item) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item):
+    if held["atomic"] is not None and is_transactional(item):
+        # A transactional test stopped by a fixture (a skip, an error) before
+        # _transactional_starts_empty, after its session fixtures had held the cast: its
+        # teardown empties the database and makes the content types anew, which must not
+        # happen inside the held transaction. The tests after it would cache those content
+        # types, and the next transactional test, the cast rolled back, would find a
+        # model's permissions under ids that are gone.
+        with held["blocker"].unblock():
+            roll_back_held()
     with _flush_past_triggers(item):
         result = yield
     if held["atomic"] is not None and transaction.get_rollback():
@@ -362,13 +371,9 @@ def root_client(root) -> Client:
 def pytest_runtest_setup(item):
     """`postgres` tests need PostgreSQL (real parallel connections, or its own SQL);
     `services` tests also start a Celery worker, a process that must reach the test
-    database. The SQLite pass of CI deselects both, the PostgreSQL pass runs them.
-
-    Decided before any fixture is set up. Skipped by a fixture, a transactional test was
-    still torn down: it emptied the database, and made its content types anew, inside the
-    transaction that holds the cast when the test's session fixtures had just opened it.
-    The tests after it cached those content types, which the cast's rollback took away:
-    the first transactional test with the shared model then found its permissions gone."""
+    database. The SQLite pass of CI deselects both, the PostgreSQL pass runs them. Decided
+    before any fixture is set up: a test that cannot run sets nothing up (nor empties the
+    database after it)."""
     from django.db import connection
 
     if connection.vendor == "postgresql":
