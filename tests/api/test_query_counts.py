@@ -90,12 +90,12 @@ def test_a_models_versions_are_read_with_the_model(
 
 
 @pytest.mark.parametrize("ref", ["versions/1", "aliases/champion"])
-def test_a_version_is_read_by_its_number_or_its_alias_in_one_statement(
+def test_a_version_is_read_by_its_number_or_its_alias_in_three_statements(
     api, version, alice_token, carol_token, ref, django_assert_num_queries
 ):
-    """The version `fraud@champion` (what a deployment resolves) as its number is read: the
-    token, the version with its model and the caller's access, then what it shows (its
-    artifacts, parents and pending requests)."""
+    """`fraud@champion` (what a deployment resolves) is read as `fraud` version 1 is: the
+    token; the version with its model and the caller's access, found by its number or by
+    its alias in one statement; then what it shows (artifacts, parents, pending requests)."""
     fraud = "/orgs/acme/models/fraud"
     assert api("PUT", f"{fraud}/aliases/champion", alice_token, {"version": 1}).status_code == 200
     api("GET", f"{fraud}/{ref}", carol_token)  # the token's first use also notes its last use
