@@ -59,7 +59,7 @@ def env_count(name: str, default: int) -> int:
 
 
 def env_choice(name: str, default: str, choices: Sequence[str]) -> str:
-    value = os.environ.get(name) or default
+    value = env_str(name) or default
     if value not in choices:
         named = f"{', '.join(choices[:-1])} or {choices[-1]}"
         raise ImproperlyConfigured(f"{name} must be {named}, not {value!r}")
