@@ -260,10 +260,8 @@ def get_version_for_user(
 ) -> ModelVersion:
     """The version with its model, org, branch and creator, and the user's role and
     grants, in one query."""
-    if not is_acting(user):
-        raise NotFound(f"model {model} not found")
     found = None
-    if 0 < number <= _MAX_NUMBER:
+    if is_acting(user) and 0 < number <= _MAX_NUMBER:
         found = sql.version_with_access(user.pk, _slug(org), model, number)
     return _checked_version(user, org, model, found, f"version {number}", need)
 
@@ -277,9 +275,11 @@ def _checked_version(
     need: Need,
 ) -> ModelVersion:
     """The version of a read of it with the user's role and grant bits on its model (None:
-    not found), once the user may `need` on its model."""
+    not found, or not read for a user who is not acting), once the user may `need` on its
+    model."""
     if found is None:
-        # Which 404: the model's (not viewable, or absent) or the version's.
+        # Which 404: the model's (not viewable, or absent, or no acting user: get_model_for_user
+        # reads nothing for one) or the version's.
         get_model_for_user(user, org, model, "view")
         raise NotFound(f"{missing} of model {model} not found")
     version, role, bits = found
@@ -302,7 +302,7 @@ def get_version_by_ref(
         return get_version_for_user(user, org, name, number, need)
     if number is not None:
         raise Invalid("name a version by an alias or by a number, not both")
-    if not is_acting(user):
-        raise NotFound(f"model {name} not found")
-    found = sql.version_by_alias_with_access(user.pk, _slug(org), name, alias)
+    found = None
+    if is_acting(user):
+        found = sql.version_by_alias_with_access(user.pk, _slug(org), name, alias)
     return _checked_version(user, org, name, found, f"alias {alias}", need)
