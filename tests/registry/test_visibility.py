@@ -17,6 +17,7 @@ from registry.models.catalog import granted_to, is_acting, role_in
 from registry.permissions import (
     get_model_for_user,
     get_org_for_user,
+    get_version_by_ref,
     get_version_for_user,
     model_access,
 )
@@ -76,6 +77,8 @@ def test_it_answers_not_found_from_every_fetch_helper_to_those_who_cannot_view(
         get_model_for_user(user, "acme", "secret")
     with pytest.raises(NotFound, match="model secret not found"):
         get_version_for_user(user, "acme", "secret", 1)
+    with pytest.raises(NotFound, match="model secret not found"):
+        get_version_by_ref(user, "acme", "secret@champion")
     # The same answer as for a model that does not exist at all.
     with pytest.raises(NotFound, match="model nothing not found"):
         get_model_for_user(user, "acme", "nothing")
