@@ -14,6 +14,11 @@ from django.db import close_old_connections
 from config.requestlog import JsonFormatter, RequestIdFilter, request_id
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# What `celery --skip-checks` sets: a worker does not run Django's system checks when it
+# starts, as gunicorn does not. They import the URL configuration (every view, the API's
+# schemas) into each worker process, about 40 MiB of the worker's tree that no task but
+# the e-mails' links needs; the checks run in manage.py (migrate, check --deploy).
+os.environ.setdefault("CELERY_SKIP_CHECKS", "true")
 
 app = Celery("modelvault")
 app.config_from_object("django.conf:settings", namespace="CELERY")

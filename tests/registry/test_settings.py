@@ -189,6 +189,38 @@ def test_it_runs_tasks_eagerly_only_without_a_broker(var_dir):
     assert read_settings(broker, var_dir, *names)["CELERY_TASK_ALWAYS_EAGER"] is False
 
 
+# What a Celery worker does as it starts: the task modules are imported, and Django's
+# fix-up hooks its system checks onto that. Prints whether the URLs were loaded, and the tasks.
+WORKER_START = """
+import json, sys
+from config.celery import app
+app.loader.import_default_modules()
+tasks = sorted(name for name in app.tasks if not name.startswith("celery."))
+print(json.dumps({"urls": "config.urls" in sys.modules, "tasks": tasks}))
+"""
+
+
+@pytest.mark.parametrize(("given", "urls_loaded"), [(None, False), ("", True)])
+def test_a_worker_starts_with_its_tasks_and_without_the_urls(var_dir, given, urls_loaded):
+    env = {**SECRET, "CELERY_BROKER_URL": "redis://redis.example.com:6379/0"}
+    if given is not None:  # set, even empty: the operator's word, and the checks run
+        env["CELERY_SKIP_CHECKS"] = given
+
+    done = run(["-c", WORKER_START], env, var_dir)
+
+    assert done.returncode == 0, done.stderr
+    started = json.loads(done.stdout.strip().splitlines()[-1])
+    assert started["urls"] is urls_loaded
+    assert started["tasks"] == [
+        "notifications.tasks.dispatch_event",
+        "notifications.tasks.send_delivery",
+        "notifications.tasks.sweep_outbox",
+        "registry.tasks.collect_blob",
+        "registry.tasks.send_invitation",
+        "registry.tasks.sweep_unfinished_uploads",
+    ]
+
+
 def test_it_refuses_s3_storage_without_a_bucket(var_dir):
     message = refusal({**SECRET, "ARTIFACT_STORAGE": "s3"}, var_dir)
 
