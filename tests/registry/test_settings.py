@@ -201,7 +201,7 @@ print(json.dumps({"urls": "config.urls" in sys.modules, "tasks": tasks}))
 
 
 @pytest.mark.parametrize(("given", "urls_loaded"), [(None, False), ("", True)])
-def test_a_worker_starts_with_its_tasks_and_without_the_urls(var_dir, given, urls_loaded):
+def test_a_worker_loads_the_urls_only_when_told_to_run_the_checks(var_dir, given, urls_loaded):
     env = {**SECRET, "CELERY_BROKER_URL": "redis://redis.example.com:6379/0"}
     if given is not None:  # set, even empty: the operator's word, and the checks run
         env["CELERY_SKIP_CHECKS"] = given
