@@ -11,7 +11,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import URLValidator
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from ninja import Router, Status
 from pydantic import field_validator
@@ -27,12 +27,8 @@ from notifications.services import (
     webhook_update,
 )
 from registry.errors import Invalid, NotFound
-from registry.models import (
-    ModelGroupPermission,
-    ModelUserPermission,
-    Organization,
-    RegisteredModel,
-)
+from registry.models import Organization, RegisteredModel
+from registry.models.catalog import granted_to
 from registry.models.choices import ModelPermission
 from registry.permissions import (
     get_model_for_user,
@@ -207,18 +203,8 @@ def _manageable(user, org: Organization) -> QuerySet:
     webhooks = _webhooks_qs().filter(org=org)
     if is_org_admin(user, org):
         return webhooks
-    write = ModelPermission.WRITE
     writable = RegisteredModel.objects.filter(org=org).filter(
-        Exists(
-            ModelUserPermission.objects.filter(
-                user=user, permission__codename=write, content_object=OuterRef("pk")
-            )
-        )
-        | Exists(
-            ModelGroupPermission.objects.filter(
-                group__user=user, permission__codename=write, content_object=OuterRef("pk")
-            )
-        )
+        granted_to(user, ModelPermission.WRITE)
     )
     return webhooks.filter(model__in=writable)
 

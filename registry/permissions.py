@@ -67,8 +67,8 @@ def is_org_admin(user: UserLike, org: Organization) -> bool:
 # A fetch of a model (or of a version with its model) reads, in the same statement, what
 # access_from needs: the caller's role in the model's org and the words granted on the model
 # to them or their teams (registry.sql). tests/registry/test_visibility.py holds the access
-# of every fetch helper to the ORM's own filters (visible_to, granted_to), for every kind of
-# grant.
+# of every fetch helper to the lists' filters (visible_to, granted_to) and to the permission
+# querysets, for every kind of grant.
 
 
 def access_of(user: UserLike, model: RegisteredModel, role: str | None, bits: int) -> Access:

@@ -4,7 +4,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import BooleanField, Expression, F, Q
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from registry.errors import Locked
@@ -49,15 +49,49 @@ def role_in(user, org: Organization) -> str | None:
     return Membership.objects.filter(user=user, org=org).values_list("role", flat=True).first()
 
 
+class GrantedTo(Expression):
+    """That the user `user_id` or a team of theirs holds `codename` (with None, any of view,
+    write and approve) on the model whose id is at `model_ref` of the query. The two EXISTS
+    are written out, as a query expression (Django's documented way to add SQL to a query):
+    built from querysets with Exists they cost a member's list or search 0.6 ms of its 2.6.
+    tests/registry/test_visibility.py holds them to the answer of those querysets."""
+
+    output_field = BooleanField()
+    SQL = (
+        "(EXISTS (SELECT 1 FROM registry_modeluserpermission granted_u"
+        " WHERE granted_u.content_object_id = {model} AND granted_u.user_id = %s{of_user})"
+        " OR EXISTS (SELECT 1 FROM registry_modelgrouppermission granted_t"
+        " JOIN auth_user_groups granted_ug ON granted_ug.group_id = granted_t.group_id"
+        " WHERE granted_t.content_object_id = {model} AND granted_ug.user_id = %s{of_team}))"
+    )
+    OF_CODENAME = " AND {row}.permission_id IN (SELECT id FROM auth_permission WHERE codename = %s)"
+
+    def __init__(self, user_id: int, model_ref: str = "pk", codename: str | None = None) -> None:
+        super().__init__()
+        self.user_id, self.codename = user_id, codename
+        self.model = F(model_ref)
+
+    def get_source_expressions(self) -> list:
+        return [self.model]
+
+    def set_source_expressions(self, exprs) -> None:
+        (self.model,) = exprs
+
+    def as_sql(self, compiler, connection):
+        model, params = compiler.compile(self.model)
+        whose = (self.user_id,) if self.codename is None else (self.user_id, str(self.codename))
+        of_user = of_team = ""
+        if self.codename is not None:
+            of_user = self.OF_CODENAME.format(row="granted_u")
+            of_team = self.OF_CODENAME.format(row="granted_t")
+        sql = self.SQL.format(model=model, of_user=of_user, of_team=of_team)
+        return sql, (*params, *whose, *params, *whose)
+
+
 def granted_to(user, codename: str | None = None, model_ref: str = "pk") -> Q:
     """That `user` or a team of theirs holds `codename` (with None, any of view, write and
     approve) on the model at `model_ref` of the query."""
-    on_model = {"content_object_id": OuterRef(model_ref)}
-    if codename is not None:
-        on_model["permission__codename"] = codename
-    by_user = ModelUserPermission.objects.filter(user_id=user.pk, **on_model)
-    by_team = ModelGroupPermission.objects.filter(group__user=user.pk, **on_model)
-    return Q(Exists(by_user)) | Q(Exists(by_team))
+    return Q(GrantedTo(user.pk, model_ref, codename))
 
 
 def _viewable_by_member(user, prefix: str) -> Q:

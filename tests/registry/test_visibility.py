@@ -1,19 +1,24 @@
 """Who sees what (SPEC 3.1): not viewable is NotFound everywhere, viewable but not allowed is
 Forbidden, and the visible_to querysets leave out what a user may not view."""
 
+import itertools
+
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.db.models import Exists, OuterRef, Q
 
 from registry.errors import Forbidden, NotFound
 from registry.models import (
     ActivityEvent,
+    ModelGroupPermission,
     ModelPermission,
+    ModelUserPermission,
     ModelVersion,
     RegisteredModel,
     Role,
     Visibility,
 )
-from registry.models.catalog import granted_to, is_acting, role_in
+from registry.models.catalog import GrantedTo, is_acting, role_in
 from registry.permissions import (
     get_model_for_user,
     get_org_for_user,
@@ -55,6 +60,17 @@ def inactive_alice(alice):
     alice.is_active = False
     alice.save()
     return alice
+
+
+def granted_by_querysets(user, codename: str | None = None, model_ref: str = "pk") -> Q:
+    """What a grant is, in the ORM's own terms: a permission row (of `codename`, or of any)
+    of the user's, or of a team of theirs, on the model at `model_ref`."""
+    on_model = {"content_object_id": OuterRef(model_ref)}
+    if codename is not None:
+        on_model["permission__codename"] = codename
+    by_user = ModelUserPermission.objects.filter(user_id=user.pk, **on_model)
+    by_team = ModelGroupPermission.objects.filter(group__user=user.pk, **on_model)
+    return Q(Exists(by_user)) | Q(Exists(by_team))
 
 
 def visible_names(user) -> list[str]:
@@ -312,7 +328,9 @@ def test_the_list_filter_and_the_access_of_one_model_agree(request, reached, adm
             granted = (
                 is_acting(user)
                 and (
-                    RegisteredModel.objects.filter(pk=model.pk).filter(granted_to(user, codename))
+                    RegisteredModel.objects.filter(pk=model.pk).filter(
+                        granted_by_querysets(user, codename)
+                    )
                 ).exists()
             )
             held = role == Role.ADMIN or (role is not None and granted)
@@ -326,6 +344,37 @@ def test_the_list_filter_and_the_access_of_one_model_agree(request, reached, adm
         "root": {"acme/fraud", "acme/secret", "acme/vault", "globex/rockets"},
     }
     assert {str(m) for m in listed} == expected.get(who, set())
+
+
+def test_the_written_out_grant_is_the_querysets_grant(reached, admin, alice, bob, carol, mallory):
+    """GrantedTo, the lists' test of a grant written as SQL, keeps the rows that the
+    permission querysets keep, and leaves out the others: own grants, team grants, a grant
+    left behind by a removed membership, none; on models and on rows that point at one."""
+    _, secret, _ = reached
+    model_grant(actor=admin, model=secret, permission="write", user=carol)
+    users, codenames = (admin, alice, bob, carol, mallory), (None, *ModelPermission.values)
+    refs = (("pk", RegisteredModel.objects), ("model_id", ModelVersion.objects))
+    for user, codename in itertools.product(users, codenames):
+        for model_ref, rows in refs:
+            written = GrantedTo(user.pk, model_ref, codename)
+            oracle = granted_by_querysets(user, codename, model_ref)
+            assert set(rows.filter(written)) == set(rows.filter(oracle)), (user, codename)
+            assert set(rows.exclude(written)) == set(rows.exclude(oracle)), (user, codename)
+    writes = RegisteredModel.objects.filter(GrantedTo(carol.pk, "pk", ModelPermission.WRITE))
+    assert {str(m) for m in writes} == {"acme/secret"}
+    granted = {
+        user.username: {str(m) for m in RegisteredModel.objects.filter(GrantedTo(user.pk))}
+        for user in (alice, bob, carol, mallory)
+    }
+    # acme/secret: carol by her own grant, bob by his team's, alice by hers, left behind her
+    # removed membership. acme/fraud: the cast's grants to alice and bob (carol views it as
+    # a member). globex/rockets: mallory, its creator. acme/vault: nobody.
+    assert granted == {
+        "alice": {"acme/fraud", "acme/secret"},
+        "bob": {"acme/fraud", "acme/secret"},
+        "carol": {"acme/secret"},
+        "mallory": {"globex/rockets"},
+    }
 
 
 def test_visible_in_an_org_is_visible_to_narrowed_to_that_org(
