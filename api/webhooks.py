@@ -27,13 +27,9 @@ from notifications.services import (
     webhook_update,
 )
 from registry.errors import Invalid, NotFound
-from registry.models import Organization, RegisteredModel
-from registry.models.catalog import granted_to
-from registry.models.choices import ModelPermission
 from registry.permissions import (
     get_model_for_user,
     get_org_for_user,
-    is_org_admin,
     require,
     require_org,
 )
@@ -198,17 +194,6 @@ def _webhook_for_user(user, org: str, webhook_id: int) -> Webhook:
     return webhook
 
 
-def _manageable(user, org: Organization) -> QuerySet:
-    """The org's webhooks the user may manage, in a fixed number of queries."""
-    webhooks = _webhooks_qs().filter(org=org)
-    if is_org_admin(user, org):
-        return webhooks
-    writable = RegisteredModel.objects.filter(org=org).filter(
-        granted_to(user, ModelPermission.WRITE)
-    )
-    return webhooks.filter(model__in=writable)
-
-
 # Endpoints
 
 
@@ -221,7 +206,7 @@ def list_webhooks(
     limit: s.Limit | None = None,
 ):
     found = get_org_for_user(request.auth, org)
-    webhooks = _manageable(request.auth, found)
+    webhooks = _webhooks_qs().manageable_by(request.auth, found)
     if model is not None:
         webhooks = webhooks.filter(model=get_model_for_user(request.auth, found, model))
     return paginate(webhooks, keys=["id"], cursor=cursor, limit=limit, render=webhook_json)

@@ -12,6 +12,9 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from registry.models import ModelPermission, Role
+from registry.models.catalog import granted_to, role_in
+
 
 class Kind(models.TextChoices):
     """What a user may opt out of, per kind (a kind groups activity verbs)."""
@@ -108,6 +111,21 @@ def new_secret() -> str:
     return secrets.token_hex(32)
 
 
+class WebhookQuerySet(models.QuerySet):
+    def manageable_by(self, user, org) -> "WebhookQuerySet":
+        """The webhooks of `org` that `user` may manage (notifications.services.
+        can_manage_webhook says it of one): all of them for an org admin; for another member
+        those of the models they, or a team of theirs, may write; none for anybody else."""
+        of_org = self.filter(org=org)
+        role = role_in(user, org)
+        if role == Role.ADMIN:
+            return of_org
+        if role is None:
+            return of_org.none()
+        # An org-wide webhook has no model, so no grant: org admins only.
+        return of_org.filter(granted_to(user, ModelPermission.WRITE, model_ref="model_id"))
+
+
 class Webhook(models.Model):
     """A signed POST target for chosen events of one model, or of every model of an org."""
 
@@ -132,6 +150,8 @@ class Webhook(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = WebhookQuerySet.as_manager()
 
     class Meta:
         ordering = ["org_id", "pk"]

@@ -8,11 +8,18 @@ import pytest
 from approvals.services import request_approve, request_create
 from notifications.models import Delivery, DeliveryStatus, Webhook
 from notifications.sending import delivery_send
-from notifications.services import delivery_replay, webhook_create, webhook_delete
+from notifications.services import (
+    can_manage_webhook,
+    delivery_replay,
+    webhook_create,
+    webhook_delete,
+)
 from notifications.signing import verify
 from notifications.ssrf import Target, literal_address
 from registry.errors import Forbidden, Invalid, NotFound
-from registry.models import ActivityEvent, Stage
+from registry.models import ActivityEvent, Stage, Visibility
+from registry.services.orgs import team_create, team_set_members
+from registry.services.registered_models import model_create, model_grant
 from registry.services.versions import version_create
 
 pytestmark = pytest.mark.django_db
@@ -147,6 +154,37 @@ def test_it_refuses_registering_a_private_target(settings, model, alice):
             events=["stage.applied"],
         )
     assert not Webhook.objects.exists()
+
+
+def test_the_webhooks_a_list_shows_are_those_the_user_may_manage(
+    allow_private, receiver, model, admin, alice, bob, carol, mallory
+):
+    """Webhook.objects.manageable_by (the API's list) and can_manage_webhook (each webhook's
+    own pages and replays) give one answer: an org admin all, a writer by own grant or a
+    team's those of the models written, a reader, a viewer and an outsider none."""
+    org = model.org
+    secret = model_create(actor=admin, org=org, name="secret", visibility=Visibility.PRIVATE)
+    team = team_create(actor=admin, org=org, name="hook-keepers")
+    team_set_members(actor=admin, team=team, users=[carol])
+    model_grant(actor=admin, model=secret, permission="write", team=team)
+    args = {"url": receiver.url, "events": ["version.created"]}
+    hooks = {
+        "fraud": webhook_create(actor=alice, org=org, model=model, **args),
+        "secret": webhook_create(actor=admin, org=org, model=secret, **args),
+        "org": webhook_create(actor=admin, org=org, **args),
+    }
+    listed = {}
+    for user in (admin, alice, bob, carol, mallory):
+        shown = set(Webhook.objects.manageable_by(user, org))
+        assert shown == {hook for hook in hooks.values() if can_manage_webhook(user, hook)}
+        listed[user.username] = sorted(name for name, hook in hooks.items() if hook in shown)
+    assert listed == {
+        "admin": ["fraud", "org", "secret"],
+        "alice": ["fraud"],
+        "bob": [],
+        "carol": ["secret"],
+        "mallory": [],
+    }
 
 
 def test_it_lets_only_writers_and_org_admins_manage_webhooks(
