@@ -79,13 +79,13 @@ class GrantedTo(Expression):
 
     def as_sql(self, compiler, connection):
         model, params = compiler.compile(self.model)
-        whose = (self.user_id,) if self.codename is None else (self.user_id, str(self.codename))
-        of_user = of_team = ""
+        of_kind, kind = "", ()
         if self.codename is not None:
-            of_user = self.OF_CODENAME.format(row="granted_u")
-            of_team = self.OF_CODENAME.format(row="granted_t")
+            of_kind, kind = self.OF_CODENAME, (str(self.codename),)
+        of_user, of_team = of_kind.format(row="granted_u"), of_kind.format(row="granted_t")
         sql = self.SQL.format(model=model, of_user=of_user, of_team=of_team)
-        return sql, (*params, *whose, *params, *whose)
+        each = (*params, self.user_id, *kind)  # the user's EXISTS, then the team's: alike
+        return sql, (*each, *each)
 
 
 def granted_to(user, codename: str | None = None, model_ref: str = "pk") -> Q:
