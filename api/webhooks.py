@@ -1,8 +1,9 @@
 """Webhooks and their delivery log over HTTP (SPEC 3.8, 4.2).
 
-Who may manage a webhook is the services' rule (`can_manage_webhook`): org admins for org
-webhooks, `write` users of the model for model webhooks. Seeing one follows the model (or
-the org): a caller who may not view it gets 404, one who may view but not manage gets 403.
+Who may manage a webhook is the services' rule (`webhook_for_manager`, and
+`Webhook.objects.manageable_by` for the list): org admins for org webhooks, `write` users of
+the model for model webhooks. Seeing one follows the model (or the org): a caller who may
+not view it gets 404, one who may view but not manage gets 403.
 The secret is in the create response only; the web UI's webhook page shows it to managers.
 """
 
@@ -24,15 +25,11 @@ from notifications.services import (
     delivery_replay,
     webhook_create,
     webhook_delete,
+    webhook_for_manager,
     webhook_update,
 )
 from registry.errors import Invalid, NotFound
-from registry.permissions import (
-    get_model_for_user,
-    get_org_for_user,
-    require,
-    require_org,
-)
+from registry.permissions import get_model_for_user, get_org_for_user
 
 router = Router(tags=["webhooks"])
 E = s.ERRORS
@@ -173,25 +170,8 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
 # Fetching with authorisation
 
 
-def _require_manage(user, webhook: Webhook) -> None:
-    """NotFound unless the user may see the webhook's model (or is a member of its org),
-    Forbidden unless they may manage it (can_manage_webhook's rule)."""
-    try:
-        if webhook.model_id is not None:
-            require(user, webhook.model, "write")
-        else:
-            require_org(user, webhook.org, "admin")
-    except NotFound:
-        raise NotFound(f"webhook #{webhook.pk} not found") from None
-
-
 def _webhook_for_user(user, org: str, webhook_id: int) -> Webhook:
-    found = get_org_for_user(user, org)
-    webhook = _webhooks_qs().filter(org=found, pk=webhook_id).first()
-    if webhook is None:
-        raise NotFound(f"webhook #{webhook_id} not found")
-    _require_manage(user, webhook)
-    return webhook
+    return webhook_for_manager(user, webhook_id, org=get_org_for_user(user, org))
 
 
 # Endpoints
@@ -263,17 +243,10 @@ def list_deliveries(
 
 @router.post("/deliveries/{delivery_id}/replay", response={202: DeliveryOut, **E})
 def replay_delivery(request: HttpRequest, delivery_id: s.Number):
-    delivery = (
-        Delivery.objects.filter(pk=delivery_id, channel=Channel.WEBHOOK)
-        .select_related("webhook__org", "webhook__model__org")
-        .first()
-    )
+    delivery = Delivery.objects.filter(pk=delivery_id, channel=Channel.WEBHOOK).first()
     if delivery is None:
         raise NotFound(f"delivery #{delivery_id} not found")
-    try:
-        _require_manage(request.auth, delivery.webhook)
-    except NotFound:
-        raise NotFound(f"delivery #{delivery_id} not found") from None
+    # 404 unless the caller may see the webhook, 403 unless they may manage it: the service's.
     replayed = delivery_replay(actor=request.auth, delivery=delivery)
     # Accepted: the send happens after commit, in a task; the log shows how it went.
     replayed = Delivery.objects.select_related("event").get(pk=replayed.pk)

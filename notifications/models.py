@@ -114,8 +114,9 @@ def new_secret() -> str:
 class WebhookQuerySet(models.QuerySet):
     def manageable_by(self, user, org) -> "WebhookQuerySet":
         """The webhooks of `org` that `user` may manage (notifications.services.
-        can_manage_webhook says it of one): all of them for an org admin; for another member
-        those of the models they, or a team of theirs, may write; none for anybody else."""
+        webhook_for_manager fetches one by the same rule): all of them for an org admin; for
+        another member those of the models they, or a team of theirs, may write; none for
+        anybody else."""
         of_org = self.filter(org=org)
         role = role_in(user, org)
         if role == Role.ADMIN:

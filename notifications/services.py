@@ -51,11 +51,10 @@ from notifications.sql import (
     request_with_requester,
 )
 from notifications.ssrf import check_url
-from registry.errors import Forbidden, Invalid, NotFound
+from registry.errors import Invalid, NotFound
 from registry.models import ActivityEvent, Organization, RegisteredModel, Watch
 from registry.permissions import (
     Access,
-    is_org_admin,
     members_access,
     model_access,
     require,
@@ -406,7 +405,10 @@ def _clean_events(events) -> list[str]:
 
 
 def _require_manager(actor, org: Organization, model: RegisteredModel | None) -> None:
-    """Org webhooks: org admins. Model webhooks: write permission on the model."""
+    """Who may manage a webhook, on every surface: an org admin for the org's webhooks, a
+    user with write on the model for the model's. NotFound for one who may not see it (not a
+    member of the org; may not view the model), Forbidden for one who sees it only.
+    (Webhook.objects.manageable_by is the same rule as a list's filter.)"""
     if model is None:
         require_org(actor, org, "admin")
     else:
@@ -501,10 +503,21 @@ def webhook_delete(*, actor, webhook: Webhook) -> None:
     webhook.delete()
 
 
-def can_manage_webhook(user, webhook: Webhook) -> bool:
-    if webhook.model_id is None:
-        return is_org_admin(user, webhook.org)
-    return model_access(user, webhook.model).write
+def webhook_for_manager(actor, pk: int, *, org: Organization | None = None) -> Webhook:
+    """The webhook `pk` (of `org`, when given) with its org, model and creator, for `actor`
+    to manage: NotFound unless they may see it (view its model; be a member of its org, for
+    an org's webhook), Forbidden unless they may manage it (_require_manager's rule)."""
+    webhooks = Webhook.objects.select_related("org", "model__org", "created_by")
+    if org is not None:
+        webhooks = webhooks.filter(org=org)
+    webhook = webhooks.filter(pk=pk).first()
+    if webhook is None:
+        raise NotFound(f"webhook #{pk} not found")
+    try:
+        _require_manager(actor, webhook.org, webhook.model)
+    except NotFound:
+        raise NotFound(f"webhook #{pk} not found") from None
+    return webhook
 
 
 def delivery_replay(*, actor, delivery: Delivery) -> Delivery:
@@ -512,11 +525,10 @@ def delivery_replay(*, actor, delivery: Delivery) -> Delivery:
     pending again): for a receiver that lost it or a webhook fixed after failing."""
     if delivery.webhook_id is None:
         raise Invalid("only webhook deliveries can be replayed")
-    webhook = Webhook.objects.select_related("org", "model").get(pk=delivery.webhook_id)
-    if not can_manage_webhook(actor, webhook):
-        if webhook.model_id and model_access(actor, webhook.model).view:
-            raise Forbidden("you may not manage this webhook")
-        raise NotFound("delivery not found")
+    try:
+        webhook = webhook_for_manager(actor, delivery.webhook_id)
+    except NotFound:
+        raise NotFound(f"delivery #{delivery.pk} not found") from None
     if not webhook.active:
         raise Invalid("the webhook is disabled: enable it before replaying")
     Delivery.objects.filter(pk=delivery.pk).exclude(

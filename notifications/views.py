@@ -12,17 +12,17 @@ from django.views.decorators.http import require_POST
 from notifications.forms import PreferencesForm, WebhookForm, WebhookUpdateForm
 from notifications.models import Delivery, Webhook
 from notifications.services import (
-    can_manage_webhook,
     delivery_replay,
     preferences_of,
     preferences_set,
     webhook_create,
     webhook_delete,
+    webhook_for_manager,
     webhook_update,
 )
 from registry.errors import Forbidden, Invalid, NotFound
 from registry.models import Organization, RegisteredModel
-from registry.permissions import get_model_for_user, get_org_for_user, model_access, require_org
+from registry.permissions import get_model_for_user, get_org_for_user
 from registry.services.registered_models import model_unwatch, model_watch
 
 DELIVERY_LOG = 50
@@ -46,22 +46,15 @@ def _model(request: HttpRequest, org: str, model: str, need="view") -> Registere
         raise PermissionDenied(str(exc)) from None
 
 
-def get_webhook_for_user(user, pk: int) -> Webhook:
-    """404 unless the user may see the webhook's model (or org), 403 unless they manage it."""
-    webhook = Webhook.objects.select_related("org", "model").filter(pk=pk).first()
-    if webhook is None:
-        raise Http404("webhook not found")
-    if webhook.model_id is not None:
-        if not model_access(user, webhook.model).view:
-            raise Http404("webhook not found")
-    else:
-        try:
-            require_org(user, webhook.org, "member")
-        except NotFound:
-            raise Http404("webhook not found") from None
-    if not can_manage_webhook(user, webhook):
-        raise PermissionDenied("you may not manage this webhook")
-    return webhook
+def _webhook(user, pk: int) -> Webhook:
+    """The webhook for `user` to manage (notifications.services.webhook_for_manager): 404
+    unless they may see it, 403 unless they may manage it."""
+    try:
+        return webhook_for_manager(user, pk)
+    except NotFound as exc:
+        raise Http404(str(exc)) from None
+    except Forbidden as exc:
+        raise PermissionDenied(str(exc)) from None
 
 
 @login_required
@@ -142,7 +135,7 @@ def list_org_webhooks(request: HttpRequest, org: str) -> HttpResponse:
 
 @login_required
 def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = get_webhook_for_user(request.user, pk)
+    webhook = _webhook(request.user, pk)
     form = WebhookUpdateForm(request.POST or None, instance=webhook)
     if request.method == "POST" and form.is_valid():
         try:
@@ -169,7 +162,7 @@ def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def delete_webhook(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = get_webhook_for_user(request.user, pk)
+    webhook = _webhook(request.user, pk)
     webhook_delete(actor=request.user, webhook=webhook)
     messages.success(request, f"Webhook #{pk} deleted.")
     return redirect("notifications:preferences")
@@ -181,9 +174,12 @@ def replay_delivery(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = Delivery.objects.filter(pk=pk, webhook__isnull=False).first()
     if delivery is None:
         raise Http404("delivery not found")
-    get_webhook_for_user(request.user, delivery.webhook_id)
     try:
         delivery_replay(actor=request.user, delivery=delivery)
+    except NotFound as exc:
+        raise Http404(str(exc)) from None
+    except Forbidden as exc:
+        raise PermissionDenied(str(exc)) from None
     except Invalid as exc:
         messages.error(request, str(exc))
     else:

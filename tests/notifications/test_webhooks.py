@@ -9,10 +9,10 @@ from approvals.services import request_approve, request_create
 from notifications.models import Delivery, DeliveryStatus, Webhook
 from notifications.sending import delivery_send
 from notifications.services import (
-    can_manage_webhook,
     delivery_replay,
     webhook_create,
     webhook_delete,
+    webhook_for_manager,
 )
 from notifications.signing import verify
 from notifications.ssrf import Target, literal_address
@@ -156,12 +156,21 @@ def test_it_refuses_registering_a_private_target(settings, model, alice):
     assert not Webhook.objects.exists()
 
 
+def may_manage(user, webhook: Webhook) -> bool:
+    try:
+        webhook_for_manager(user, webhook.pk)
+    except (NotFound, Forbidden):
+        return False
+    return True
+
+
 def test_the_webhooks_a_list_shows_are_those_the_user_may_manage(
     allow_private, receiver, model, admin, alice, bob, carol, mallory
 ):
-    """Webhook.objects.manageable_by (the API's list) and can_manage_webhook (each webhook's
-    own pages and replays) give one answer: an org admin all, a writer by own grant or a
-    team's those of the models written, a reader, a viewer and an outsider none."""
+    """Webhook.objects.manageable_by (the API's list) and webhook_for_manager (each webhook's
+    own pages and replays, on both surfaces) give one answer: an org admin all, a writer by
+    own grant or a team's those of the models written, a reader, a viewer and an outsider
+    none."""
     org = model.org
     secret = model_create(actor=admin, org=org, name="secret", visibility=Visibility.PRIVATE)
     team = team_create(actor=admin, org=org, name="hook-keepers")
@@ -176,7 +185,7 @@ def test_the_webhooks_a_list_shows_are_those_the_user_may_manage(
     listed = {}
     for user in (admin, alice, bob, carol, mallory):
         shown = set(Webhook.objects.manageable_by(user, org))
-        assert shown == {hook for hook in hooks.values() if can_manage_webhook(user, hook)}
+        assert shown == {hook for hook in hooks.values() if may_manage(user, hook)}
         listed[user.username] = sorted(name for name, hook in hooks.items() if hook in shown)
     assert listed == {
         "admin": ["fraud", "org", "secret"],
@@ -208,3 +217,52 @@ def test_it_lets_only_writers_and_org_admins_manage_webhooks(
         webhook_create(actor=admin, org=model.org, url=receiver.url, events=["nope"])
     webhook_delete(actor=admin, webhook=org_hook)
     assert ActivityEvent.objects.filter(verb="webhook.deleted").count() == 1
+
+
+def test_a_webhook_is_hidden_from_who_may_not_see_it_and_refused_to_who_may_not_manage_it(
+    allow_private,
+    receiver,
+    model,
+    globex,
+    admin,
+    alice,
+    carol,
+    mallory,
+    django_capture_on_commit_callbacks,
+):
+    """webhook_for_manager, which the API and the web UI fetch a webhook with, and the
+    replay of its deliveries: NotFound for an outsider, Forbidden for a member who sees the
+    webhook's model (or org) but may not manage it, the webhook for its managers; within the
+    org asked for only."""
+    org = model.org
+    args = {"url": receiver.url, "events": ["version.created"]}
+    model_hook = webhook_create(actor=alice, org=org, model=model, **args)
+    org_hook = webhook_create(actor=admin, org=org, **args)
+    for hook, managers, onlookers in (
+        (model_hook, (alice, admin), (carol,)),
+        (org_hook, (admin,), (alice, carol)),
+    ):
+        for user in managers:
+            found = webhook_for_manager(user, hook.pk, org=org)
+            assert (found, found.org, found.model) == (hook, org, hook.model)
+        for user in onlookers:
+            with pytest.raises(Forbidden):
+                webhook_for_manager(user, hook.pk)
+        with pytest.raises(NotFound, match=f"webhook #{hook.pk} not found"):
+            webhook_for_manager(mallory, hook.pk)
+        delivery = Delivery.objects.create(
+            event=ActivityEvent.objects.filter(verb="webhook.created").first(),
+            webhook=hook,
+            channel="webhook",
+        )
+        with django_capture_on_commit_callbacks() as callbacks:
+            for user in onlookers:
+                with pytest.raises(Forbidden):
+                    delivery_replay(actor=user, delivery=delivery)
+            with pytest.raises(NotFound, match=f"delivery #{delivery.pk} not found"):
+                delivery_replay(actor=mallory, delivery=delivery)
+        assert callbacks == []
+    with pytest.raises(NotFound):
+        webhook_for_manager(admin, model_hook.pk, org=globex)
+    with pytest.raises(NotFound):
+        webhook_for_manager(admin, org_hook.pk + 1000)
