@@ -1,6 +1,9 @@
 """Preferences, watch buttons, and webhook management (the model's Settings tab includes
 config/templates/notifications/includes/_webhooks.html, which posts here)."""
 
+from collections.abc import Callable
+from functools import wraps
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -37,24 +40,20 @@ def _back(request: HttpRequest, fallback: str) -> HttpResponse:
     return redirect(target)
 
 
-def _model(request: HttpRequest, org: str, model: str, need="view") -> RegisteredModel:
-    try:
-        return get_model_for_user(request.user, org, model, need)
-    except NotFound as exc:
-        raise Http404(str(exc)) from None
-    except Forbidden as exc:
-        raise PermissionDenied(str(exc)) from None
+def refusals_as_pages(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """These views' one mapping of the domain's refusals: NotFound is a 404 page, Forbidden
+    a 403 page. (A refusal a page shows as a message, Invalid, is caught where it is shown.)"""
 
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except NotFound as exc:
+            raise Http404(str(exc)) from None
+        except Forbidden as exc:
+            raise PermissionDenied(str(exc)) from None
 
-def _webhook(user, pk: int) -> Webhook:
-    """The webhook for `user` to manage (notifications.services.webhook_for_manager): 404
-    unless they may see it, 403 unless they may manage it."""
-    try:
-        return webhook_for_manager(user, pk)
-    except NotFound as exc:
-        raise Http404(str(exc)) from None
-    except Forbidden as exc:
-        raise PermissionDenied(str(exc)) from None
+    return wrapper
 
 
 @login_required
@@ -70,8 +69,9 @@ def edit_preferences(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusals_as_pages
 def watch_model(request: HttpRequest, org: str, model: str) -> HttpResponse:
-    registered = _model(request, org, model)
+    registered = get_model_for_user(request.user, org, model)
     model_watch(actor=request.user, model=registered)
     messages.success(request, f"You now watch {registered.name}.")
     return _back(request, "/")
@@ -79,8 +79,9 @@ def watch_model(request: HttpRequest, org: str, model: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusals_as_pages
 def unwatch_model(request: HttpRequest, org: str, model: str) -> HttpResponse:
-    registered = _model(request, org, model)
+    registered = get_model_for_user(request.user, org, model)
     model_unwatch(actor=request.user, model=registered)
     messages.success(request, f"You no longer watch {registered.name}.")
     return _back(request, "/")
@@ -97,8 +98,6 @@ def _create(request, org: Organization, model: RegisteredModel | None, fallback:
                 url=form.cleaned_data["url"],
                 events=form.cleaned_data["events"],
             )
-        except Forbidden as exc:
-            raise PermissionDenied(str(exc)) from None
         except Invalid as exc:
             messages.error(request, str(exc))
             return _back(request, fallback)
@@ -110,19 +109,16 @@ def _create(request, org: Organization, model: RegisteredModel | None, fallback:
 
 @login_required
 @require_POST
+@refusals_as_pages
 def create_model_webhook(request: HttpRequest, org: str, model: str) -> HttpResponse:
-    registered = _model(request, org, model, "write")
+    registered = get_model_for_user(request.user, org, model, "write")
     return _create(request, registered.org, registered, "/")
 
 
 @login_required
+@refusals_as_pages
 def list_org_webhooks(request: HttpRequest, org: str) -> HttpResponse:
-    try:
-        organization = get_org_for_user(request.user, org, "admin")
-    except NotFound as exc:
-        raise Http404(str(exc)) from None
-    except Forbidden as exc:
-        raise PermissionDenied(str(exc)) from None
+    organization = get_org_for_user(request.user, org, "admin")
     if request.method == "POST":
         return _create(request, organization, None, request.path)
     webhooks = Webhook.objects.filter(org=organization).select_related("model")
@@ -134,8 +130,9 @@ def list_org_webhooks(request: HttpRequest, org: str) -> HttpResponse:
 
 
 @login_required
+@refusals_as_pages
 def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = _webhook(request.user, pk)
+    webhook = webhook_for_manager(request.user, pk)
     form = WebhookUpdateForm(request.POST or None, instance=webhook)
     if request.method == "POST" and form.is_valid():
         try:
@@ -161,8 +158,9 @@ def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusals_as_pages
 def delete_webhook(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = _webhook(request.user, pk)
+    webhook = webhook_for_manager(request.user, pk)
     webhook_delete(actor=request.user, webhook=webhook)
     messages.success(request, f"Webhook #{pk} deleted.")
     return redirect("notifications:preferences")
@@ -170,16 +168,13 @@ def delete_webhook(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
+@refusals_as_pages
 def replay_delivery(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = Delivery.objects.filter(pk=pk, webhook__isnull=False).first()
     if delivery is None:
         raise Http404("delivery not found")
     try:
         delivery_replay(actor=request.user, delivery=delivery)
-    except NotFound as exc:
-        raise Http404(str(exc)) from None
-    except Forbidden as exc:
-        raise PermissionDenied(str(exc)) from None
     except Invalid as exc:
         messages.error(request, str(exc))
     else:

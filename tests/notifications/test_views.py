@@ -117,6 +117,40 @@ def test_it_shows_the_delivery_log_and_replays(
     assert delivery.status == "sent" and len(receiver.hits) == 1
 
 
+def test_it_answers_a_webhooks_pages_with_404_and_403_and_changes_nothing(
+    allow_private, alice_client, carol_client, mallory_client, receiver, model, alice
+):
+    """Each webhook page maps the domain's refusals once: an outsider gets 404, a viewer of
+    the model 403, on the page, its deletion and a replay of its deliveries."""
+    webhook = webhook_create(
+        actor=alice, org=model.org, model=model, url=receiver.url, events=["stage.applied"]
+    )
+    event = ActivityEvent.objects.get(verb="webhook.created")
+    delivery = Delivery.objects.create(event=event, webhook=webhook, channel="webhook")
+    page = reverse("notifications:webhook", args=[webhook.pk])
+    delete = reverse("notifications:webhook-delete", args=[webhook.pk])
+    replay = reverse("notifications:delivery-replay", args=[delivery.pk])
+    assert mallory_client.get(page).status_code == 404
+    assert (
+        mallory_client.post(page, {"url": receiver.url, "events": ["stage.applied"]}).status_code
+        == 404
+    )
+    assert (
+        carol_client.post(page, {"url": receiver.url, "events": ["stage.applied"]}).status_code
+        == 403
+    )
+    assert mallory_client.post(delete).status_code == 404
+    assert carol_client.post(delete).status_code == 403
+    assert mallory_client.post(replay).status_code == 404
+    assert Webhook.objects.filter(pk=webhook.pk, url=receiver.url, active=True).exists()
+    assert Delivery.objects.get(pk=delivery.pk).attempts == 0
+    assert not ActivityEvent.objects.filter(
+        verb__in=["webhook.updated", "webhook.deleted"]
+    ).exists()
+    assert alice_client.post(delete).status_code == 302
+    assert not Webhook.objects.filter(pk=webhook.pk).exists()
+
+
 def test_it_lists_org_webhooks_for_org_admins_only(
     admin_client, alice_client, mallory_client, acme
 ):
