@@ -1,6 +1,6 @@
 """Webhooks and their delivery log over HTTP (SPEC 3.8, 4.2).
 
-Who may manage a webhook is the services' rule (`webhook_for_manager`, and
+Who may manage a webhook is the services' rule (`get_webhook_for_user`, and
 `Webhook.objects.manageable_by` for the list): org admins for org webhooks, `write` users of
 the model for model webhooks. Seeing one follows the model (or the org): a caller who may
 not view it gets 404, one who may view but not manage gets 403.
@@ -23,9 +23,9 @@ from api.pagination import paginate
 from notifications.models import Channel, Delivery, Webhook
 from notifications.services import (
     delivery_replay,
+    get_webhook_for_user,
     webhook_create,
     webhook_delete,
-    webhook_for_manager,
     webhook_update,
 )
 from registry.errors import Invalid, NotFound
@@ -171,7 +171,7 @@ def delivery_json(delivery: Delivery) -> dict[str, Any]:
 
 
 def _webhook_for_user(user, org: str, webhook_id: int) -> Webhook:
-    return webhook_for_manager(user, webhook_id, org=get_org_for_user(user, org))
+    return get_webhook_for_user(user, webhook_id, org=get_org_for_user(user, org))
 
 
 # Endpoints

@@ -114,7 +114,7 @@ def new_secret() -> str:
 class WebhookQuerySet(models.QuerySet):
     def manageable_by(self, user, org) -> "WebhookQuerySet":
         """The webhooks of `org` that `user` may manage (notifications.services.
-        webhook_for_manager fetches one by the same rule): all of them for an org admin; for
+        get_webhook_for_user fetches one by the same rule): all of them for an org admin; for
         another member those of the models they, or a team of theirs, may write; none for
         anybody else."""
         of_org = self.filter(org=org)

@@ -503,8 +503,8 @@ def webhook_delete(*, actor, webhook: Webhook) -> None:
     webhook.delete()
 
 
-def webhook_for_manager(actor, pk: int, *, org: Organization | None = None) -> Webhook:
-    """The webhook `pk` (of `org`, when given) with its org, model and creator, for `actor`
+def get_webhook_for_user(user, pk: int, *, org: Organization | None = None) -> Webhook:
+    """The webhook `pk` (of `org`, when given) with its org, model and creator, for `user`
     to manage: NotFound unless they may see it (view its model; be a member of its org, for
     an org's webhook), Forbidden unless they may manage it (_require_manager's rule)."""
     webhooks = Webhook.objects.select_related("org", "model__org", "created_by")
@@ -514,7 +514,7 @@ def webhook_for_manager(actor, pk: int, *, org: Organization | None = None) -> W
     if webhook is None:
         raise NotFound(f"webhook #{pk} not found")
     try:
-        _require_manager(actor, webhook.org, webhook.model)
+        _require_manager(user, webhook.org, webhook.model)
     except NotFound:
         raise NotFound(f"webhook #{pk} not found") from None
     return webhook
@@ -526,7 +526,7 @@ def delivery_replay(*, actor, delivery: Delivery) -> Delivery:
     if delivery.webhook_id is None:
         raise Invalid("only webhook deliveries can be replayed")
     try:
-        webhook = webhook_for_manager(actor, delivery.webhook_id)
+        webhook = get_webhook_for_user(actor, delivery.webhook_id)
     except NotFound:
         raise NotFound(f"delivery #{delivery.pk} not found") from None
     if not webhook.active:

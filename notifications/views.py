@@ -16,11 +16,11 @@ from notifications.forms import PreferencesForm, WebhookForm, WebhookUpdateForm
 from notifications.models import Delivery, Webhook
 from notifications.services import (
     delivery_replay,
+    get_webhook_for_user,
     preferences_of,
     preferences_set,
     webhook_create,
     webhook_delete,
-    webhook_for_manager,
     webhook_update,
 )
 from registry.errors import Forbidden, Invalid, NotFound
@@ -132,7 +132,7 @@ def list_org_webhooks(request: HttpRequest, org: str) -> HttpResponse:
 @login_required
 @refusals_as_pages
 def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = webhook_for_manager(request.user, pk)
+    webhook = get_webhook_for_user(request.user, pk)
     form = WebhookUpdateForm(request.POST or None, instance=webhook)
     if request.method == "POST" and form.is_valid():
         try:
@@ -160,7 +160,7 @@ def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @refusals_as_pages
 def delete_webhook(request: HttpRequest, pk: int) -> HttpResponse:
-    webhook = webhook_for_manager(request.user, pk)
+    webhook = get_webhook_for_user(request.user, pk)
     webhook_delete(actor=request.user, webhook=webhook)
     messages.success(request, f"Webhook #{pk} deleted.")
     return redirect("notifications:preferences")

@@ -10,9 +10,9 @@ from notifications.models import Delivery, DeliveryStatus, Webhook
 from notifications.sending import delivery_send
 from notifications.services import (
     delivery_replay,
+    get_webhook_for_user,
     webhook_create,
     webhook_delete,
-    webhook_for_manager,
 )
 from notifications.signing import verify
 from notifications.ssrf import Target, literal_address
@@ -158,7 +158,7 @@ def test_it_refuses_registering_a_private_target(settings, model, alice):
 
 def may_manage(user, webhook: Webhook) -> bool:
     try:
-        webhook_for_manager(user, webhook.pk)
+        get_webhook_for_user(user, webhook.pk)
     except (NotFound, Forbidden):
         return False
     return True
@@ -167,7 +167,7 @@ def may_manage(user, webhook: Webhook) -> bool:
 def test_the_webhooks_a_list_shows_are_those_the_user_may_manage(
     allow_private, receiver, model, admin, alice, bob, carol, mallory
 ):
-    """Webhook.objects.manageable_by (the API's list) and webhook_for_manager (each webhook's
+    """Webhook.objects.manageable_by (the API's list) and get_webhook_for_user (each webhook's
     own pages and replays, on both surfaces) give one answer: an org admin all, a writer by
     own grant or a team's those of the models written, a reader, a viewer and an outsider
     none."""
@@ -230,7 +230,7 @@ def test_a_webhook_is_hidden_from_who_may_not_see_it_and_refused_to_who_may_not_
     mallory,
     django_capture_on_commit_callbacks,
 ):
-    """webhook_for_manager, which the API and the web UI fetch a webhook with, and the
+    """get_webhook_for_user, which the API and the web UI fetch a webhook with, and the
     replay of its deliveries: NotFound for an outsider, Forbidden for a member who sees the
     webhook's model (or org) but may not manage it, the webhook for its managers; within the
     org asked for only."""
@@ -243,13 +243,13 @@ def test_a_webhook_is_hidden_from_who_may_not_see_it_and_refused_to_who_may_not_
         (org_hook, (admin,), (alice, carol)),
     ):
         for user in managers:
-            found = webhook_for_manager(user, hook.pk, org=org)
+            found = get_webhook_for_user(user, hook.pk, org=org)
             assert (found, found.org, found.model) == (hook, org, hook.model)
         for user in onlookers:
             with pytest.raises(Forbidden):
-                webhook_for_manager(user, hook.pk)
+                get_webhook_for_user(user, hook.pk)
         with pytest.raises(NotFound, match=f"webhook #{hook.pk} not found"):
-            webhook_for_manager(mallory, hook.pk)
+            get_webhook_for_user(mallory, hook.pk)
         delivery = Delivery.objects.create(
             event=ActivityEvent.objects.filter(verb="webhook.created").first(),
             webhook=hook,
@@ -263,6 +263,6 @@ def test_a_webhook_is_hidden_from_who_may_not_see_it_and_refused_to_who_may_not_
                 delivery_replay(actor=mallory, delivery=delivery)
         assert callbacks == []
     with pytest.raises(NotFound):
-        webhook_for_manager(admin, model_hook.pk, org=globex)
+        get_webhook_for_user(admin, model_hook.pk, org=globex)
     with pytest.raises(NotFound):
-        webhook_for_manager(admin, org_hook.pk + 1000)
+        get_webhook_for_user(admin, org_hook.pk + 1000)
