@@ -10,6 +10,7 @@ from contextlib import contextmanager
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.messages import get_messages
 from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
@@ -322,6 +323,11 @@ def exp(model, alice):
     from registry.services.branches import branch_create
 
     return branch_create(actor=alice, model=model, name="exp")
+
+
+def messages_of(response) -> list[str]:
+    """The messages a response's request left for the next page (post/redirect/get)."""
+    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def logged_in(user) -> Client:

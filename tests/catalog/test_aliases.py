@@ -3,7 +3,6 @@ one is moved or removed through a review request, which shows among the pending 
 like a stage request; `.../versions/@alias/` names the version it points at."""
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from approvals.models import RequestKind, RequestStatus, StageChangeRequest
@@ -12,6 +11,7 @@ from registry.models import ActivityEvent, Alias
 from registry.services.aliases import alias_protect, alias_set
 from registry.services.versions import version_create
 from tests.catalog.test_version_page import VERSION_PAGE_QUERIES
+from tests.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -22,10 +22,6 @@ def page(version) -> str:
 
 def action(version, name: str) -> str:
     return reverse(f"catalog:{name}", args=["acme", version.model.name, version.number])
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ page, each a link into the catalog's search."""
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from registry.models import ActivityEvent
 from registry.services.registered_models import model_update
 from registry.services.versions import version_create, version_set_lock_level
 from tests.catalog.test_register import rows
+from tests.conftest import messages_of
 
 pytestmark = pytest.mark.django_db
 
@@ -21,10 +21,6 @@ MODEL_METADATA = reverse("catalog:model-metadata", args=["acme", "fraud"])
 
 def version_metadata(version) -> str:
     return reverse("catalog:version-metadata", args=["acme", "fraud", version.number])
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def tag_links(html: str) -> list[str]:

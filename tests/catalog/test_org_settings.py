@@ -5,13 +5,13 @@ from urllib.parse import urlparse
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.messages import get_messages
 from django.urls import reverse
 
 from registry.models import ActivityEvent, ApiToken, Membership, Role, ServiceAccount, Team
 from registry.services.members import member_invite, service_account_create
 from registry.services.orgs import team_create, team_set_members
 from registry.services.tokens import token_authenticate, token_create
+from tests.conftest import messages_of
 
 User = get_user_model()
 
@@ -22,10 +22,6 @@ def url(name: str, *args) -> str:
 
 def last_event(org) -> ActivityEvent:
     return ActivityEvent.objects.filter(org=org).order_by("-seq").first()
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 # mallory, globex's admin: neither staff nor superuser

@@ -7,7 +7,6 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from django.contrib.messages import get_messages
 from django.test import Client
 
 from registry.models import ActivityEvent, Membership, Team
@@ -15,6 +14,7 @@ from registry.services.orgs import team_create
 from registry.services.tokens import token_create
 from sso.models import Identity, ManagedMembership
 from sso.services import mapping_create
+from tests.conftest import messages_of
 
 CALLBACK = "http://testserver/sso/callback/"
 
@@ -66,10 +66,6 @@ def ml_mapping(admin, acme):
 def logged_in_as(client: Client):
     response = client.get("/")
     return response.wsgi_request.user if response.status_code == 200 else None
-
-
-def messages_of(response) -> list[str]:
-    return [str(message) for message in get_messages(response.wsgi_request)]
 
 
 def test_it_signs_a_new_user_in_with_the_mapped_membership_and_team(

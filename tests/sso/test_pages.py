@@ -2,7 +2,6 @@
 get 403, other orgs' admins 404), and the login page with LOCAL_LOGIN."""
 
 import pytest
-from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
@@ -11,14 +10,11 @@ from registry.models import ActivityEvent, Team
 from registry.services.orgs import team_create
 from sso.models import GroupMapping
 from sso.services import mapping_create
+from tests.conftest import messages_of
 
 
 def url(name: str, *args) -> str:
     return reverse(f"sso:{name}", args=args)
-
-
-def messages_of(response) -> list[str]:
-    return [str(m) for m in get_messages(response.wsgi_request)]
 
 
 def last_event(org) -> ActivityEvent:
