@@ -1,17 +1,14 @@
 """Preferences, watch buttons, and webhook management (the model's Settings tab includes
-config/templates/notifications/includes/_webhooks.html, which posts here)."""
-
-from collections.abc import Callable
-from functools import wraps
+config/templates/notifications/includes/_webhooks.html, which posts here). The domain's
+refusals are the web UI's: catalog.errors.domain_errors maps them, as for every page."""
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from catalog.errors import back_url, domain_errors
 from notifications.forms import PreferencesForm, WebhookForm, WebhookUpdateForm
 from notifications.models import Delivery, Webhook
 from notifications.services import (
@@ -23,37 +20,12 @@ from notifications.services import (
     webhook_delete,
     webhook_update,
 )
-from registry.errors import Forbidden, Invalid, NotFound
+from registry.errors import Invalid
 from registry.models import Organization, RegisteredModel
 from registry.permissions import get_model_for_user, get_org_for_user
 from registry.services.registered_models import model_unwatch, model_watch
 
 DELIVERY_LOG = 50
-
-
-def _back(request: HttpRequest, fallback: str) -> HttpResponse:
-    target = request.POST.get("next") or request.headers.get("Referer") or fallback
-    if not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = fallback
-    return redirect(target)
-
-
-def refusals_as_pages(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """These views' one mapping of the domain's refusals: NotFound is a 404 page, Forbidden
-    a 403 page. (A refusal a page shows as a message, Invalid, is caught where it is shown.)"""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except NotFound as exc:
-            raise Http404(str(exc)) from None
-        except Forbidden as exc:
-            raise PermissionDenied(str(exc)) from None
-
-    return wrapper
 
 
 @login_required
@@ -69,58 +41,54 @@ def edit_preferences(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-@refusals_as_pages
+@domain_errors
 def watch_model(request: HttpRequest, org: str, model: str) -> HttpResponse:
     registered = get_model_for_user(request.user, org, model)
     model_watch(actor=request.user, model=registered)
     messages.success(request, f"You now watch {registered.name}.")
-    return _back(request, "/")
+    return HttpResponseRedirect(back_url(request))
 
 
 @login_required
 @require_POST
-@refusals_as_pages
+@domain_errors
 def unwatch_model(request: HttpRequest, org: str, model: str) -> HttpResponse:
     registered = get_model_for_user(request.user, org, model)
     model_unwatch(actor=request.user, model=registered)
     messages.success(request, f"You no longer watch {registered.name}.")
-    return _back(request, "/")
+    return HttpResponseRedirect(back_url(request))
 
 
-def _create(request, org: Organization, model: RegisteredModel | None, fallback: str):
+def _create(request, org: Organization, model: RegisteredModel | None) -> HttpResponse:
     form = WebhookForm(request.POST)
     if form.is_valid():
-        try:
-            webhook = webhook_create(
-                actor=request.user,
-                org=org,
-                model=model,
-                url=form.cleaned_data["url"],
-                events=form.cleaned_data["events"],
-            )
-        except Invalid as exc:
-            messages.error(request, str(exc))
-            return _back(request, fallback)
+        webhook = webhook_create(
+            actor=request.user,
+            org=org,
+            model=model,
+            url=form.cleaned_data["url"],
+            events=form.cleaned_data["events"],
+        )
         messages.success(request, f"Webhook #{webhook.pk} created: its secret is on its page.")
         return redirect("notifications:webhook", pk=webhook.pk)
     messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
-    return _back(request, fallback)
+    return HttpResponseRedirect(back_url(request))
 
 
 @login_required
 @require_POST
-@refusals_as_pages
+@domain_errors
 def create_model_webhook(request: HttpRequest, org: str, model: str) -> HttpResponse:
     registered = get_model_for_user(request.user, org, model, "write")
-    return _create(request, registered.org, registered, "/")
+    return _create(request, registered.org, registered)
 
 
 @login_required
-@refusals_as_pages
+@domain_errors
 def list_org_webhooks(request: HttpRequest, org: str) -> HttpResponse:
     organization = get_org_for_user(request.user, org, "admin")
     if request.method == "POST":
-        return _create(request, organization, None, request.path)
+        return _create(request, organization, None)
     webhooks = Webhook.objects.filter(org=organization).select_related("model")
     return render(
         request,
@@ -130,7 +98,7 @@ def list_org_webhooks(request: HttpRequest, org: str) -> HttpResponse:
 
 
 @login_required
-@refusals_as_pages
+@domain_errors
 def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
     webhook = get_webhook_for_user(request.user, pk)
     form = WebhookUpdateForm(request.POST or None, instance=webhook)
@@ -158,7 +126,7 @@ def show_webhook(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-@refusals_as_pages
+@domain_errors
 def delete_webhook(request: HttpRequest, pk: int) -> HttpResponse:
     webhook = get_webhook_for_user(request.user, pk)
     webhook_delete(actor=request.user, webhook=webhook)
@@ -168,7 +136,7 @@ def delete_webhook(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-@refusals_as_pages
+@domain_errors
 def replay_delivery(request: HttpRequest, pk: int) -> HttpResponse:
     delivery = Delivery.objects.filter(pk=pk, webhook__isnull=False).first()
     if delivery is None:
