@@ -87,13 +87,25 @@ def _request_event(
     }
 
 
-def _insert(request: StageChangeRequest, what: str) -> StageChangeRequest:
+def _file(request: StageChangeRequest, what: str) -> StageChangeRequest:
+    """Insert a new request and record its stage.requested event (a stage change's or an
+    alias's alike: its reviewers are asked from that event)."""
     # The caller checked under the model's transition lock that there is no pending request;
     # the partial unique constraints are the backstop, and end the transaction.
     try:
         request.save(force_insert=True)
     except IntegrityError:
         raise Conflict(f"{what} already has a pending request") from None
+    event_record(
+        **_request_event(
+            request.requester,
+            request,
+            "stage.requested",
+            {"status": [None, RequestStatus.PENDING]},
+            comment=request.comment,
+            required_approvals=request.required_approvals,
+        )
+    )
     return request
 
 
@@ -136,7 +148,7 @@ def request_create(
             f"{where} already has a pending request (#{pending.pk}, {pending.from_stage} → "
             f"{pending.to_stage}): cancel it or wait for its review before asking again"
         )
-    request = _insert(
+    return _file(
         StageChangeRequest(
             kind=RequestKind.STAGE,
             model=model,
@@ -152,17 +164,6 @@ def request_create(
         ),
         where,
     )
-    event_record(
-        **_request_event(
-            actor,
-            request,
-            "stage.requested",
-            {"status": [None, RequestStatus.PENDING]},
-            comment=comment,
-            required_approvals=request.required_approvals,
-        )
-    )
-    return request
 
 
 @transaction.atomic
@@ -199,7 +200,7 @@ def alias_request_create(
             f"alias {name} of {model.name} already has a pending request (#{pending.pk}): "
             "cancel it or wait for its review before asking again"
         )
-    request = _insert(
+    return _file(
         StageChangeRequest(
             kind=kind,
             model=model,
@@ -212,17 +213,6 @@ def alias_request_create(
         ),
         f"alias {name} of {model.name}",
     )
-    event_record(
-        **_request_event(
-            actor,
-            request,
-            "stage.requested",
-            {"status": [None, RequestStatus.PENDING]},
-            comment=comment,
-            required_approvals=request.required_approvals,
-        )
-    )
-    return request
 
 
 def _locked_request(
