@@ -20,7 +20,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from api import schemas as s
 from api.pagination import paginate
-from notifications.models import Channel, Delivery, Webhook
+from notifications.models import Delivery, Webhook
 from notifications.services import (
     delivery_replay,
     get_webhook_for_user,
@@ -243,10 +243,11 @@ def list_deliveries(
 
 @router.post("/deliveries/{delivery_id}/replay", response={202: DeliveryOut, **E})
 def replay_delivery(request: HttpRequest, delivery_id: s.Number):
-    delivery = Delivery.objects.filter(pk=delivery_id, channel=Channel.WEBHOOK).first()
+    delivery = Delivery.objects.filter(pk=delivery_id).first()
     if delivery is None:
         raise NotFound(f"delivery #{delivery_id} not found")
-    # 404 unless the caller may see the webhook, 403 unless they may manage it: the service's.
+    # 404 for an e-mail or a webhook the caller may not see, 403 unless they may manage it:
+    # the service's.
     replayed = delivery_replay(actor=request.auth, delivery=delivery)
     # Accepted: the send happens after commit, in a task; the log shows how it went.
     replayed = Delivery.objects.select_related("event").get(pk=replayed.pk)

@@ -503,7 +503,7 @@ def webhook_delete(*, actor, webhook: Webhook) -> None:
     webhook.delete()
 
 
-def get_webhook_for_user(user, pk: int, *, org: Organization | None = None) -> Webhook:
+def get_webhook_for_user(user, pk: int | None, *, org: Organization | None = None) -> Webhook:
     """The webhook `pk` (of `org`, when given) with its org, model and creator, for `user`
     to manage: NotFound unless they may see it (view its model; be a member of its org, for
     an org's webhook), Forbidden unless they may manage it (_require_manager's rule)."""
@@ -523,9 +523,9 @@ def get_webhook_for_user(user, pk: int, *, org: Organization | None = None) -> W
 def delivery_replay(*, actor, delivery: Delivery) -> Delivery:
     """Send a webhook delivery again, as a new attempt on the same row (which becomes
     pending again): for a receiver that lost it or a webhook fixed after failing."""
-    if delivery.webhook_id is None:
-        raise Invalid("only webhook deliveries can be replayed")
     try:
+        # An e-mail has no webhook: it is its recipient's, and as absent to a webhook's
+        # manager as a delivery of a webhook they may not see.
         webhook = get_webhook_for_user(actor, delivery.webhook_id)
     except NotFound:
         raise NotFound(f"delivery #{delivery.pk} not found") from None

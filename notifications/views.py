@@ -4,7 +4,7 @@ refusals are the web UI's: catalog.errors.domain_errors maps them, as for every 
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -20,7 +20,7 @@ from notifications.services import (
     webhook_delete,
     webhook_update,
 )
-from registry.errors import Invalid
+from registry.errors import Invalid, NotFound
 from registry.models import Organization, RegisteredModel
 from registry.permissions import get_model_for_user, get_org_for_user
 from registry.services.registered_models import model_unwatch, model_watch
@@ -138,9 +138,9 @@ def delete_webhook(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @domain_errors
 def replay_delivery(request: HttpRequest, pk: int) -> HttpResponse:
-    delivery = Delivery.objects.filter(pk=pk, webhook__isnull=False).first()
+    delivery = Delivery.objects.filter(pk=pk).first()
     if delivery is None:
-        raise Http404("delivery not found")
+        raise NotFound(f"delivery #{pk} not found")
     try:
         delivery_replay(actor=request.user, delivery=delivery)
     except Invalid as exc:

@@ -124,7 +124,7 @@ def test_it_shows_the_delivery_log_and_replays(
 
 
 def test_it_hides_a_webhook_from_an_outsider_and_refuses_a_viewer_changing_nothing(
-    allow_private, alice_client, carol_client, mallory_client, receiver, model, alice
+    allow_private, alice_client, carol_client, mallory_client, receiver, model, alice, carol
 ):
     """The webhook's page, its deletion and a replay of its deliveries: 404 for an outsider;
     for a viewer of the model, 403 for the page and a message for what they post (the web
@@ -149,6 +149,9 @@ def test_it_hides_a_webhook_from_an_outsider_and_refuses_a_viewer_changing_nothi
     assert not ActivityEvent.objects.filter(
         verb__in=["webhook.updated", "webhook.deleted"]
     ).exists()
+    email = Delivery.objects.create(event=event, user=carol, channel="email")
+    email_replay = reverse("notifications:delivery-replay", args=[email.pk])
+    assert alice_client.post(email_replay).status_code == 404  # a recipient's, no webhook's
     assert alice_client.post(delete).status_code == 302
     assert not Webhook.objects.filter(pk=webhook.pk).exists()
 

@@ -262,6 +262,10 @@ def test_a_webhook_is_hidden_from_who_may_not_see_it_and_refused_to_who_may_not_
             with pytest.raises(NotFound, match=f"delivery #{delivery.pk} not found"):
                 delivery_replay(actor=mallory, delivery=delivery)
         assert callbacks == []
+    email = Delivery.objects.create(event=delivery.event, user=carol, channel="email")
+    with pytest.raises(NotFound, match=f"delivery #{email.pk} not found"):
+        delivery_replay(actor=admin, delivery=email)  # a recipient's e-mail: no webhook's
+    assert Delivery.objects.get(pk=email.pk).status == DeliveryStatus.PENDING
     with pytest.raises(NotFound):
         get_webhook_for_user(admin, model_hook.pk, org=globex)
     with pytest.raises(NotFound):
