@@ -17,8 +17,8 @@ from api.render import (
     model_json,
     model_versions_page,
     models_qs,
-    stored_version_json,
     version_json,
+    version_read_json,
     versions_page,
 )
 from registry import query
@@ -189,8 +189,7 @@ def create_version(request: HttpRequest, org: str, model: str, payload: s.Versio
 
 @router.get(VERSION, response={200: s.VersionOut, **E})
 def get_version(request: HttpRequest, org: str, model: str, number: s.Number):
-    version = get_version_for_user(request.auth, org, model, number)
-    return stored_version_json(version, request.auth)
+    return version_read_json(request.auth, org, model, number=number)
 
 
 @router.patch(VERSION, response={200: s.VersionOut, **E})
@@ -224,8 +223,7 @@ def set_lock(request: HttpRequest, org: str, model: str, number: s.Number, paylo
 
 @router.get(MODEL + "/aliases/{alias}", response={200: s.VersionOut, **E})
 def get_alias(request: HttpRequest, org: str, model: str, alias: str):
-    version = get_version_by_ref(request.auth, org, f"{model}@{alias}")
-    return stored_version_json(version, request.auth)
+    return version_read_json(request.auth, org, model, alias=alias)
 
 
 @router.put(MODEL + "/aliases/{alias}", response={200: s.AliasOut, **E})

@@ -15,7 +15,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from ninja import Router
 
 from api import schemas as s
-from api.render import stored_version_json
+from api.render import version_read_json
 from registry.permissions import get_version_by_ref
 
 router = Router(tags=["models"])
@@ -25,8 +25,7 @@ BY_ALIAS = "/orgs/{org}/models/{model}/versions/@{alias}"
 
 @router.get(BY_ALIAS, response={200: s.VersionOut, **E})
 def get_version_by_alias(request: HttpRequest, org: str, model: str, alias: str):
-    version = get_version_by_ref(request.auth, org, f"{model}@{alias}")
-    return stored_version_json(version, request.auth)
+    return version_read_json(request.auth, org, model, alias=alias)
 
 
 @router.api_operation(

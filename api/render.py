@@ -19,6 +19,7 @@ from registry.models import (
     ModelVersion,
     RegisteredModel,
 )
+from registry.permissions import read_with_version
 
 
 def _name(user) -> str | None:
@@ -77,14 +78,18 @@ def versions_qs() -> QuerySet:
     ).prefetch_related(*version_prefetches())
 
 
-def stored_version_json(version: ModelVersion, viewer) -> HttpResponse:
-    """The answer of version_json for a version `viewer` may view, read as it is stored now
-    as a page of one (api.sql.page_versions: one statement, where prefetching what
-    version_json reads takes four); NotFound if it was deleted since it was fetched."""
-    found = versions_page_json([{"id": version.pk}], viewer)
-    if not found:
-        raise NotFound(f"version {version.number} of model {version.model.name} not found")
-    return json_response(found[0])
+def version_read_json(
+    viewer, org: str, model: str, *, number: int | None = None, alias: str | None = None
+) -> HttpResponse:
+    """version_json's answer to `viewer` for version `number` of the model `model` of `org`,
+    or for the version its alias `alias` points at, read as it is stored now with the
+    viewer's access (api.sql.version_with_page: one statement, where prefetching what
+    version_json reads takes four beside the fetch): 404 unless they may view it."""
+    found = read_with_version(viewer, org, model, sql.version_with_page, number=number, alias=alias)
+    if found is None:  # deleted between the two reads SQLite makes
+        named = f"version {number}" if alias is None else f"alias {alias}"
+        raise NotFound(f"{named} of model {model} not found")
+    return json_response(_versions_json([found], viewer)[0])
 
 
 def artifact_json(artifact: Artifact) -> dict[str, Any]:

@@ -31,6 +31,8 @@ from registry.sql import (
     json_value,
     model_with_access,
     run,
+    version_by_alias_with_access,
+    version_with_access,
 )
 
 
@@ -153,6 +155,27 @@ _MODEL_PAGE = f"""
     LEFT JOIN LATERAL ({{page}}) page ON true
     ORDER BY page.number DESC
 """
+# One version, by its number or by an alias, with its model and the caller's access on it,
+# beside the version as a page shows it: one statement where the fetch and the page were two.
+# `found_version` is the version's id under a name of its own (the model's is `id` too).
+_VERSION_KEY = Shape(ModelVersion, "v", only=("id", "model"))
+_VERSION_PAGE = f"""
+    WITH found AS MATERIALIZED (
+        SELECT {_VERSION_KEY.columns}, {_MODEL.columns},
+            {access_columns(model="m.id", org="m.org_id")}, v.id AS found_version
+        FROM registry_modelversion v
+        JOIN registry_registeredmodel m ON m.id = v.model_id
+        JOIN registry_organization o ON o.id = m.org_id
+        {{named}}
+    )
+    SELECT found.*, page.*
+    FROM found
+    CROSS JOIN LATERAL ({{page}}WHERE v.id = found.found_version) page
+"""
+_BY_NUMBER = "WHERE o.slug = %s AND m.name = %s AND v.number = %s"
+# The alias by its own key (model, name), as registry.sql.VERSION_BY_ALIAS reads it.
+_BY_ALIAS = """JOIN registry_alias a ON a.model_id = m.id AND a.version_id = v.id
+        WHERE o.slug = %s AND m.name = %s AND a.name = %s"""
 _PAGE_PARAMS = (Decision.APPROVE, RequestStatus.PENDING, RequestKind.STAGE)
 # Past every number a version can have (the column's range).
 _PAST_NUMBERS = 2**31
@@ -214,6 +237,39 @@ def model_with_page(
     role, bits = rows[0][at : at + 2]
     page = [row[at + 2 :] for row in rows if row[at + 2] is not None]
     return (_MODEL.make(rows[0], 0), role, bits), _made(page)
+
+
+def version_with_page(
+    user_id: int, slug: str, name: str, *, number: int | None = None, alias: str | None = None
+) -> tuple[tuple[ModelVersion, str | None, int] | None, dict[str, Any] | None]:
+    """Version `number` of the model `name` of the org `slug`, or the version its alias
+    `alias` points at, with its model and the role and grant bits of the user `user_id` on
+    it, as registry.sql.version_with_access (or version_by_alias_with_access) reads them
+    (None: no such version), and that version as page_versions gives it (None without
+    it): on PostgreSQL in one statement, where the version has its id and model only, and
+    the model its id, name, org and visibility; on SQLite in those two reads. The caller
+    checks the access before it shows the version (registry.permissions.read_with_version)."""
+    vendor = connections[DEFAULT_DB_ALIAS].vendor
+    if vendor != "postgresql":
+        if alias is None:
+            found = version_with_access(user_id, slug, name, number)
+        else:
+            found = version_by_alias_with_access(user_id, slug, name, alias)
+        if found is None:
+            return None, None
+        return found, page_versions([found[0].pk]).get(found[0].pk)
+    named = _BY_NUMBER if alias is None else _BY_ALIAS
+    statement = _VERSION_PAGE.format(named=named, page=_SELECTS[vendor])
+    key = number if alias is None else alias
+    rows = run(statement, [user_id, user_id, user_id, slug, name, key, *_PAGE_PARAMS])
+    if not rows:
+        return None, None
+    row = rows[0]
+    version = _VERSION_KEY.make(row, 0)
+    version.model = _MODEL.make(row, _VERSION_KEY.width)
+    at = _VERSION_KEY.width + _MODEL.width
+    role, bits = row[at : at + 2]
+    return (version, role, bits), _made([row[at + 3 :]])[0]
 
 
 def _of_model(

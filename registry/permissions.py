@@ -266,6 +266,30 @@ def get_version_for_user(
     return _checked_version(user, org, model, found, f"version {number}", need)
 
 
+def read_with_version(
+    user: UserLike,
+    org: str | Organization,
+    name: str,
+    read: Callable[..., tuple[tuple[ModelVersion, str | None, int] | None, T]],
+    *,
+    number: int | None = None,
+    alias: str | None = None,
+) -> T:
+    """What `read(user id, org slug, name, number=number, alias=alias)` read of version
+    `number` of the model `name` of `org`, or of the version its alias `alias` points at,
+    beside the user's access on its model, once they may view it: NotFound otherwise, as
+    get_version_for_user and get_version_by_ref say. `read` answers (the version, at least
+    its id and its model's name, org and visibility; the user's role in the org; the grant
+    bits), as sql.version_with_access reads them (None when there is no such version), and
+    what else it read in the same statement (the version as a page shows it: api.sql)."""
+    found, more = None, None
+    if is_acting(user) and (alias is not None or 0 < number <= _MAX_NUMBER):
+        found, more = read(user.pk, _slug(org), name, number=number, alias=alias)
+    missing = f"version {number}" if alias is None else f"alias {alias}"
+    _checked_version(user, org, name, found, missing, "view")
+    return more
+
+
 def _checked_version(
     user: UserLike,
     org: str | Organization,

@@ -89,17 +89,20 @@ def test_a_models_versions_are_read_with_the_model(
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("ref", ["versions/1", "aliases/champion"])
-def test_a_version_is_read_by_its_number_or_its_alias_in_three_statements(
+@pytest.mark.parametrize("ref", ["versions/1", "aliases/champion", "versions/@champion"])
+def test_a_version_is_read_by_its_number_or_its_alias_in_two_statements(
     api, version, alice_token, carol_token, ref, django_assert_num_queries
 ):
     """`fraud@champion` (what a deployment resolves) is read as `fraud` version 1 is: the
-    token; the version with its model and the caller's access, found by its number or by
-    its alias in one statement; then what it shows (artifacts, parents, pending requests)."""
+    token; then the version, found by its number or by its alias, with its model and the
+    caller's access beside what it shows (artifacts, parents, pending requests), in one
+    statement (on SQLite, which has no LATERAL join, the version and then what it shows)."""
+    from django.db import connection
+
     fraud = "/orgs/acme/models/fraud"
     assert api("PUT", f"{fraud}/aliases/champion", alice_token, {"version": 1}).status_code == 200
     api("GET", f"{fraud}/{ref}", carol_token)  # the token's first use also notes its last use
-    with django_assert_num_queries(3):
+    with django_assert_num_queries(2 if connection.vendor == "postgresql" else 3):
         response = api("GET", f"{fraud}/{ref}", carol_token)
     assert response.status_code == 200
     assert response.json()["number"] == 1
