@@ -247,17 +247,17 @@ def version_with_page(
     it, as registry.sql.version_with_access (or version_by_alias_with_access) reads them
     (None: no such version), and that version as page_versions gives it (None without
     it): on PostgreSQL in one statement, where the version has its id and model only, and
-    the model its id, name, org and visibility; on SQLite in those two reads. The caller
-    checks the access before it shows the version (registry.permissions.read_with_version)."""
+    the model its id, name, org and visibility; on SQLite in those two reads, where a
+    version deleted between them is no such version. The caller checks the access before
+    it shows the version (registry.permissions.read_with_version)."""
     vendor = connections[DEFAULT_DB_ALIAS].vendor
     if vendor != "postgresql":
         if alias is None:
             found = version_with_access(user_id, slug, name, number)
         else:
             found = version_by_alias_with_access(user_id, slug, name, alias)
-        if found is None:
-            return None, None
-        return found, page_versions([found[0].pk]).get(found[0].pk)
+        page = None if found is None else page_versions([found[0].pk]).get(found[0].pk)
+        return (None, None) if page is None else (found, page)
     named = _BY_NUMBER if alias is None else _BY_ALIAS
     statement = _VERSION_PAGE.format(named=named, page=_SELECTS[vendor])
     key = number if alias is None else alias
