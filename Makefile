@@ -19,7 +19,7 @@ ARGS ?=
 XDIST ?= -n auto --dist loadgroup
 
 .PHONY: install install-dev run serve worker test test-sqlite test-postgres screenshots lint \
-        format migrations-check ci bench bench-http lock clean
+        format migrations-check ci bench bench-http bench-statements lock clean
 
 $(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -130,6 +130,12 @@ bench: install-dev
 BENCH_PG_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 bench-http: install-dev
 	$(TEST_ENV) BENCH_PG_URL=$(BENCH_PG_URL) $(PY) -m bench.http --scale $(SCALE) $(ARGS)
+
+# Where a registration's CPU goes: the side-by-side harness's requests in process, on a
+# throwaway PostgreSQL database of this host, with its backend's CPU per request and (ARGS=
+# --statements) per statement. Figures only.
+bench-statements: install-dev
+	$(TEST_ENV) BENCH_PG_URL=$(BENCH_PG_URL) $(PY) -m bench.statements $(ARGS)
 
 # Re-pin the exact versions CI installs, after changing a range in pyproject.toml.
 lock: install-dev
