@@ -42,6 +42,7 @@ from bench.http_server import (
     flush_broker,
     log,
     recreate_database,
+    server_env,
 )
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -52,26 +53,13 @@ KINDS = ("model", "version", "stage request", "approve", "alias")
 
 
 def settings_env(var_dir: Path, db_url: str, broker: str | None) -> None:
-    """Production settings (DEBUG off), the test client's host, plain HTTP."""
-    for name in ("ARTIFACT_STORAGE", "ARTIFACT_ROOT", "ARTIFACT_TMP_DIR", "EMAIL_HOST"):
-        os.environ.pop(name, None)
-    os.environ.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "config.settings",
-            "DEBUG": "false",
-            "SECRET_KEY": "bench-statements-" + "x" * 50,
-            "ALLOWED_HOSTS": "testserver",
-            "SECURE_SSL_REDIRECT": "false",
-            "VAR_DIR": str(var_dir),
-            "DATABASE_URL": db_url,
-            # The request log's lines (about 0.01 ms each) would fill the terminal.
-            "REQUEST_LOG_LEVEL": "WARNING",
-        }
-    )
-    if broker:
-        os.environ["CELERY_BROKER_URL"] = broker
-    else:
-        os.environ.pop("CELERY_BROKER_URL", None)
+    """This process's settings: bench.http's server's (production, DEBUG off, plain HTTP;
+    no broker: Celery eager), for the test client's host."""
+    env = server_env(var_dir, db_url, broker or "")
+    # The request log's lines (about 0.01 ms each) would fill the terminal.
+    env.update(ALLOWED_HOSTS="testserver", REQUEST_LOG_LEVEL="WARNING")
+    os.environ.clear()
+    os.environ.update(env)
 
 
 class Backend:
